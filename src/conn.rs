@@ -1,0 +1,144 @@
+//! One connection's state, owned by its reactor: small, and buffer-free when idle.
+//!
+//! An idle open connection holds its socket, a few integers, an empty decoder and empty
+//! queues: no read buffer (reads go into the reactor's scratch buffer), no write buffer
+//! (writes go to the socket at the end of the turn; only what the kernel refuses stays).
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+
+use bytes::{Buf, Bytes};
+use mio::net::TcpStream;
+
+use crate::event::DisconnectReason;
+use crate::protocol::message::Decoder;
+
+/// Where a connection is in its life (RFC 6455 §4, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading the HTTP request head.
+    Handshake,
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's (§7.1.2); data is discarded.
+    Closing,
+    /// Nothing more is read; TCP closes once the queue is written (§7.1.1: the server
+    /// closes first).
+    Flushing,
+}
+
+impl Phase {
+    /// Whether data messages may still be sent to and received from the peer.
+    pub(crate) fn is_open(self) -> bool {
+        self == Phase::Open
+    }
+
+    /// Whether incoming bytes are still parsed.
+    pub(crate) fn reads_frames(self) -> bool {
+        matches!(self, Phase::Open | Phase::Closing)
+    }
+}
+
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) generation: u32,
+    pub(crate) worker: u16,
+    pub(crate) phase: Phase,
+    /// `Connect` was delivered, so exactly one `Disconnect` is owed.
+    pub(crate) connected: bool,
+    /// Not read while its worker's channel is full.
+    pub(crate) read_paused: bool,
+    /// In the reactor's list of connections to flush this turn.
+    pub(crate) dirty: bool,
+    /// Unparsed bytes: a partial request head, or a partial frame header / control frame.
+    pub(crate) carry: Vec<u8>,
+    pub(crate) out: VecDeque<Bytes>,
+    pub(crate) decoder: Decoder,
+    /// The tick at which the current phase times out; 0 when it does not.
+    pub(crate) deadline: u32,
+    /// The tick of this connection's live timer-wheel entry; 0 when none.
+    pub(crate) timer_tick: u32,
+    /// The first cause of the end, once known.
+    pub(crate) reason: Option<Box<DisconnectReason>>,
+}
+
+/// Whether the socket is drained (`WouldBlock`) or more may be waiting.
+pub(crate) enum Flushed {
+    All,
+    Partly,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream, generation: u32, worker: u16, decoder: Decoder) -> Conn {
+        Conn {
+            stream,
+            generation,
+            worker,
+            phase: Phase::Handshake,
+            connected: false,
+            read_paused: false,
+            dirty: false,
+            carry: Vec::new(),
+            out: VecDeque::new(),
+            decoder,
+            deadline: 0,
+            timer_tick: 0,
+            reason: None,
+        }
+    }
+
+    /// Records why the connection ends, unless a cause is already known.
+    pub(crate) fn set_reason(&mut self, reason: DisconnectReason) {
+        if self.reason.is_none() {
+            self.reason = Some(Box::new(reason));
+        }
+    }
+
+    /// Reads once, retrying `Interrupted`.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes the queue with as few `writev` calls as the kernel allows.
+    pub(crate) fn flush(&mut self) -> io::Result<Flushed> {
+        const MAX_SLICES: usize = 64;
+        while !self.out.is_empty() {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let n = self.out.len().min(MAX_SLICES);
+                for (slice, chunk) in slices.iter_mut().zip(self.out.iter()) {
+                    *slice = IoSlice::new(chunk);
+                }
+                match self.stream.write_vectored(&slices[..n]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(w) => w,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Partly),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            self.consume(written);
+        }
+        // Give the queue's memory back: an idle connection holds no buffer.
+        self.out = VecDeque::new();
+        Ok(Flushed::All)
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        while written > 0 {
+            let Some(front) = self.out.front_mut() else { return };
+            if front.len() <= written {
+                written -= front.len();
+                self.out.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+    }
+}

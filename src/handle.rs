@@ -1,0 +1,202 @@
+//! `Handle`: talk to connections from any thread.
+//!
+//! Every call checks the id against the owning reactor's [`LiveTable`] (no lock), encodes
+//! the frame on the calling thread, and puts a command on that reactor's queue. The
+//! reactor is woken through its `mio::Waker` only when it is asleep: while it is running
+//! a turn it drains the queue before sleeping again, so a burst of sends costs one wake.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+
+use crate::error::{CloseError, SendError, SendErrorKind};
+use crate::event::{ConnId, Message};
+use crate::liveness::{LiveTable, Liveness};
+use crate::protocol::CloseCode;
+use crate::wire;
+
+/// What a reactor is asked to do by other threads.
+pub(crate) enum Command {
+    Send { id: ConnId, frame: Bytes },
+    SendMany { ids: Vec<ConnId>, frame: Bytes },
+    Broadcast { frame: Bytes },
+    Close { id: ConnId, code: CloseCode, frame: Bytes },
+    Shutdown,
+}
+
+/// A reactor as seen from other threads.
+pub(crate) struct Remote {
+    pub(crate) commands: Sender<Command>,
+    pub(crate) waker: mio::Waker,
+    /// True while the reactor is running a turn (it will drain `commands` before sleeping).
+    pub(crate) awake: AtomicBool,
+    pub(crate) live: LiveTable,
+}
+
+impl Remote {
+    fn push(&self, command: Command) -> bool {
+        if self.commands.send(command).is_err() {
+            return false;
+        }
+        if !self.awake.swap(true, Ordering::AcqRel) {
+            // A failed wake means the reactor is gone; the command is then moot.
+            let _ = self.waker.wake();
+        }
+        true
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) reactors: Box<[Remote]>,
+    /// Open connections (handshake done, `Disconnect` not yet delivered).
+    pub(crate) open: AtomicUsize,
+    /// Accepted sockets, handshaking or open: what `max_connections` bounds.
+    pub(crate) sockets: AtomicUsize,
+    pub(crate) stopped: AtomicBool,
+}
+
+/// Sends, closes and counts connections from any thread. Cheap to clone.
+///
+/// # Examples
+/// ```no_run
+/// # fn demo(handle: wsloop::Handle, id: wsloop::ConnId) {
+/// let sender = handle.clone();
+/// std::thread::spawn(move || {
+///     // A stale id is an error, never a panic.
+///     let _ = sender.send(id, "tick");
+/// });
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("connections", &self.connections()).finish()
+    }
+}
+
+impl Handle {
+    fn remote(&self, id: ConnId) -> Option<&Remote> {
+        self.shared.reactors.get(id.reactor())
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
+    }
+
+    /// Queues `message` for `id` (a `&str`/`String` is sent as text, bytes as binary).
+    ///
+    /// # Errors
+    /// The message comes back when the id is unknown or closed, the connection is
+    /// closing, or the server stopped. A connection that closes after this returns `Ok`
+    /// drops the message.
+    pub fn send(&self, id: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
+        let message = message.into();
+        if self.is_stopped() {
+            return Err(SendError { kind: SendErrorKind::ServerStopped, message });
+        }
+        let Some(remote) = self.remote(id) else {
+            return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
+        };
+        match remote.live.get(id) {
+            Liveness::Open => {}
+            Liveness::Closing => return Err(SendError { kind: SendErrorKind::Closing, message }),
+            Liveness::Gone => {
+                return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
+            }
+        }
+        let frame = wire::message_frame(&message);
+        if remote.push(Command::Send { id, frame }) {
+            Ok(())
+        } else {
+            Err(SendError { kind: SendErrorKind::ServerStopped, message })
+        }
+    }
+
+    /// Queues one message for many connections. The frame is encoded once and its bytes
+    /// shared by every recipient. Ids that are unknown or closed are skipped.
+    ///
+    /// Returns how many ids were queued.
+    pub fn send_many(&self, ids: &[ConnId], message: impl Into<Message>) -> usize {
+        let frame = wire::message_frame(&message.into());
+        let mut per_reactor: Vec<Vec<ConnId>> = vec![Vec::new(); self.shared.reactors.len()];
+        for &id in ids {
+            if let Some(remote) = self.remote(id)
+                && remote.live.get(id) == Liveness::Open
+            {
+                per_reactor[id.reactor()].push(id);
+            }
+        }
+        let mut queued = 0;
+        for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
+            let n = ids.len();
+            if n > 0 && remote.push(Command::SendMany { ids, frame: frame.clone() }) {
+                queued += n;
+            }
+        }
+        queued
+    }
+
+    /// Queues one message for every open connection; the frame is encoded once.
+    pub fn broadcast(&self, message: impl Into<Message>) {
+        let frame = wire::message_frame(&message.into());
+        for remote in self.shared.reactors.iter() {
+            remote.push(Command::Broadcast { frame: frame.clone() });
+        }
+    }
+
+    /// Starts the close handshake with `code` and `reason` (≤ 123 bytes). The
+    /// `Disconnect` event follows when the peer answers or the close timeout passes.
+    ///
+    /// # Errors
+    /// Unknown or closed id, a code that may not be sent (1005, 1006, 1015...), a reason
+    /// too long, or a stopped server.
+    pub fn close(&self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        if !code.is_valid_on_wire() {
+            return Err(CloseError::InvalidCode(code.0));
+        }
+        if reason.len() > 123 {
+            return Err(CloseError::ReasonTooLong);
+        }
+        if self.is_stopped() {
+            return Err(CloseError::ServerStopped);
+        }
+        let remote = self.remote(id).ok_or(CloseError::UnknownConnection)?;
+        if remote.live.get(id) == Liveness::Gone {
+            return Err(CloseError::UnknownConnection);
+        }
+        let frame = wire::close_frame(Some(code), reason);
+        if remote.push(Command::Close { id, code, frame }) {
+            Ok(())
+        } else {
+            Err(CloseError::ServerStopped)
+        }
+    }
+
+    /// Whether `id` names an open connection (not closing, not closed).
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.remote(id).is_some_and(|r| r.live.get(id) == Liveness::Open)
+    }
+
+    /// Open connections now (handshake done, not yet disconnected).
+    pub fn connections(&self) -> usize {
+        self.shared.open.load(Ordering::Relaxed)
+    }
+
+    /// Stops the server: listeners close, every connection gets close 1001, and once their
+    /// close handshakes end (or the close timeout passes) every `Disconnect` is delivered
+    /// and the threads exit. Returns at once; `Server::join` waits for the end.
+    pub fn shutdown(&self) {
+        if self.shared.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for remote in self.shared.reactors.iter() {
+            remote.push(Command::Shutdown);
+        }
+    }
+}
