@@ -594,3 +594,582 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
         .map_or(start, |i| i + 1);
     bytes.get(start..end).unwrap_or(&[])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 8192;
+
+    /// The client handshake of RFC 6455 §1.3.
+    const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
+        Host: server.example.com\r\n\
+        Upgrade: websocket\r\n\
+        Connection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\n\
+        Sec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    /// Parses a head that must be complete and well-formed.
+    fn parse(bytes: &[u8]) -> Request {
+        match parse_request(bytes, MAX) {
+            Ok(Some((req, used))) => {
+                assert_eq!(used, bytes.len());
+                req
+            }
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    /// A valid upgrade request with `extra` header lines (each ending in `\r\n`) appended.
+    fn upgrade_with(extra: &str) -> Vec<u8> {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// A request from a request line and header lines, each ending in `\r\n`.
+    fn request(line: &str, headers: &str) -> Vec<u8> {
+        format!("{line}\r\n{headers}\r\n").into_bytes()
+    }
+
+    const KEY: &str = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    const V13: &str = "Sec-WebSocket-Version: 13\r\n";
+    const BASE: &str = "Host: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+
+    fn validate(bytes: &[u8]) -> Result<(), HandshakeError> {
+        validate_upgrade(&parse(bytes))
+    }
+
+    #[test]
+    fn rfc_example_request() {
+        let req = parse(RFC_REQUEST);
+        assert_eq!(req.method(), "GET");
+        assert_eq!(req.path(), "/chat");
+        assert_eq!(req.query(), "");
+        assert_eq!(req.version(), 1);
+        assert_eq!(req.header("host"), Some("server.example.com"));
+        assert_eq!(req.header("Origin"), Some("http://example.com"));
+        assert_eq!(req.header("X-Absent"), None);
+        assert!(req.is_upgrade());
+        assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat", "superchat"]);
+        assert_eq!(req.headers().count(), 7);
+        assert_eq!(
+            req.headers().nth(3),
+            Some(("Sec-WebSocket-Key", &b"dGhlIHNhbXBsZSBub25jZQ=="[..]))
+        );
+        assert_eq!(validate_upgrade(&req), Ok(()));
+        // The Origin is example.com, the Host server.example.com.
+        assert!(!origin_matches_host(&req));
+
+        let response = accept_response(&req, Some("chat"), None);
+        assert_eq!(
+            response,
+            b"HTTP/1.1 101 Switching Protocols\r\n\
+              Upgrade: websocket\r\n\
+              Connection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+              Sec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+        assert_eq!(response.capacity(), response.len());
+    }
+
+    #[test]
+    fn accept_key_rfc_vector_and_tungstenite() {
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        for key in [
+            &b""[..],
+            b"x",
+            b"AAAAAAAAAAAAAAAAAAAAAA==",
+            b"/+/+/+/+/+/+/+/+/+/+/w==",
+        ] {
+            assert_eq!(
+                accept_key(key),
+                tungstenite::handshake::derive_accept_key(key)
+            );
+        }
+    }
+
+    #[test]
+    fn accept_response_exact_bytes() {
+        let req = parse(&upgrade_with(""));
+        assert_eq!(
+            accept_response(&req, None, None),
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+        );
+        let response = accept_response(
+            &req,
+            Some("v2.json"),
+            Some("permessage-deflate; server_no_context_takeover"),
+        );
+        assert_eq!(
+            response,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+              Sec-WebSocket-Protocol: v2.json\r\n\
+              Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n\r\n"
+        );
+        assert_eq!(response.capacity(), response.len());
+        // A key with surrounding spaces is hashed without them.
+        let spaced = request(
+            "GET / HTTP/1.1",
+            "Sec-WebSocket-Key: \t dGhlIHNhbXBsZSBub25jZQ== \t\r\n",
+        );
+        let response = accept_response(&parse(&spaced), None, None);
+        let text = String::from_utf8(response).unwrap();
+        assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    }
+
+    #[test]
+    fn every_split_point() {
+        let whole = parse(RFC_REQUEST);
+        for split in 0..RFC_REQUEST.len() {
+            assert_eq!(
+                parse_request(&RFC_REQUEST[..split], MAX),
+                Ok(None),
+                "split at {split}"
+            );
+        }
+        // Bytes after the head (a first frame, pipelined) are not consumed.
+        let mut more = RFC_REQUEST.to_vec();
+        more.extend_from_slice(&[0x81, 0x85, 1, 2, 3, 4]);
+        assert_eq!(
+            parse_request(&more, MAX),
+            Ok(Some((whole, RFC_REQUEST.len())))
+        );
+    }
+
+    #[test]
+    fn status_of_every_error() {
+        use HandshakeError::*;
+        let cases = [
+            (HeadersTooLarge, 431),
+            (Malformed, 400),
+            (NotGet, 400),
+            (OldHttpVersion, 400),
+            (MissingHost, 400),
+            (MissingUpgrade, 400),
+            (MissingConnectionUpgrade, 400),
+            (InvalidKey, 400),
+            (UnsupportedVersion, 426),
+            (OriginRefused, 403),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error}");
+            assert_eq!(error.response(), error_response(status));
+        }
+    }
+
+    #[test]
+    fn validation_errors_in_order() {
+        use HandshakeError::*;
+        let all = format!("{BASE}{KEY}{V13}");
+        assert_eq!(validate(&request("GET / HTTP/1.1", &all)), Ok(()));
+        assert_eq!(validate(&request("POST / HTTP/1.1", &all)), Err(NotGet));
+        assert_eq!(validate(&request("get / HTTP/1.1", &all)), Err(NotGet));
+        assert_eq!(
+            validate(&request("GET / HTTP/1.0", &all)),
+            Err(OldHttpVersion)
+        );
+        // A POST over HTTP/1.0 fails on the method first.
+        assert_eq!(validate(&request("POST / HTTP/1.0", "")), Err(NotGet));
+
+        let without = |line: &str| all.replace(line, "");
+        let line = "Host: example.com\r\n";
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &without(line))),
+            Err(MissingHost)
+        );
+        let line = "Upgrade: websocket\r\n";
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &without(line))),
+            Err(MissingUpgrade)
+        );
+        let h2c = all.replace(line, "Upgrade: h2c\r\n");
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &h2c)),
+            Err(MissingUpgrade)
+        );
+        let line = "Connection: Upgrade\r\n";
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &without(line))),
+            Err(MissingConnectionUpgrade)
+        );
+        let keep_alive = all.replace(line, "Connection: keep-alive\r\n");
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &keep_alive)),
+            Err(MissingConnectionUpgrade)
+        );
+        // A token is matched whole, not as a substring.
+        let upgrades = all.replace(line, "Connection: upgrades\r\n");
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &upgrades)),
+            Err(MissingConnectionUpgrade)
+        );
+
+        // Key and version: a missing key with version 13 is 400, a bad version with a good
+        // key is 426, and so is a missing version.
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &without(KEY))),
+            Err(InvalidKey)
+        );
+        assert_eq!(InvalidKey.status(), 400);
+        let v8 = all.replace(V13, "Sec-WebSocket-Version: 8\r\n");
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &v8)),
+            Err(UnsupportedVersion)
+        );
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &without(V13))),
+            Err(UnsupportedVersion)
+        );
+        let v13_8 = all.replace(V13, "Sec-WebSocket-Version: 13, 8\r\n");
+        assert_eq!(
+            validate(&request("GET / HTTP/1.1", &v13_8)),
+            Err(UnsupportedVersion)
+        );
+    }
+
+    #[test]
+    fn invalid_keys() {
+        for key in [
+            "",
+            "dGhlIHNhbXBsZSBub25jZQ",    // unpadded
+            "dGhlIHNhbXBsZSBub25jZQ=",   // short padding
+            "dGhlIHNhbXBsZSBub25jZQ===", // 25 characters
+            "dGhlIHNhbXBsZSBub25j",      // 15 bytes
+            "dGhlIHNhbXBsZSBub25jZXM=",  // 17 bytes
+            "dGhlIHNhbXBsZSBub25jZ-==",  // URL-safe alphabet
+            "dGhlIHNhbXBsZSBub2 5jZQ==", // inner space
+            "!!!!!!!!!!!!!!!!!!!!!!==",
+        ] {
+            let bytes = request(
+                "GET / HTTP/1.1",
+                &format!("{BASE}Sec-WebSocket-Key: {key}\r\n{V13}"),
+            );
+            assert_eq!(validate(&bytes), Err(HandshakeError::InvalidKey), "{key:?}");
+        }
+        let valid = request(
+            "GET / HTTP/1.1",
+            &format!("{BASE}Sec-WebSocket-Key:  AAAAAAAAAAAAAAAAAAAAAA==  \r\n{V13}"),
+        );
+        assert_eq!(validate(&valid), Ok(()));
+    }
+
+    #[test]
+    fn header_names_are_case_insensitive() {
+        let bytes = request(
+            "GET /ws HTTP/1.1",
+            "hOsT: example.com\r\nUPGRADE: WebSocket\r\nconnection: UPGRADE\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nSEC-WEBSOCKET-VERSION: 13\r\n\
+             sec-WEBSOCKET-protocol: chat\r\n",
+        );
+        let req = parse(&bytes);
+        assert_eq!(req.header("Host"), Some("example.com"));
+        assert_eq!(req.header("HOST"), Some("example.com"));
+        assert!(req.is_upgrade());
+        assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat"]);
+        assert_eq!(validate_upgrade(&req), Ok(()));
+        // Names are kept as sent.
+        assert_eq!(req.headers().next(), Some(("hOsT", &b"example.com"[..])));
+    }
+
+    #[test]
+    fn token_lists_in_connection_and_upgrade() {
+        let keep_alive = request(
+            "GET / HTTP/1.1",
+            &format!(
+                "Host: h\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n{KEY}{V13}"
+            ),
+        );
+        assert_eq!(validate(&keep_alive), Ok(()));
+        let split = request(
+            "GET / HTTP/1.1",
+            &format!(
+                "Host: h\r\nUpgrade: h2c,  WebSocket \r\nConnection: keep-alive\r\n\
+                 Connection: ,upgrade\t\r\n{KEY}{V13}"
+            ),
+        );
+        let req = parse(&split);
+        assert!(req.is_upgrade());
+        assert_eq!(validate_upgrade(&req), Ok(()));
+        assert!(!parse(&request("GET / HTTP/1.1", "Upgrade: websockets\r\n")).is_upgrade());
+        assert!(!parse(&request("GET / HTTP/1.1", "")).is_upgrade());
+    }
+
+    #[test]
+    fn protocols_across_headers() {
+        let req = parse(&upgrade_with(
+            "Sec-WebSocket-Protocol: chat, , superchat,\r\n\
+             X-Other: a, b\r\n\
+             Sec-WebSocket-Protocol:  v2.json \t, v1.json\r\n\
+             Sec-WebSocket-Protocol:\r\n",
+        ));
+        assert_eq!(
+            req.protocols().collect::<Vec<_>>(),
+            ["chat", "superchat", "v2.json", "v1.json"]
+        );
+        let supported = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            select_protocol(&req, &supported(&["v1.json", "chat"])),
+            Some("v1.json")
+        );
+        assert_eq!(
+            select_protocol(&req, &supported(&["mqtt", "superchat"])),
+            Some("superchat")
+        );
+        assert_eq!(select_protocol(&req, &supported(&["CHAT", "mqtt"])), None);
+        assert_eq!(select_protocol(&req, &[]), None);
+        assert_eq!(
+            select_protocol(&parse(&upgrade_with("")), &supported(&["chat"])),
+            None
+        );
+    }
+
+    #[test]
+    fn origins() {
+        let origin = |host: &str, origin: Option<&str>| {
+            let mut headers = format!("Host: {host}\r\n");
+            if let Some(origin) = origin {
+                headers.push_str(&format!("Origin: {origin}\r\n"));
+            }
+            origin_matches_host(&parse(&request("GET / HTTP/1.1", &headers)))
+        };
+        // None.
+        assert!(origin("example.com", None));
+        // Same host, case-insensitive, explicit ports.
+        assert!(origin("example.com", Some("http://example.com")));
+        assert!(origin("Example.COM", Some("HTTPS://example.com")));
+        assert!(origin("example.com:8080", Some("http://example.com:8080")));
+        // Same host with the explicit default port on either side.
+        assert!(origin("example.com", Some("http://example.com:80")));
+        assert!(origin("example.com:80", Some("http://example.com")));
+        assert!(origin("example.com", Some("https://example.com:443")));
+        assert!(origin("example.com:443", Some("wss://example.com")));
+        assert!(origin("example.com", Some("ws://example.com")));
+        // Different host.
+        assert!(!origin("example.com", Some("http://evil.com")));
+        assert!(!origin("example.com", Some("http://example.com.evil.com")));
+        // Different port.
+        assert!(!origin("example.com:8080", Some("http://example.com:8081")));
+        assert!(!origin("example.com:8080", Some("http://example.com")));
+        assert!(!origin("example.com", Some("http://example.com:8080")));
+        assert!(!origin("example.com:443", Some("http://example.com")));
+        assert!(!origin("example.com", Some("https://example.com:80")));
+        // `null` and the unparseable.
+        assert!(!origin("example.com", Some("null")));
+        assert!(!origin("example.com", Some("")));
+        assert!(!origin("example.com", Some("example.com")));
+        assert!(!origin("example.com", Some("ftp://example.com")));
+        assert!(!origin("example.com", Some("http://example.com/")));
+        assert!(!origin("example.com", Some("http://user@example.com")));
+        assert!(!origin("example.com", Some("http://example.com:")));
+        assert!(!origin("example.com", Some("http://example.com:99999")));
+        assert!(!origin("example.com", Some("http://example.com:+80")));
+        assert!(!origin("example.com", Some("http://")));
+        assert!(!origin("", Some("http://example.com")));
+        assert!(!origin("example.com:x", Some("http://example.com")));
+        // IPv6 literals.
+        assert!(origin("[::1]:9001", Some("http://[::1]:9001")));
+        assert!(origin("[::1]", Some("ws://[::1]")));
+        assert!(origin("[::1]", Some("http://[::1]:80")));
+        assert!(origin("[0:0::1]:9001", Some("http://[::1]:9001")));
+        assert!(origin("[FE80::1]:9001", Some("http://[fe80::1]:9001")));
+        assert!(!origin("[::1]:9001", Some("http://[::1]:9002")));
+        assert!(!origin("[::1]:9001", Some("http://[::2]:9001")));
+        assert!(!origin("[::1]:9001", Some("http://[::1]9001")));
+        assert!(!origin("[::1]:9001", Some("http://[::1")));
+        assert!(!origin("[::1]:9001", Some("http://[]:9001")));
+        assert!(!origin("[::1]:9001", Some("http://::1:9001")));
+        // The Origin check without a Host header.
+        let no_host = request("GET / HTTP/1.1", "Origin: http://example.com\r\n");
+        assert!(!origin_matches_host(&parse(&no_host)));
+    }
+
+    #[test]
+    fn headers_too_large() {
+        // 9000 bytes, incomplete.
+        let mut head = b"GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: ".to_vec();
+        head.resize(9000, b'a');
+        assert_eq!(
+            parse_request(&head, MAX),
+            Err(HandshakeError::HeadersTooLarge)
+        );
+        // Under the limit it is only incomplete.
+        assert_eq!(parse_request(&head[..MAX - 1], MAX), Ok(None));
+        assert_eq!(
+            parse_request(&head[..MAX], MAX),
+            Err(HandshakeError::HeadersTooLarge)
+        );
+        // 9000 bytes, complete.
+        head.truncate(9000 - 4);
+        head.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(head.len(), 9000);
+        assert_eq!(
+            parse_request(&head, MAX),
+            Err(HandshakeError::HeadersTooLarge)
+        );
+        assert!(matches!(parse_request(&head, 9000), Ok(Some((_, 9000)))));
+        // A head of exactly the limit is accepted.
+        assert!(matches!(parse_request(&head, 9000), Ok(Some(_))));
+        assert_eq!(
+            parse_request(&head, 8999),
+            Err(HandshakeError::HeadersTooLarge)
+        );
+        // Too many headers.
+        let many = |n: usize| {
+            let headers: String = (0..n).map(|i| format!("X-{i}: v\r\n")).collect();
+            request("GET / HTTP/1.1", &headers)
+        };
+        assert!(matches!(parse_request(&many(64), MAX), Ok(Some(_))));
+        assert_eq!(
+            parse_request(&many(65), MAX),
+            Err(HandshakeError::HeadersTooLarge)
+        );
+        // Degenerate limits.
+        assert_eq!(parse_request(b"", MAX), Ok(None));
+        assert_eq!(parse_request(b"", 0), Err(HandshakeError::HeadersTooLarge));
+    }
+
+    #[test]
+    fn malformed() {
+        for bytes in [
+            &b"\x00\x01\x02\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n: empty\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET / FTP/1.1\r\n\r\n",
+            b"GET  HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+            b"GET /\x7f HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse_request(bytes, MAX),
+                Err(HandshakeError::Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // Errors are reported before the head is complete.
+        assert_eq!(parse_request(b"\x00", MAX), Err(HandshakeError::Malformed));
+    }
+
+    #[test]
+    fn path_query_and_raw_values() {
+        let req = parse(
+            b"GET /chat/room?id=1&x=a?b HTTP/1.1\r\n\
+              X-Bin: a\xffb\r\nX-Bin: text\r\nX-Empty:\r\n\r\n",
+        );
+        assert_eq!(req.path(), "/chat/room");
+        assert_eq!(req.query(), "id=1&x=a?b");
+        // First match only, and only if UTF-8.
+        assert_eq!(req.header("x-bin"), None);
+        assert_eq!(
+            req.headers().map(|(_, v)| v).collect::<Vec<_>>(),
+            [&b"a\xffb"[..], b"text", b""]
+        );
+        assert_eq!(req.header("X-Empty"), Some(""));
+
+        let req = parse(&request("GET /? HTTP/1.1", ""));
+        assert_eq!((req.path(), req.query()), ("/", ""));
+        let req = parse(&request("OPTIONS * HTTP/1.1", ""));
+        assert_eq!(
+            (req.method(), req.path(), req.query()),
+            ("OPTIONS", "*", "")
+        );
+        assert_eq!(req.headers().count(), 0);
+        let debug = format!("{req:?}");
+        assert!(debug.contains("OPTIONS"), "{debug}");
+    }
+
+    #[test]
+    fn request_is_compact() {
+        assert!(std::mem::size_of::<Request>() <= 64);
+    }
+
+    #[test]
+    fn error_responses_exact_bytes() {
+        assert_eq!(
+            error_response(400),
+            b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert_eq!(
+            error_response(426),
+            b"HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\
+              Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        assert_eq!(
+            error_response(431),
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\
+              Content-Length: 0\r\n\r\n"
+        );
+        assert_eq!(
+            error_response(418),
+            b"HTTP/1.1 418 Error\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        for (status, reason) in [
+            (403, "Forbidden"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (500, "Internal Server Error"),
+            (503, "Service Unavailable"),
+        ] {
+            let expected = format!(
+                "HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            );
+            assert_eq!(error_response(status), expected.as_bytes());
+        }
+    }
+
+    /// Mutated and truncated requests never panic, and a parsed head always validates to
+    /// some answer.
+    #[test]
+    fn no_panic_on_mutations() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let base = upgrade_with("Origin: http://[::1]:80\r\nSec-WebSocket-Protocol: a, b\r\n");
+        let interesting = b"\r\n:, []?\x00\xff\t/@";
+        for _ in 0..20_000 {
+            let mut bytes = base.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = interesting[(next() as usize) % interesting.len()],
+                    1 => bytes[at] = next() as u8,
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+            }
+            let max = (next() as usize) % (base.len() + 16);
+            if let Ok(Some((req, used))) = parse_request(&bytes, max) {
+                assert!(used <= bytes.len() && used <= max);
+                let _ = validate_upgrade(&req);
+                let _ = origin_matches_host(&req);
+                let _ = select_protocol(&req, &["b".to_string()]);
+                let _ = accept_response(&req, Some("b"), None);
+                let _ = (
+                    req.path(),
+                    req.query(),
+                    req.headers().count(),
+                    format!("{req:?}"),
+                );
+            }
+        }
+    }
+}
