@@ -390,7 +390,7 @@ fn is_valid_key(value: &[u8]) -> bool {
     matches!(STANDARD.decode_slice(key, &mut decoded), Ok(16))
 }
 
-/// The default origin rule: no `Origin`, or an Origin whose host[:port] equals `Host`.
+/// The default origin rule: no `Origin`, or an Origin whose `host[:port]` equals `Host`.
 ///
 /// The Origin (`scheme://host[:port]`, scheme `http`, `https`, `ws` or `wss`) and the
 /// `Host` header are compared by host (ASCII case-insensitive; IPv6 literals by address)
