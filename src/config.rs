@@ -245,8 +245,7 @@ impl Config {
         if self.max_header_bytes < 256 {
             return Err(ConfigError::MaxHeaderBytes(self.max_header_bytes));
         }
-        if self.max_connections == 0 || self.max_connections / self.reactors > u32::MAX as usize
-        {
+        if self.max_connections == 0 || self.max_connections / self.reactors > u32::MAX as usize {
             return Err(ConfigError::MaxConnections(self.max_connections));
         }
         if self.worker_queue == 0 {
@@ -267,10 +266,19 @@ mod tests {
 
     #[test]
     fn out_of_range_fields_are_named() {
-        assert_eq!(Config::default().reactors(0).validate(), Err(ConfigError::Reactors(0)));
-        assert_eq!(Config::default().reactors(257).validate(), Err(ConfigError::Reactors(257)));
         assert_eq!(
-            Config::default().max_message_size(10).max_frame_size(11).validate(),
+            Config::default().reactors(0).validate(),
+            Err(ConfigError::Reactors(0))
+        );
+        assert_eq!(
+            Config::default().reactors(257).validate(),
+            Err(ConfigError::Reactors(257))
+        );
+        assert_eq!(
+            Config::default()
+                .max_message_size(10)
+                .max_frame_size(11)
+                .validate(),
             Err(ConfigError::MaxFrameSize(11))
         );
         assert_eq!(
@@ -278,7 +286,10 @@ mod tests {
             Err(ConfigError::MaxHeaderBytes(10))
         );
         assert_eq!(
-            Config::default().dispatch(Dispatch::Inline).workers(0).validate(),
+            Config::default()
+                .dispatch(Dispatch::Inline)
+                .workers(0)
+                .validate(),
             Ok(())
         );
     }

@@ -131,7 +131,9 @@ impl Conn {
 
     fn consume(&mut self, mut written: usize) {
         while written > 0 {
-            let Some(front) = self.out.front_mut() else { return };
+            let Some(front) = self.out.front_mut() else {
+                return;
+            };
             if front.len() <= written {
                 written -= front.len();
                 self.out.pop_front();

@@ -53,7 +53,10 @@ pub(crate) fn run_worker(handler: Arc<dyn Handler>, handle: Handle, batches: Rec
 
 /// A reactor's outlet for events.
 pub(crate) enum Dispatcher {
-    Inline { handler: Arc<dyn Handler>, handle: Handle },
+    Inline {
+        handler: Arc<dyn Handler>,
+        handle: Handle,
+    },
     Queued(Queues),
 }
 
@@ -102,7 +105,10 @@ impl Dispatcher {
     pub(crate) fn is_congested(&self, worker: u16) -> bool {
         match self {
             Dispatcher::Inline { .. } => false,
-            Dispatcher::Queued(q) => q.backlog.get(usize::from(worker)).is_some_and(|b| !b.is_empty()),
+            Dispatcher::Queued(q) => q
+                .backlog
+                .get(usize::from(worker))
+                .is_some_and(|b| !b.is_empty()),
         }
     }
 
@@ -152,7 +158,10 @@ pub struct Events {
 
 impl Events {
     pub(crate) fn new(batches: Receiver<Vec<Event>>) -> Events {
-        Events { batches, pending: Vec::new().into_iter() }
+        Events {
+            batches,
+            pending: Vec::new().into_iter(),
+        }
     }
 
     /// The next event, waiting for it; `None` once the server has stopped.

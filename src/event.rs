@@ -45,7 +45,13 @@ impl ConnId {
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}:{}:{})", self.reactor(), self.slot(), self.generation())
+        write!(
+            f,
+            "ConnId({}:{}:{})",
+            self.reactor(),
+            self.slot(),
+            self.generation()
+        )
     }
 }
 
@@ -213,7 +219,10 @@ mod tests {
     #[test]
     fn conn_id_round_trips_its_parts() {
         let id = ConnId::new(255, ConnId::GEN_MASK, 0xffff_ffff);
-        assert_eq!((id.reactor(), id.generation(), id.slot()), (255, ConnId::GEN_MASK, 0xffff_ffff));
+        assert_eq!(
+            (id.reactor(), id.generation(), id.slot()),
+            (255, ConnId::GEN_MASK, 0xffff_ffff)
+        );
         let id = ConnId::new(3, 7, 42);
         assert_eq!((id.reactor(), id.generation(), id.slot()), (3, 7, 42));
     }

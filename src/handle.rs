@@ -19,10 +19,22 @@ use crate::wire;
 
 /// What a reactor is asked to do by other threads.
 pub(crate) enum Command {
-    Send { id: ConnId, frame: Bytes },
-    SendMany { ids: Vec<ConnId>, frame: Bytes },
-    Broadcast { frame: Bytes },
-    Close { id: ConnId, code: CloseCode, frame: Bytes },
+    Send {
+        id: ConnId,
+        frame: Bytes,
+    },
+    SendMany {
+        ids: Vec<ConnId>,
+        frame: Bytes,
+    },
+    Broadcast {
+        frame: Bytes,
+    },
+    Close {
+        id: ConnId,
+        code: CloseCode,
+        frame: Bytes,
+    },
     Shutdown,
 }
 
@@ -76,7 +88,9 @@ pub struct Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("connections", &self.connections()).finish()
+        f.debug_struct("Handle")
+            .field("connections", &self.connections())
+            .finish()
     }
 }
 
@@ -98,23 +112,40 @@ impl Handle {
     pub fn send(&self, id: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
         let message = message.into();
         if self.is_stopped() {
-            return Err(SendError { kind: SendErrorKind::ServerStopped, message });
+            return Err(SendError {
+                kind: SendErrorKind::ServerStopped,
+                message,
+            });
         }
         let Some(remote) = self.remote(id) else {
-            return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
+            return Err(SendError {
+                kind: SendErrorKind::UnknownConnection,
+                message,
+            });
         };
         match remote.live.get(id) {
             Liveness::Open => {}
-            Liveness::Closing => return Err(SendError { kind: SendErrorKind::Closing, message }),
+            Liveness::Closing => {
+                return Err(SendError {
+                    kind: SendErrorKind::Closing,
+                    message,
+                });
+            }
             Liveness::Gone => {
-                return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
+                return Err(SendError {
+                    kind: SendErrorKind::UnknownConnection,
+                    message,
+                });
             }
         }
         let frame = wire::message_frame(&message);
         if remote.push(Command::Send { id, frame }) {
             Ok(())
         } else {
-            Err(SendError { kind: SendErrorKind::ServerStopped, message })
+            Err(SendError {
+                kind: SendErrorKind::ServerStopped,
+                message,
+            })
         }
     }
 
@@ -135,7 +166,12 @@ impl Handle {
         let mut queued = 0;
         for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
             let n = ids.len();
-            if n > 0 && remote.push(Command::SendMany { ids, frame: frame.clone() }) {
+            if n > 0
+                && remote.push(Command::SendMany {
+                    ids,
+                    frame: frame.clone(),
+                })
+            {
                 queued += n;
             }
         }
@@ -146,7 +182,9 @@ impl Handle {
     pub fn broadcast(&self, message: impl Into<Message>) {
         let frame = wire::message_frame(&message.into());
         for remote in self.shared.reactors.iter() {
-            remote.push(Command::Broadcast { frame: frame.clone() });
+            remote.push(Command::Broadcast {
+                frame: frame.clone(),
+            });
         }
     }
 
@@ -180,7 +218,8 @@ impl Handle {
 
     /// Whether `id` names an open connection (not closing, not closed).
     pub fn is_open(&self, id: ConnId) -> bool {
-        self.remote(id).is_some_and(|r| r.live.get(id) == Liveness::Open)
+        self.remote(id)
+            .is_some_and(|r| r.live.get(id) == Liveness::Open)
     }
 
     /// Open connections now (handshake done, not yet disconnected).

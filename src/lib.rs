@@ -63,3 +63,8 @@ pub use protocol::CloseCode;
 pub use protocol::handshake::Request;
 pub use server::Server;
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
+
+/// The README's code blocks, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

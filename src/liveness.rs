@@ -28,7 +28,9 @@ pub(crate) struct LiveTable {
 impl LiveTable {
     pub(crate) fn new(max_slots: usize) -> LiveTable {
         let n = max_slots.div_ceil(CHUNK).max(1);
-        LiveTable { chunks: (0..n).map(|_| OnceLock::new()).collect() }
+        LiveTable {
+            chunks: (0..n).map(|_| OnceLock::new()).collect(),
+        }
     }
 
     fn cell(&self, slot: usize) -> Option<&AtomicU32> {
@@ -37,7 +39,9 @@ impl LiveTable {
 
     fn cell_or_init(&self, slot: usize) -> Option<&AtomicU32> {
         let chunk = self.chunks.get(slot / CHUNK)?;
-        chunk.get_or_init(|| (0..CHUNK).map(|_| AtomicU32::new(0)).collect()).get(slot % CHUNK)
+        chunk
+            .get_or_init(|| (0..CHUNK).map(|_| AtomicU32::new(0)).collect())
+            .get(slot % CHUNK)
     }
 
     pub(crate) fn get(&self, id: ConnId) -> Liveness {

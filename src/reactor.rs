@@ -33,9 +33,9 @@ use crate::dispatch::Dispatcher;
 use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
 use crate::handle::{Command, Remote, Shared};
 use crate::liveness::Liveness;
+use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::{self, Request};
 use crate::protocol::message::{Decoder, DecoderLimits, Incoming, Role};
-use crate::protocol::frame::OpCode;
 use crate::protocol::{CloseCode, ProtocolError};
 use crate::timer::{Entry, TimerWheel};
 use crate::wire;
@@ -111,13 +111,21 @@ impl Ctx {
     }
 
     /// Sends a close frame and waits for the peer's (§7.1.2).
-    fn start_close(&mut self, slot: usize, conn: &mut Conn, frame: Bytes, reason: DisconnectReason) {
+    fn start_close(
+        &mut self,
+        slot: usize,
+        conn: &mut Conn,
+        frame: Bytes,
+        reason: DisconnectReason,
+    ) {
         if conn.phase != Phase::Open {
             return;
         }
         conn.set_reason(reason);
         conn.phase = Phase::Closing;
-        self.remote().live.set(self.id(slot, conn), Liveness::Closing);
+        self.remote()
+            .live
+            .set(self.id(slot, conn), Liveness::Closing);
         self.queue(slot, conn, frame);
         let timeout = self.config.close_timeout;
         self.set_deadline(slot, conn, timeout);
@@ -138,7 +146,9 @@ impl Ctx {
         conn.phase = Phase::Flushing;
         conn.carry = Vec::new();
         if conn.connected {
-            self.remote().live.set(self.id(slot, conn), Liveness::Closing);
+            self.remote()
+                .live
+                .set(self.id(slot, conn), Liveness::Closing);
         }
         let timeout = self.config.close_timeout;
         self.set_deadline(slot, conn, timeout);
@@ -150,7 +160,8 @@ impl Ctx {
 
     fn emit_message(&mut self, slot: usize, conn: &Conn, message: Message) {
         let id = self.id(slot, conn);
-        self.dispatcher.emit(conn.worker, Event::Message { id, message });
+        self.dispatcher
+            .emit(conn.worker, Event::Message { id, message });
     }
 }
 
@@ -247,7 +258,9 @@ impl Reactor {
 
     fn accept_all(&mut self) {
         loop {
-            let Some(listener) = &self.listener else { return };
+            let Some(listener) = &self.listener else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, _)) => self.admit(stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -272,7 +285,12 @@ impl Reactor {
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if self.poll.registry().register(&mut stream, Token(slot), interest).is_err() {
+        if self
+            .poll
+            .registry()
+            .register(&mut stream, Token(slot), interest)
+            .is_err()
+        {
             self.ctx.shared.sockets.fetch_sub(1, Ordering::AcqRel);
             return;
         }
@@ -297,8 +315,12 @@ impl Reactor {
     fn read(&mut self, slot: usize) {
         let mut budget = READ_BUDGET;
         loop {
-            let Some(conn) = self.conns.get_mut(slot) else { return };
-            if conn.read_paused || !matches!(conn.phase, Phase::Handshake | Phase::Open | Phase::Closing) {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if conn.read_paused
+                || !matches!(conn.phase, Phase::Handshake | Phase::Open | Phase::Closing)
+            {
                 return;
             }
             if self.ctx.dispatcher.is_congested(conn.worker) {
@@ -346,7 +368,9 @@ impl Reactor {
     // ---- writing ----
 
     fn write_ready(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         if !conn.out.is_empty() && !conn.dirty {
             conn.dirty = true;
             self.ctx.dirty.push(slot);
@@ -356,7 +380,9 @@ impl Reactor {
     fn flush_dirty(&mut self) {
         let slots = std::mem::take(&mut self.ctx.dirty);
         for &slot in &slots {
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
             conn.dirty = false;
             match conn.flush() {
                 Ok(Flushed::All) if conn.phase == Phase::Flushing => self.close_now(slot),
@@ -390,7 +416,9 @@ impl Reactor {
             self.ctx.remote().live.set(id, Liveness::Gone);
             self.ctx.shared.open.fetch_sub(1, Ordering::AcqRel);
             let reason = conn.reason.map_or(DisconnectReason::Abnormal, |r| *r);
-            self.ctx.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
+            self.ctx
+                .dispatcher
+                .emit(conn.worker, Event::Disconnect { id, reason });
         }
     }
 
@@ -414,7 +442,9 @@ impl Reactor {
         let now_tick = self.ctx.wheel.tick_at(now);
         for entry in due {
             let slot = entry.slot as usize;
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
             if conn.timer_tick != entry.tick {
                 continue;
             }
@@ -487,11 +517,14 @@ impl Reactor {
         let frame = wire::close_frame(Some(CloseCode::GOING_AWAY), "");
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
             match conn.phase {
                 Phase::Handshake => self.close_now(slot),
                 Phase::Open => {
-                    self.ctx.start_close(slot, conn, frame.clone(), DisconnectReason::Shutdown)
+                    self.ctx
+                        .start_close(slot, conn, frame.clone(), DisconnectReason::Shutdown)
                 }
                 Phase::Closing | Phase::Flushing => {}
             }
@@ -508,7 +541,9 @@ impl Reactor {
         }
         let paused = std::mem::take(&mut self.ctx.paused);
         for slot in paused {
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            let Some(conn) = self.conns.get_mut(slot) else {
+                continue;
+            };
             if self.ctx.dispatcher.is_congested(conn.worker) {
                 self.ctx.paused.push(slot);
             } else if conn.read_paused {
@@ -627,7 +662,11 @@ fn frame_bytes(ctx: &mut Ctx, slot: usize, conn: &mut Conn, data: &mut [u8]) -> 
             }
         }
     }
-    if conn.phase.reads_frames() { pos } else { data.len() }
+    if conn.phase.reads_frames() {
+        pos
+    } else {
+        data.len()
+    }
 }
 
 fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {

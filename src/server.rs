@@ -44,7 +44,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("local_addr", &self.local_addr).finish()
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish()
     }
 }
 
@@ -130,7 +132,9 @@ impl Server {
             sockets: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
         });
-        let handle = Handle { shared: shared.clone() };
+        let handle = Handle {
+            shared: shared.clone(),
+        };
         let mut threads = Vec::new();
         let make_dispatcher = dispatchers(&config, outlet, &handle, &mut threads)?;
         for (index, poll, listener, commands) in parts {
@@ -142,9 +146,15 @@ impl Server {
                 dispatcher: make_dispatcher(),
             };
             let reactor = Reactor::new(parts, shared.clone(), config.clone());
-            threads.push(spawn(format!("wsloop-reactor-{index}"), move || reactor.run())?);
+            threads.push(spawn(format!("wsloop-reactor-{index}"), move || {
+                reactor.run()
+            })?);
         }
-        Ok(Server { handle, local_addr, threads })
+        Ok(Server {
+            handle,
+            local_addr,
+            threads,
+        })
     }
 }
 
@@ -158,7 +168,10 @@ impl Drop for Server {
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new().name(name).spawn(f).map_err(Error::Io)
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(Error::Io)
 }
 
 /// Starts the workers (if any) and returns a maker of each reactor's dispatcher.
@@ -172,7 +185,10 @@ fn dispatchers(
         (Outlet::Channel(tx), _) => Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()]))),
         (Outlet::Handler(handler), Dispatch::Inline) => {
             let handle = handle.clone();
-            Ok(Box::new(move || Dispatcher::Inline { handler: handler.clone(), handle: handle.clone() }))
+            Ok(Box::new(move || Dispatcher::Inline {
+                handler: handler.clone(),
+                handle: handle.clone(),
+            }))
         }
         (Outlet::Handler(handler), Dispatch::Workers) => {
             let mut senders = Vec::new();
@@ -194,7 +210,8 @@ fn bind_all(config: &Config) -> Result<Vec<TcpListener>, Error> {
     let mut addr = config.addr;
     let mut listeners = Vec::with_capacity(config.reactors);
     for _ in 0..config.reactors {
-        let listener = bind_one(addr, config.backlog).map_err(|source| Error::Bind { addr, source })?;
+        let listener =
+            bind_one(addr, config.backlog).map_err(|source| Error::Bind { addr, source })?;
         // Port 0 picks a free port once; the other reactors share it.
         addr = listener.local_addr().map_err(Error::Io)?;
         listeners.push(listener);
