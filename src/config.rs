@@ -21,6 +21,17 @@ pub enum Dispatch {
     Inline,
 }
 
+/// What happens to a message sent to a connection whose buffered bytes would pass
+/// `max_backpressure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backpressure {
+    /// Close the slow consumer with 1008, discarding what it has not read (the default).
+    #[default]
+    Close,
+    /// Drop the message (the send returns `SendErrorKind::Backpressure`) and count it.
+    Drop,
+}
+
 /// Everything a [`Server`](crate::Server) is told at start.
 ///
 /// ```
@@ -45,6 +56,12 @@ pub struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) worker_queue: usize,
+    pub(crate) max_backpressure: usize,
+    pub(crate) backpressure: Backpressure,
+    pub(crate) drain_events: bool,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
     pub(crate) backlog: i32,
     pub(crate) origins: Origins,
     pub(crate) subprotocols: Vec<String>,
@@ -69,6 +86,12 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(15),
             close_timeout: Duration::from_secs(5),
             worker_queue: 1024,
+            max_backpressure: 1 << 20,
+            backpressure: Backpressure::Close,
+            drain_events: false,
+            idle_timeout: None,
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(10),
             backlog: 4096,
             origins: Origins::SameHost,
             subprotocols: Vec::new(),
@@ -91,6 +114,12 @@ impl std::fmt::Debug for Config {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("close_timeout", &self.close_timeout)
             .field("worker_queue", &self.worker_queue)
+            .field("max_backpressure", &self.max_backpressure)
+            .field("backpressure", &self.backpressure)
+            .field("drain_events", &self.drain_events)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
             .field("backlog", &self.backlog)
             .field("origins", &self.origins)
             .field("subprotocols", &self.subprotocols)
@@ -176,6 +205,49 @@ impl Config {
         self
     }
 
+    /// Bytes that may wait for one connection (in the command channel and its write
+    /// queue) before [`Backpressure`] applies. Default 1 MiB; this bounds the memory a
+    /// connection that does not read can cost. At most 2^31.
+    pub fn max_backpressure(mut self, bytes: usize) -> Config {
+        self.max_backpressure = bytes;
+        self
+    }
+
+    /// What happens past `max_backpressure`. Default [`Backpressure::Close`].
+    pub fn backpressure(mut self, policy: Backpressure) -> Config {
+        self.backpressure = policy;
+        self
+    }
+
+    /// Deliver `Event::Drain` (`Handler::on_drain`) when a connection's write queue, having
+    /// filled, empties again. Default off.
+    pub fn drain_events(mut self, on: bool) -> Config {
+        self.drain_events = on;
+        self
+    }
+
+    /// Close (1001) connections that send no message for this long. Default: none.
+    /// Pings and pongs do not count as messages.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Ping a connection that has been silent this long. Default 30 s; `None` sends no
+    /// pings.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Config {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// After a ping, how long the peer has to send anything (a pong, or any frame) before
+    /// the connection is dropped as dead. Default 10 s. A dead peer's `Disconnect` comes
+    /// within `ping_interval + pong_timeout` of its last sign of life (plus 100 ms).
+    pub fn pong_timeout(mut self, timeout: Duration) -> Config {
+        self.pong_timeout = timeout;
+        self
+    }
+
     /// The listen backlog of each listener. Default 4096 (the kernel caps it at
     /// `net.core.somaxconn`).
     pub fn backlog(mut self, backlog: i32) -> Config {
@@ -251,6 +323,9 @@ impl Config {
         if self.worker_queue == 0 {
             return Err(ConfigError::WorkerQueue(self.worker_queue));
         }
+        if self.max_backpressure == 0 || self.max_backpressure > 1 << 31 {
+            return Err(ConfigError::MaxBackpressure(self.max_backpressure));
+        }
         Ok(())
     }
 }
@@ -266,31 +341,16 @@ mod tests {
 
     #[test]
     fn out_of_range_fields_are_named() {
+        assert_eq!(Config::default().reactors(0).validate(), Err(ConfigError::Reactors(0)));
+        assert_eq!(Config::default().reactors(257).validate(), Err(ConfigError::Reactors(257)));
         assert_eq!(
-            Config::default().reactors(0).validate(),
-            Err(ConfigError::Reactors(0))
-        );
-        assert_eq!(
-            Config::default().reactors(257).validate(),
-            Err(ConfigError::Reactors(257))
-        );
-        assert_eq!(
-            Config::default()
-                .max_message_size(10)
-                .max_frame_size(11)
-                .validate(),
+            Config::default().max_message_size(10).max_frame_size(11).validate(),
             Err(ConfigError::MaxFrameSize(11))
         );
         assert_eq!(
             Config::default().max_header_bytes(10).validate(),
             Err(ConfigError::MaxHeaderBytes(10))
         );
-        assert_eq!(
-            Config::default()
-                .dispatch(Dispatch::Inline)
-                .workers(0)
-                .validate(),
-            Ok(())
-        );
+        assert_eq!(Config::default().dispatch(Dispatch::Inline).workers(0).validate(), Ok(()));
     }
 }

@@ -50,6 +50,8 @@ pub(crate) struct Conn {
     pub(crate) read_paused: bool,
     /// In the reactor's list of connections to flush this turn.
     pub(crate) dirty: bool,
+    /// The socket refused part of the queue; a `Drain` is owed when it empties.
+    pub(crate) backlogged: bool,
     /// Unparsed bytes: a partial request head, or a partial frame header / control frame.
     pub(crate) carry: Vec<u8>,
     pub(crate) out: VecDeque<Bytes>,
@@ -58,6 +60,12 @@ pub(crate) struct Conn {
     pub(crate) deadline: u32,
     /// The tick of this connection's live timer-wheel entry; 0 when none.
     pub(crate) timer_tick: u32,
+    /// The tick of the last bytes from the peer (heartbeats).
+    pub(crate) last_seen: u32,
+    /// The tick of the last data message from the peer (idle timeout).
+    pub(crate) last_message: u32,
+    /// The tick a ping went out with no answer yet; 0 when none.
+    pub(crate) ping_sent: u32,
     /// The first cause of the end, once known.
     pub(crate) reason: Option<Box<DisconnectReason>>,
 }
@@ -78,11 +86,15 @@ impl Conn {
             connected: false,
             read_paused: false,
             dirty: false,
+            backlogged: false,
             carry: Vec::new(),
             out: VecDeque::new(),
             decoder,
             deadline: 0,
             timer_tick: 0,
+            last_seen: 0,
+            last_message: 0,
+            ping_sent: 0,
             reason: None,
         }
     }
@@ -104,9 +116,11 @@ impl Conn {
         }
     }
 
-    /// Writes the queue with as few `writev` calls as the kernel allows.
-    pub(crate) fn flush(&mut self) -> io::Result<Flushed> {
+    /// Writes the queue with as few `writev` calls as the kernel allows; returns how it
+    /// ended and how many bytes the socket took.
+    pub(crate) fn flush(&mut self) -> (io::Result<Flushed>, usize) {
         const MAX_SLICES: usize = 64;
+        let mut total = 0;
         while !self.out.is_empty() {
             let written = {
                 let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -115,18 +129,21 @@ impl Conn {
                     *slice = IoSlice::new(chunk);
                 }
                 match self.stream.write_vectored(&slices[..n]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), total),
                     Ok(w) => w,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Partly),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return (Ok(Flushed::Partly), total);
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => return (Err(e), total),
                 }
             };
+            total += written;
             self.consume(written);
         }
         // Give the queue's memory back: an idle connection holds no buffer.
         self.out = VecDeque::new();
-        Ok(Flushed::All)
+        (Ok(Flushed::All), total)
     }
 
     fn consume(&mut self, mut written: usize) {

@@ -28,6 +28,11 @@ pub trait Handler: Send + Sync + 'static {
     /// A message arrived.
     fn on_message(&self, handle: &Handle, id: ConnId, message: Message);
 
+    /// A write queue that had filled has emptied (only with `Config::drain_events`).
+    fn on_drain(&self, handle: &Handle, id: ConnId) {
+        let _ = (handle, id);
+    }
+
     /// The connection ended; called exactly once after `on_connect`.
     fn on_disconnect(&self, handle: &Handle, id: ConnId, reason: DisconnectReason) {
         let _ = (handle, id, reason);
@@ -38,6 +43,7 @@ pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
     match event {
         Event::Connect(info) => handler.on_connect(handle, info),
         Event::Message { id, message } => handler.on_message(handle, id, message),
+        Event::Drain { id } => handler.on_drain(handle, id),
         Event::Disconnect { id, reason } => handler.on_disconnect(handle, id, reason),
     }
 }
@@ -53,10 +59,7 @@ pub(crate) fn run_worker(handler: Arc<dyn Handler>, handle: Handle, batches: Rec
 
 /// A reactor's outlet for events.
 pub(crate) enum Dispatcher {
-    Inline {
-        handler: Arc<dyn Handler>,
-        handle: Handle,
-    },
+    Inline { handler: Arc<dyn Handler>, handle: Handle },
     Queued(Queues),
 }
 
@@ -105,10 +108,9 @@ impl Dispatcher {
     pub(crate) fn is_congested(&self, worker: u16) -> bool {
         match self {
             Dispatcher::Inline { .. } => false,
-            Dispatcher::Queued(q) => q
-                .backlog
-                .get(usize::from(worker))
-                .is_some_and(|b| !b.is_empty()),
+            Dispatcher::Queued(q) => {
+                q.backlog.get(usize::from(worker)).is_some_and(|b| !b.is_empty())
+            }
         }
     }
 
@@ -158,10 +160,7 @@ pub struct Events {
 
 impl Events {
     pub(crate) fn new(batches: Receiver<Vec<Event>>) -> Events {
-        Events {
-            batches,
-            pending: Vec::new().into_iter(),
-        }
+        Events { batches, pending: Vec::new().into_iter() }
     }
 
     /// The next event, waiting for it; `None` once the server has stopped.

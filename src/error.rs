@@ -67,6 +67,8 @@ pub enum ConfigError {
     MaxConnections(usize),
     /// `worker_queue` must be at least 1.
     WorkerQueue(usize),
+    /// `max_backpressure` must be 1 byte to 2 GiB.
+    MaxBackpressure(usize),
 }
 
 impl fmt::Display for ConfigError {
@@ -81,6 +83,9 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxHeaderBytes(n) => write!(f, "max_header_bytes = {n}, must be >= 256"),
             ConfigError::MaxConnections(n) => write!(f, "max_connections = {n}, out of range"),
             ConfigError::WorkerQueue(n) => write!(f, "worker_queue = {n}, must be at least 1"),
+            ConfigError::MaxBackpressure(n) => {
+                write!(f, "max_backpressure = {n}, must be 1..=2^31")
+            }
         }
     }
 }
@@ -98,6 +103,9 @@ pub enum SendErrorKind {
     Closing,
     /// The server has shut down.
     ServerStopped,
+    /// The connection already has `max_backpressure` bytes waiting; under
+    /// `Backpressure::Close` it is now being closed as a slow consumer.
+    Backpressure,
 }
 
 /// A refused send; the message is handed back.
@@ -115,6 +123,7 @@ impl fmt::Display for SendError {
             SendErrorKind::UnknownConnection => "unknown or closed connection",
             SendErrorKind::Closing => "connection is closing",
             SendErrorKind::ServerStopped => "server stopped",
+            SendErrorKind::Backpressure => "connection over max_backpressure",
         };
         f.write_str(text)
     }

@@ -45,13 +45,7 @@ impl ConnId {
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "ConnId({}:{}:{})",
-            self.reactor(),
-            self.slot(),
-            self.generation()
-        )
+        write!(f, "ConnId({}:{}:{})", self.reactor(), self.slot(), self.generation())
     }
 }
 
@@ -177,6 +171,13 @@ pub enum DisconnectReason {
     CloseTimeout,
     /// The server shut down.
     Shutdown,
+    /// The connection did not read fast enough: its buffered bytes passed
+    /// `max_backpressure` and it was closed with 1008.
+    SlowConsumer,
+    /// No message for `idle_timeout`; closed with 1001.
+    IdleTimeout,
+    /// Nothing came back within `pong_timeout` of a ping; the peer is taken for dead.
+    PongTimeout,
 }
 
 /// Something that happened to a connection. A connection's events arrive in order:
@@ -193,6 +194,11 @@ pub enum Event {
         /// The message.
         message: Message,
     },
+    /// A write queue that had filled has emptied (only with `Config::drain_events`).
+    Drain {
+        /// This connection.
+        id: ConnId,
+    },
     /// The connection has ended; its id is invalid from now on.
     Disconnect {
         /// This connection.
@@ -207,7 +213,7 @@ impl Event {
     pub fn id(&self) -> ConnId {
         match self {
             Event::Connect(info) => info.id,
-            Event::Message { id, .. } | Event::Disconnect { id, .. } => *id,
+            Event::Message { id, .. } | Event::Drain { id } | Event::Disconnect { id, .. } => *id,
         }
     }
 }

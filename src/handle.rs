@@ -7,13 +7,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 
+use crate::config::Backpressure;
 use crate::error::{CloseError, SendError, SendErrorKind};
 use crate::event::{ConnId, Message};
-use crate::liveness::{LiveTable, Liveness};
+use crate::liveness::{LiveTable, Liveness, Refused};
+use crate::metrics::{Counters, Stats};
 use crate::protocol::CloseCode;
 use crate::wire;
 
@@ -35,7 +38,13 @@ pub(crate) enum Command {
         code: CloseCode,
         frame: Bytes,
     },
-    Shutdown,
+    /// Over `max_backpressure` under `Backpressure::Close`.
+    SlowConsumer {
+        id: ConnId,
+    },
+    Shutdown {
+        timeout: Option<Duration>,
+    },
 }
 
 /// A reactor as seen from other threads.
@@ -67,6 +76,9 @@ pub(crate) struct Shared {
     /// Accepted sockets, handshaking or open: what `max_connections` bounds.
     pub(crate) sockets: AtomicUsize,
     pub(crate) stopped: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) max_backpressure: usize,
+    pub(crate) backpressure: Backpressure,
 }
 
 /// Sends, closes and counts connections from any thread. Cheap to clone.
@@ -88,9 +100,7 @@ pub struct Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle")
-            .field("connections", &self.connections())
-            .finish()
+        f.debug_struct("Handle").field("connections", &self.connections()).finish()
     }
 }
 
@@ -112,41 +122,50 @@ impl Handle {
     pub fn send(&self, id: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
         let message = message.into();
         if self.is_stopped() {
-            return Err(SendError {
-                kind: SendErrorKind::ServerStopped,
-                message,
-            });
+            return Err(SendError { kind: SendErrorKind::ServerStopped, message });
         }
         let Some(remote) = self.remote(id) else {
-            return Err(SendError {
-                kind: SendErrorKind::UnknownConnection,
-                message,
-            });
+            return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
         };
-        match remote.live.get(id) {
-            Liveness::Open => {}
-            Liveness::Closing => {
-                return Err(SendError {
-                    kind: SendErrorKind::Closing,
-                    message,
-                });
-            }
-            Liveness::Gone => {
-                return Err(SendError {
-                    kind: SendErrorKind::UnknownConnection,
-                    message,
-                });
-            }
-        }
         let frame = wire::message_frame(&message);
-        if remote.push(Command::Send { id, frame }) {
-            Ok(())
-        } else {
-            Err(SendError {
-                kind: SendErrorKind::ServerStopped,
-                message,
-            })
+        let kind = match remote.live.reserve(id, frame.len(), self.shared.max_backpressure) {
+            Ok(()) if remote.push(Command::Send { id, frame }) => return Ok(()),
+            Ok(()) => SendErrorKind::ServerStopped,
+            Err(Refused::Gone) => SendErrorKind::UnknownConnection,
+            Err(Refused::Closing) => SendErrorKind::Closing,
+            Err(Refused::Full) => {
+                self.over_backpressure(remote, id);
+                SendErrorKind::Backpressure
+            }
+        };
+        Err(SendError { kind, message })
+    }
+
+    fn over_backpressure(&self, remote: &Remote, id: ConnId) {
+        let counters = &self.shared.counters;
+        match self.shared.backpressure {
+            Backpressure::Drop => Counters::bump(&counters.messages_dropped),
+            Backpressure::Close => {
+                if remote.live.mark_closing(id) {
+                    remote.push(Command::SlowConsumer { id });
+                }
+            }
         }
+    }
+
+    /// Bytes accepted for `id` and not yet taken by its socket (in the command channel and
+    /// the write queue); `None` when the id is not open. Compare with `max_backpressure`
+    /// to slow a producer down before the policy applies.
+    pub fn buffered(&self, id: ConnId) -> Option<usize> {
+        self.remote(id)?.live.buffered(id)
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.shared;
+        shared
+            .counters
+            .snapshot(shared.open.load(Ordering::Relaxed), shared.sockets.load(Ordering::Relaxed))
     }
 
     /// Queues one message for many connections. The frame is encoded once and its bytes
@@ -166,12 +185,7 @@ impl Handle {
         let mut queued = 0;
         for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
             let n = ids.len();
-            if n > 0
-                && remote.push(Command::SendMany {
-                    ids,
-                    frame: frame.clone(),
-                })
-            {
+            if n > 0 && remote.push(Command::SendMany { ids, frame: frame.clone() }) {
                 queued += n;
             }
         }
@@ -182,9 +196,7 @@ impl Handle {
     pub fn broadcast(&self, message: impl Into<Message>) {
         let frame = wire::message_frame(&message.into());
         for remote in self.shared.reactors.iter() {
-            remote.push(Command::Broadcast {
-                frame: frame.clone(),
-            });
+            remote.push(Command::Broadcast { frame: frame.clone() });
         }
     }
 
@@ -218,8 +230,7 @@ impl Handle {
 
     /// Whether `id` names an open connection (not closing, not closed).
     pub fn is_open(&self, id: ConnId) -> bool {
-        self.remote(id)
-            .is_some_and(|r| r.live.get(id) == Liveness::Open)
+        self.remote(id).is_some_and(|r| r.live.get(id) == Liveness::Open)
     }
 
     /// Open connections now (handshake done, not yet disconnected).
@@ -228,14 +239,23 @@ impl Handle {
     }
 
     /// Stops the server: listeners close, every connection gets close 1001, and once their
-    /// close handshakes end (or the close timeout passes) every `Disconnect` is delivered
-    /// and the threads exit. Returns at once; `Server::join` waits for the end.
+    /// close handshakes end (or `Config::close_timeout` passes) every `Disconnect` is
+    /// delivered and the threads exit. Returns at once; `Server::join` waits for the end.
     pub fn shutdown(&self) {
+        self.stop(None);
+    }
+
+    /// [`Handle::shutdown`], waiting at most `timeout` for the close handshakes.
+    pub fn shutdown_within(&self, timeout: Duration) {
+        self.stop(Some(timeout));
+    }
+
+    fn stop(&self, timeout: Option<Duration>) {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
         for remote in self.shared.reactors.iter() {
-            remote.push(Command::Shutdown);
+            remote.push(Command::Shutdown { timeout });
         }
     }
 }

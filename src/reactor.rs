@@ -16,12 +16,10 @@
 //! has frames queued, one `writev` each → poll.
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -30,13 +28,14 @@ use slab::Slab;
 use crate::config::Config;
 use crate::conn::{Conn, Flushed, Phase};
 use crate::dispatch::Dispatcher;
-use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
-use crate::handle::{Command, Remote, Shared};
+use crate::event::{ConnId, DisconnectReason, Event};
+use crate::handle::{Command, Shared};
 use crate::liveness::Liveness;
-use crate::protocol::frame::OpCode;
-use crate::protocol::handshake::{self, Request};
-use crate::protocol::message::{Decoder, DecoderLimits, Incoming, Role};
-use crate::protocol::{CloseCode, ProtocolError};
+use crate::metrics::Counters;
+use crate::protocol::CloseCode;
+use crate::protocol::handshake;
+use crate::protocol::message::{Decoder, DecoderLimits, Role};
+use crate::session::{self, Ctx, Ticks};
 use crate::timer::{Entry, TimerWheel};
 use crate::wire;
 
@@ -68,103 +67,6 @@ pub(crate) struct Reactor {
     ctx: Ctx,
 }
 
-/// Everything but the connections and the read buffer, so both can be borrowed beside it.
-struct Ctx {
-    index: usize,
-    shared: Arc<Shared>,
-    config: Arc<Config>,
-    commands: Receiver<Command>,
-    dispatcher: Dispatcher,
-    wheel: TimerWheel,
-    limits: DecoderLimits,
-    next_generation: u32,
-    dirty: Vec<usize>,
-    read_again: Vec<usize>,
-    paused: Vec<usize>,
-    shutdown_deadline: Option<Instant>,
-}
-
-impl Ctx {
-    fn remote(&self) -> &Remote {
-        &self.shared.reactors[self.index]
-    }
-
-    fn id(&self, slot: usize, conn: &Conn) -> ConnId {
-        ConnId::new(self.index, conn.generation, slot)
-    }
-
-    fn queue(&mut self, slot: usize, conn: &mut Conn, frame: Bytes) {
-        conn.out.push_back(frame);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(slot);
-        }
-    }
-
-    fn set_deadline(&mut self, slot: usize, conn: &mut Conn, after: Duration) {
-        let tick = self.wheel.deadline(Instant::now(), after);
-        conn.deadline = tick;
-        if conn.timer_tick == 0 || tick < conn.timer_tick {
-            conn.timer_tick = tick;
-            self.wheel.schedule(slot as u32, tick);
-        }
-    }
-
-    /// Sends a close frame and waits for the peer's (§7.1.2).
-    fn start_close(
-        &mut self,
-        slot: usize,
-        conn: &mut Conn,
-        frame: Bytes,
-        reason: DisconnectReason,
-    ) {
-        if conn.phase != Phase::Open {
-            return;
-        }
-        conn.set_reason(reason);
-        conn.phase = Phase::Closing;
-        self.remote()
-            .live
-            .set(self.id(slot, conn), Liveness::Closing);
-        self.queue(slot, conn, frame);
-        let timeout = self.config.close_timeout;
-        self.set_deadline(slot, conn, timeout);
-    }
-
-    /// Fails the connection (§7.1.7): close with the error's code, then wait for the peer.
-    fn fail(&mut self, slot: usize, conn: &mut Conn, error: ProtocolError) {
-        if conn.phase == Phase::Open {
-            let frame = wire::close_frame(Some(error.close_code()), "");
-            self.start_close(slot, conn, frame, DisconnectReason::ProtocolError(error));
-        } else {
-            self.flush_then_close(slot, conn);
-        }
-    }
-
-    /// Stops reading; TCP closes once the queue is written.
-    fn flush_then_close(&mut self, slot: usize, conn: &mut Conn) {
-        conn.phase = Phase::Flushing;
-        conn.carry = Vec::new();
-        if conn.connected {
-            self.remote()
-                .live
-                .set(self.id(slot, conn), Liveness::Closing);
-        }
-        let timeout = self.config.close_timeout;
-        self.set_deadline(slot, conn, timeout);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(slot);
-        }
-    }
-
-    fn emit_message(&mut self, slot: usize, conn: &Conn, message: Message) {
-        let id = self.id(slot, conn);
-        self.dispatcher
-            .emit(conn.worker, Event::Message { id, message });
-    }
-}
-
 impl Reactor {
     pub(crate) fn new(parts: ReactorParts, shared: Arc<Shared>, config: Arc<Config>) -> Reactor {
         let limits = DecoderLimits {
@@ -181,11 +83,13 @@ impl Reactor {
             ctx: Ctx {
                 index: parts.index,
                 shared,
+                ticks: Ticks::of(&config),
                 config,
                 commands: parts.commands,
                 dispatcher: parts.dispatcher,
                 wheel: TimerWheel::new(Instant::now()),
                 limits,
+                now: 0,
                 next_generation: 1,
                 dirty: Vec::new(),
                 read_again: Vec::new(),
@@ -213,6 +117,7 @@ impl Reactor {
                 break;
             }
             self.ctx.remote().awake.store(true, Ordering::SeqCst);
+            self.ctx.now = self.ctx.wheel.tick_at(Instant::now());
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -258,9 +163,7 @@ impl Reactor {
 
     fn accept_all(&mut self) {
         loop {
-            let Some(listener) = &self.listener else {
-                return;
-            };
+            let Some(listener) = &self.listener else { return };
             match listener.accept() {
                 Ok((stream, _)) => self.admit(stream),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -275,8 +178,11 @@ impl Reactor {
 
     fn admit(&mut self, mut stream: TcpStream) {
         let shared = &self.ctx.shared;
+        Counters::bump(&shared.counters.accepted);
         if shared.sockets.fetch_add(1, Ordering::AcqRel) >= self.ctx.config.max_connections {
             shared.sockets.fetch_sub(1, Ordering::AcqRel);
+            Counters::bump(&shared.counters.rejected_full);
+            // Best effort: a fresh socket's send buffer takes these few bytes.
             use std::io::Write;
             let _ = stream.write(&handshake::error_response(503));
             return;
@@ -285,12 +191,7 @@ impl Reactor {
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if self
-            .poll
-            .registry()
-            .register(&mut stream, Token(slot), interest)
-            .is_err()
-        {
+        if self.poll.registry().register(&mut stream, Token(slot), interest).is_err() {
             self.ctx.shared.sockets.fetch_sub(1, Ordering::AcqRel);
             return;
         }
@@ -299,8 +200,10 @@ impl Reactor {
         let worker = self.ctx.dispatcher.assign();
         let decoder = Decoder::new(Role::Server, self.ctx.limits);
         let conn = entry.insert(Conn::new(stream, generation, worker, decoder));
-        let timeout = self.ctx.config.handshake_timeout;
-        self.ctx.set_deadline(slot, conn, timeout);
+        let id = self.ctx.id(slot, conn);
+        self.ctx.remote().live.set(id, Liveness::Handshake);
+        let tick = self.ctx.deadline_after(self.ctx.config.handshake_timeout);
+        self.ctx.set_deadline(slot, conn, tick);
     }
 
     // ---- reading ----
@@ -315,16 +218,13 @@ impl Reactor {
     fn read(&mut self, slot: usize) {
         let mut budget = READ_BUDGET;
         loop {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                return;
-            };
-            if conn.read_paused
-                || !matches!(conn.phase, Phase::Handshake | Phase::Open | Phase::Closing)
-            {
+            let Some(conn) = self.conns.get_mut(slot) else { return };
+            if conn.read_paused || conn.phase == Phase::Flushing {
                 return;
             }
             if self.ctx.dispatcher.is_congested(conn.worker) {
                 conn.read_paused = true;
+                Counters::bump(&self.ctx.shared.counters.reads_paused);
                 self.ctx.paused.push(slot);
                 return;
             }
@@ -348,19 +248,17 @@ impl Reactor {
                 }
             };
             budget = budget.saturating_sub(n);
+            self.ctx.seen(conn);
             let carry = std::mem::take(&mut conn.carry);
             let start = front - carry.len();
             self.scratch[start..front].copy_from_slice(&carry);
             let data = &mut self.scratch[start..front + n];
             let used = match conn.phase {
-                Phase::Handshake => handshake_bytes(&mut self.ctx, slot, conn, data),
-                _ => frame_bytes(&mut self.ctx, slot, conn, data),
+                Phase::Handshake => session::handshake_bytes(&mut self.ctx, slot, conn, data),
+                _ => session::frame_bytes(&mut self.ctx, slot, conn, data),
             };
-            if conn.phase.reads_frames() || conn.phase == Phase::Handshake {
-                let rest = &data[used.min(data.len())..];
-                if !rest.is_empty() {
-                    conn.carry = rest.to_vec();
-                }
+            if conn.phase != Phase::Flushing && used < data.len() {
+                conn.carry = data[used..].to_vec();
             }
         }
     }
@@ -368,9 +266,7 @@ impl Reactor {
     // ---- writing ----
 
     fn write_ready(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
+        let Some(conn) = self.conns.get_mut(slot) else { return };
         if !conn.out.is_empty() && !conn.dirty {
             conn.dirty = true;
             self.ctx.dirty.push(slot);
@@ -378,26 +274,38 @@ impl Reactor {
     }
 
     fn flush_dirty(&mut self) {
-        let slots = std::mem::take(&mut self.ctx.dirty);
+        let mut slots = std::mem::take(&mut self.ctx.dirty);
         for &slot in &slots {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            conn.dirty = false;
-            match conn.flush() {
-                Ok(Flushed::All) if conn.phase == Phase::Flushing => self.close_now(slot),
-                Ok(_) => {}
-                Err(e) => {
-                    conn.set_reason(DisconnectReason::Io(e.kind()));
-                    self.close_now(slot);
-                }
-            }
+            self.flush(slot);
         }
-        // Reuse the list's memory for the next turn.
-        let mut slots = slots;
+        // Keep the list's memory for the next turn.
         slots.clear();
         if self.ctx.dirty.is_empty() {
             self.ctx.dirty = slots;
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        conn.dirty = false;
+        let id = self.ctx.id(slot, conn);
+        let (flushed, written) = conn.flush();
+        self.ctx.remote().live.release(id, written);
+        match flushed {
+            Ok(Flushed::All) if conn.phase == Phase::Flushing => self.close_now(slot),
+            Ok(Flushed::All) => {
+                if std::mem::take(&mut conn.backlogged)
+                    && self.ctx.config.drain_events
+                    && conn.connected
+                {
+                    self.ctx.dispatcher.emit(conn.worker, Event::Drain { id });
+                }
+            }
+            Ok(Flushed::Partly) => conn.backlogged = true,
+            Err(e) => {
+                conn.set_reason(DisconnectReason::Io(e.kind()));
+                self.close_now(slot);
+            }
         }
     }
 
@@ -411,14 +319,12 @@ impl Reactor {
         let mut conn = self.conns.remove(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.ctx.shared.sockets.fetch_sub(1, Ordering::AcqRel);
+        let id = self.ctx.id(slot, &conn);
+        self.ctx.remote().live.set(id, Liveness::Gone);
         if conn.connected {
-            let id = self.ctx.id(slot, &conn);
-            self.ctx.remote().live.set(id, Liveness::Gone);
             self.ctx.shared.open.fetch_sub(1, Ordering::AcqRel);
             let reason = conn.reason.map_or(DisconnectReason::Abnormal, |r| *r);
-            self.ctx
-                .dispatcher
-                .emit(conn.worker, Event::Disconnect { id, reason });
+            self.ctx.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
         }
     }
 
@@ -437,14 +343,10 @@ impl Reactor {
 
     fn run_timers(&mut self) {
         let mut due: Vec<Entry> = Vec::new();
-        let now = Instant::now();
-        self.ctx.wheel.expire(now, &mut due);
-        let now_tick = self.ctx.wheel.tick_at(now);
+        self.ctx.wheel.expire(Instant::now(), &mut due);
         for entry in due {
             let slot = entry.slot as usize;
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
             if conn.timer_tick != entry.tick {
                 continue;
             }
@@ -452,19 +354,22 @@ impl Reactor {
             if conn.deadline == 0 {
                 continue;
             }
-            if conn.deadline > now_tick {
+            if conn.deadline > self.ctx.now {
                 conn.timer_tick = conn.deadline;
                 self.ctx.wheel.schedule(entry.slot, conn.deadline);
                 continue;
             }
             conn.deadline = 0;
-            match conn.phase {
-                Phase::Open => {}
-                Phase::Handshake | Phase::Flushing => self.close_now(slot),
+            let keep = match conn.phase {
+                Phase::Open => self.ctx.open_timer(slot, conn),
+                Phase::Handshake | Phase::Flushing => false,
                 Phase::Closing => {
                     conn.set_reason(DisconnectReason::CloseTimeout);
-                    self.close_now(slot);
+                    false
                 }
+            };
+            if !keep {
+                self.close_now(slot);
             }
         }
     }
@@ -477,54 +382,56 @@ impl Reactor {
         }
     }
 
-    fn send_to(&mut self, id: ConnId, frame: Bytes) {
-        if let Some(conn) = open_conn(&mut self.conns, id) {
-            self.ctx.queue(id.slot(), conn, frame);
-        }
-    }
-
     fn apply(&mut self, command: Command) {
+        let Reactor { conns, ctx, .. } = self;
         match command {
-            Command::Send { id, frame } => self.send_to(id, frame),
+            Command::Send { id, frame } => match open_conn(conns, id) {
+                Some(conn) => ctx.queue_reserved(id.slot(), conn, frame),
+                None => ctx.discard_reserved(id, frame.len()),
+            },
             Command::SendMany { ids, frame } => {
                 for id in ids {
-                    self.send_to(id, frame.clone());
+                    if let Some(conn) = open_conn(conns, id) {
+                        ctx.queue_shared(id.slot(), conn, frame.clone());
+                    }
                 }
             }
             Command::Broadcast { frame } => {
-                for (slot, conn) in self.conns.iter_mut() {
+                for (slot, conn) in conns.iter_mut() {
                     if conn.phase.is_open() {
-                        self.ctx.queue(slot, conn, frame.clone());
+                        ctx.queue_shared(slot, conn, frame.clone());
                     }
                 }
             }
             Command::Close { id, code, frame } => {
-                let Reactor { conns, ctx, .. } = self;
                 if let Some(conn) = open_conn(conns, id) {
                     let reason = DisconnectReason::ClosedByServer { code };
                     ctx.start_close(id.slot(), conn, frame, reason);
                 }
             }
-            Command::Shutdown => self.begin_shutdown(),
+            Command::SlowConsumer { id } => {
+                if let Some(conn) = open_conn(conns, id) {
+                    ctx.close_slow_consumer(id.slot(), conn);
+                }
+            }
+            Command::Shutdown { timeout } => self.begin_shutdown(timeout),
         }
     }
 
-    fn begin_shutdown(&mut self) {
+    fn begin_shutdown(&mut self, timeout: Option<Duration>) {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.ctx.shutdown_deadline = Some(Instant::now() + self.ctx.config.close_timeout);
+        let timeout = timeout.unwrap_or(self.ctx.config.close_timeout);
+        self.ctx.shutdown_deadline = Some(Instant::now() + timeout);
         let frame = wire::close_frame(Some(CloseCode::GOING_AWAY), "");
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
             match conn.phase {
                 Phase::Handshake => self.close_now(slot),
                 Phase::Open => {
-                    self.ctx
-                        .start_close(slot, conn, frame.clone(), DisconnectReason::Shutdown)
+                    self.ctx.start_close(slot, conn, frame.clone(), DisconnectReason::Shutdown)
                 }
                 Phase::Closing | Phase::Flushing => {}
             }
@@ -541,9 +448,7 @@ impl Reactor {
         }
         let paused = std::mem::take(&mut self.ctx.paused);
         for slot in paused {
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
             if self.ctx.dispatcher.is_congested(conn.worker) {
                 self.ctx.paused.push(slot);
             } else if conn.read_paused {
@@ -567,132 +472,4 @@ impl Reactor {
 fn open_conn(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
     let conn = conns.get_mut(id.slot())?;
     (conn.generation == id.generation() && conn.phase.is_open()).then_some(conn)
-}
-
-/// Handles bytes of a connection still in its handshake; returns how many were used.
-fn handshake_bytes(ctx: &mut Ctx, slot: usize, conn: &mut Conn, data: &mut [u8]) -> usize {
-    let max = ctx.config.max_header_bytes;
-    let (request, used) = match handshake::parse_request(data, max) {
-        Ok(Some(parsed)) => parsed,
-        Ok(None) => return 0,
-        Err(e) => {
-            reject(ctx, slot, conn, e.status());
-            return data.len();
-        }
-    };
-    match upgrade(ctx, &request) {
-        Ok((response, info)) => {
-            open(ctx, slot, conn, response, &request, info);
-            used + frame_bytes(ctx, slot, conn, &mut data[used..])
-        }
-        Err(status) => {
-            reject(ctx, slot, conn, status);
-            data.len()
-        }
-    }
-}
-
-/// What the upgrade decided: the 101 bytes, the subprotocol and the hook's user data.
-type Upgrade = (Bytes, (Option<String>, Option<crate::event::UserData>));
-
-fn upgrade(ctx: &Ctx, request: &Request) -> Result<Upgrade, u16> {
-    handshake::validate_upgrade(request).map_err(|e| e.status())?;
-    let config = &ctx.config;
-    if !config.origins.allows(request) {
-        return Err(403);
-    }
-    let protocol = handshake::select_protocol(request, &config.subprotocols);
-    let user_data = match &config.on_upgrade {
-        Some(hook) => hook(request).map_err(|r| r.status())?.user_data,
-        None => None,
-    };
-    let response = Bytes::from(handshake::accept_response(request, protocol, None));
-    Ok((response, (protocol.map(str::to_owned), user_data)))
-}
-
-fn reject(ctx: &mut Ctx, slot: usize, conn: &mut Conn, status: u16) {
-    ctx.queue(slot, conn, Bytes::from(handshake::error_response(status)));
-    ctx.flush_then_close(slot, conn);
-}
-
-fn open(
-    ctx: &mut Ctx,
-    slot: usize,
-    conn: &mut Conn,
-    response: Bytes,
-    request: &Request,
-    (protocol, user_data): (Option<String>, Option<crate::event::UserData>),
-) {
-    ctx.queue(slot, conn, response);
-    conn.phase = Phase::Open;
-    conn.connected = true;
-    conn.deadline = 0;
-    let id = ctx.id(slot, conn);
-    ctx.remote().live.set(id, Liveness::Open);
-    ctx.shared.open.fetch_add(1, Ordering::AcqRel);
-    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
-    let info = ConnectInfo {
-        id,
-        remote_addr: conn.stream.peer_addr().unwrap_or(unknown),
-        local_addr: conn.stream.local_addr().unwrap_or(unknown),
-        path: request.path().to_owned(),
-        query: request.query().to_owned(),
-        protocol,
-        user_data,
-    };
-    ctx.dispatcher.emit(conn.worker, Event::Connect(info));
-}
-
-/// Parses frames from `data`; returns how many bytes were used (the rest is a partial
-/// header or control frame, carried to the next read).
-fn frame_bytes(ctx: &mut Ctx, slot: usize, conn: &mut Conn, data: &mut [u8]) -> usize {
-    let mut pos = 0;
-    while pos < data.len() && conn.phase.reads_frames() {
-        match conn.decoder.decode(&mut data[pos..]) {
-            Ok((0, None)) => break,
-            Ok((used, item)) => {
-                pos += used;
-                if let Some(item) = item {
-                    incoming(ctx, slot, conn, item);
-                }
-            }
-            Err(error) => {
-                ctx.fail(slot, conn, error);
-                return data.len();
-            }
-        }
-    }
-    if conn.phase.reads_frames() {
-        pos
-    } else {
-        data.len()
-    }
-}
-
-fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
-    match item {
-        Incoming::Text(text) if conn.phase.is_open() => {
-            ctx.emit_message(slot, conn, Message::Text(text.into_owned()));
-        }
-        Incoming::Binary(data) if conn.phase.is_open() => {
-            ctx.emit_message(slot, conn, Message::Binary(data.into_owned()));
-        }
-        Incoming::Ping(payload) if conn.phase.is_open() => {
-            ctx.queue(slot, conn, wire::frame(OpCode::Pong, payload));
-        }
-        Incoming::Close(frame) => {
-            if conn.phase.is_open() {
-                let (code, reason) = match &frame {
-                    Some(f) => (f.code, f.reason.to_owned()),
-                    None => (CloseCode::NO_STATUS, String::new()),
-                };
-                // §5.5.1: echo the status code received.
-                let reply = wire::close_frame(frame.as_ref().map(|f| f.code), "");
-                ctx.queue(slot, conn, reply);
-                conn.set_reason(DisconnectReason::ClosedByPeer { code, reason });
-            }
-            ctx.flush_then_close(slot, conn);
-        }
-        Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_) | Incoming::Pong(_) => {}
-    }
 }

@@ -44,9 +44,7 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("local_addr", &self.local_addr)
-            .finish()
+        f.debug_struct("Server").field("local_addr", &self.local_addr).finish()
     }
 }
 
@@ -131,30 +129,20 @@ impl Server {
             open: AtomicUsize::new(0),
             sockets: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
+            counters: Default::default(),
+            max_backpressure: config.max_backpressure,
+            backpressure: config.backpressure,
         });
-        let handle = Handle {
-            shared: shared.clone(),
-        };
+        let handle = Handle { shared: shared.clone() };
         let mut threads = Vec::new();
         let make_dispatcher = dispatchers(&config, outlet, &handle, &mut threads)?;
         for (index, poll, listener, commands) in parts {
-            let parts = ReactorParts {
-                index,
-                poll,
-                listener,
-                commands,
-                dispatcher: make_dispatcher(),
-            };
+            let parts =
+                ReactorParts { index, poll, listener, commands, dispatcher: make_dispatcher() };
             let reactor = Reactor::new(parts, shared.clone(), config.clone());
-            threads.push(spawn(format!("wsloop-reactor-{index}"), move || {
-                reactor.run()
-            })?);
+            threads.push(spawn(format!("wsloop-reactor-{index}"), move || reactor.run())?);
         }
-        Ok(Server {
-            handle,
-            local_addr,
-            threads,
-        })
+        Ok(Server { handle, local_addr, threads })
     }
 }
 
@@ -168,10 +156,7 @@ impl Drop for Server {
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(f)
-        .map_err(Error::Io)
+    std::thread::Builder::new().name(name).spawn(f).map_err(Error::Io)
 }
 
 /// Starts the workers (if any) and returns a maker of each reactor's dispatcher.

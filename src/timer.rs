@@ -30,12 +30,7 @@ pub(crate) struct TimerWheel {
 
 impl TimerWheel {
     pub(crate) fn new(start: Instant) -> TimerWheel {
-        TimerWheel {
-            start,
-            buckets: (0..SLOTS).map(|_| Vec::new()).collect(),
-            done: 0,
-            len: 0,
-        }
+        TimerWheel { start, buckets: (0..SLOTS).map(|_| Vec::new()).collect(), done: 0, len: 0 }
     }
 
     /// The tick `now` falls in.
@@ -61,10 +56,7 @@ impl TimerWheel {
     pub(crate) fn expire(&mut self, now: Instant, due: &mut Vec<Entry>) {
         let now = self.tick_at(now);
         // Past one turn of the wheel every bucket has been visited once.
-        let from = self
-            .done
-            .saturating_add(1)
-            .max(now.saturating_sub(SLOTS as u32 - 1));
+        let from = self.done.saturating_add(1).max(now.saturating_sub(SLOTS as u32 - 1));
         for tick in from..=now {
             let bucket = &mut self.buckets[tick as usize % SLOTS];
             let before = due.len();

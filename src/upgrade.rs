@@ -40,11 +40,7 @@ pub struct Reject {
 impl Reject {
     /// Refuse with `status` (400–599; anything else is sent as 403).
     pub fn with_status(status: u16) -> Reject {
-        let status = if (400..600).contains(&status) {
-            status
-        } else {
-            403
-        };
+        let status = if (400..600).contains(&status) { status } else { 403 };
         Reject { status }
     }
 

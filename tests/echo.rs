@@ -58,10 +58,7 @@ fn fragmented_message_with_interleaved_pings() {
     }
     assert_eq!(read_frame(&mut s), Some((true, 0xA, b"p1".to_vec())));
     assert_eq!(read_frame(&mut s), Some((true, 0xA, b"p2".to_vec())));
-    assert_eq!(
-        read_frame(&mut s),
-        Some((true, 0x1, "fragmented é".as_bytes().to_vec()))
-    );
+    assert_eq!(read_frame(&mut s), Some((true, 0x1, "fragmented é".as_bytes().to_vec())));
 }
 
 #[test]
@@ -85,10 +82,7 @@ fn a_thousand_concurrent_connections_echo() {
             })
         })
         .collect();
-    let clients: Vec<_> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let clients: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     assert_eq!(clients.len(), 1000);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while server.handle().connections() != 1000 && std::time::Instant::now() < deadline {

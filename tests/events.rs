@@ -44,10 +44,7 @@ fn each_connection_sees_connect_messages_in_order_then_one_disconnect() {
                 assert!(log.is_empty(), "connect first");
                 log.push("connect".into());
             }
-            Event::Message {
-                message: Message::Text(t),
-                ..
-            } => log.push(t),
+            Event::Message { message: Message::Text(t), .. } => log.push(t),
             Event::Disconnect { reason, .. } => {
                 assert!(
                     matches!(reason, DisconnectReason::ClosedByPeer { code, .. } if code == CloseCode::NO_STATUS),
@@ -67,10 +64,7 @@ fn each_connection_sees_connect_messages_in_order_then_one_disconnect() {
     for log in seen.values() {
         assert_eq!(log, &expected);
     }
-    assert!(
-        events.recv_timeout(Duration::from_millis(200)).is_none(),
-        "nothing after disconnect"
-    );
+    assert!(events.recv_timeout(Duration::from_millis(200)).is_none(), "nothing after disconnect");
 }
 
 /// Remembers ids and reasons; echoes nothing.
@@ -93,10 +87,7 @@ impl Handler for Recorder {
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -125,9 +116,7 @@ fn sends_from_other_threads_and_stale_ids() {
     }
     let mut last = [-1i32; 4];
     for _ in 0..400 {
-        let WsMessage::Text(t) = next_message(&mut client) else {
-            panic!("text")
-        };
+        let WsMessage::Text(t) = next_message(&mut client) else { panic!("text") };
         let (t, i) = t.split_once(':').unwrap();
         let (t, i): (usize, i32) = (t.parse().unwrap(), i.parse().unwrap());
         assert_eq!(i, last[t] + 1, "per-thread order holds");
@@ -137,10 +126,7 @@ fn sends_from_other_threads_and_stale_ids() {
     assert_eq!(next_message(&mut client), WsMessage::text("twice"));
     assert_eq!(next_message(&mut client), WsMessage::text("twice"));
     handle.broadcast(vec![1u8, 2, 3]);
-    assert_eq!(
-        next_message(&mut client),
-        WsMessage::binary(vec![1u8, 2, 3])
-    );
+    assert_eq!(next_message(&mut client), WsMessage::binary(vec![1u8, 2, 3]));
 
     handle.close(id, CloseCode(4001), "done").unwrap();
     match client.read() {
@@ -151,38 +137,22 @@ fn sends_from_other_threads_and_stale_ids() {
     wait_for("disconnect", || recorder.gone.lock().unwrap().len() == 1);
     assert_eq!(
         recorder.gone.lock().unwrap()[0],
-        (
-            id,
-            DisconnectReason::ClosedByServer {
-                code: CloseCode(4001)
-            }
-        )
+        (id, DisconnectReason::ClosedByServer { code: CloseCode(4001) })
     );
 
     // The id is stale now: every call says so and hands the message back.
     let err = handle.send(id, "late").unwrap_err();
     assert_eq!(err.kind, SendErrorKind::UnknownConnection);
     assert_eq!(err.message, Message::Text("late".into()));
-    assert_eq!(
-        handle.close(id, CloseCode::NORMAL, ""),
-        Err(CloseError::UnknownConnection)
-    );
+    assert_eq!(handle.close(id, CloseCode::NORMAL, ""), Err(CloseError::UnknownConnection));
     assert_eq!(handle.send_many(&[id], "x"), 0);
     assert!(!handle.is_open(id));
     // A new connection reusing the slot does not answer to the old id.
     let _again = connect(server.local_addr());
-    wait_for("second connect", || {
-        recorder.connected.lock().unwrap().len() == 2
-    });
+    wait_for("second connect", || recorder.connected.lock().unwrap().len() == 2);
     assert_ne!(recorder.connected.lock().unwrap()[1], id);
-    assert_eq!(
-        handle.send(id, "late").unwrap_err().kind,
-        SendErrorKind::UnknownConnection
-    );
-    assert_eq!(
-        handle.close(id, CloseCode(1005), ""),
-        Err(CloseError::InvalidCode(1005))
-    );
+    assert_eq!(handle.send(id, "late").unwrap_err().kind, SendErrorKind::UnknownConnection);
+    assert_eq!(handle.close(id, CloseCode(1005), ""), Err(CloseError::InvalidCode(1005)));
 }
 
 #[test]
@@ -192,9 +162,7 @@ fn shutdown_closes_every_connection_with_1001_and_delivers_disconnects() {
     let server = Server::start(config(), recorder.clone()).unwrap();
     let addr = server.local_addr();
     let clients: Vec<_> = (0..10).map(|_| connect(addr)).collect();
-    wait_for("connects", || {
-        recorder.connected.lock().unwrap().len() == 10
-    });
+    wait_for("connects", || recorder.connected.lock().unwrap().len() == 10);
     let readers: Vec<_> = clients
         .into_iter()
         .map(|mut c| {
@@ -217,16 +185,7 @@ fn shutdown_closes_every_connection_with_1001_and_delivers_disconnects() {
     server.join();
     let gone = recorder.gone.lock().unwrap();
     assert_eq!(gone.len(), 10);
-    assert!(
-        gone.iter().all(|(_, r)| *r == DisconnectReason::Shutdown),
-        "{gone:?}"
-    );
-    assert_eq!(
-        handle.send(gone[0].0, "x").unwrap_err().kind,
-        SendErrorKind::ServerStopped
-    );
-    assert!(
-        std::net::TcpStream::connect(addr).is_err(),
-        "listener closed"
-    );
+    assert!(gone.iter().all(|(_, r)| *r == DisconnectReason::Shutdown), "{gone:?}");
+    assert_eq!(handle.send(gone[0].0, "x").unwrap_err().kind, SendErrorKind::ServerStopped);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "listener closed");
 }

@@ -29,28 +29,17 @@ fn valid_request_gets_101_with_the_accept_key() {
     let server = echo_server(config());
     let answer = http_exchange(
         server.local_addr(),
-        &head(
-            server.local_addr(),
-            &[UPGRADE, CONNECTION, KEY_LINE, VERSION],
-        ),
+        &head(server.local_addr(), &[UPGRADE, CONNECTION, KEY_LINE, VERSION]),
     );
     assert_eq!(status_of(&answer), 101, "{answer}");
-    assert!(
-        answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
-        "{answer}"
-    );
+    assert!(answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{answer}");
 }
 
 #[test]
 fn token_lists_and_case_are_accepted() {
     let server = echo_server(config());
     let addr = server.local_addr();
-    let lines = [
-        "upgrade: WebSocket",
-        "connection: keep-alive, Upgrade",
-        KEY_LINE,
-        VERSION,
-    ];
+    let lines = ["upgrade: WebSocket", "connection: keep-alive, Upgrade", KEY_LINE, VERSION];
     assert_eq!(status_of(&http_exchange(addr, &head(addr, &lines))), 101);
 }
 
@@ -97,10 +86,7 @@ fn oversized_headers_get_431() {
     let server = echo_server(config());
     let addr = server.local_addr();
     let big = format!("X-Big: {}", "a".repeat(9000));
-    let answer = http_exchange(
-        addr,
-        &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, &big]),
-    );
+    let answer = http_exchange(addr, &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, &big]));
     assert_eq!(status_of(&answer), 431, "{answer}");
     // A head that never ends is cut off at the limit too.
     let mut s = raw(addr);
@@ -114,60 +100,30 @@ fn same_host_origin_and_allow_list_are_accepted() {
     let addr = server.local_addr();
     let same = format!("Origin: http://{addr}");
     for origin in [same.as_str(), "Origin: https://APP.example"] {
-        let answer = http_exchange(
-            addr,
-            &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, origin]),
-        );
+        let answer =
+            http_exchange(addr, &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, origin]));
         assert_eq!(status_of(&answer), 101, "{origin}: {answer}");
     }
     let answer = http_exchange(
         addr,
-        &head(
-            addr,
-            &[
-                UPGRADE,
-                CONNECTION,
-                KEY_LINE,
-                VERSION,
-                "Origin: https://other.example",
-            ],
-        ),
+        &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, "Origin: https://other.example"]),
     );
     assert_eq!(status_of(&answer), 403);
 }
 
 #[test]
 fn origin_callback_decides_cross_origin_requests() {
-    let config = config().origins(Origins::Check(std::sync::Arc::new(|o: &str| {
-        o.ends_with(".trusted")
-    })));
+    let config =
+        config().origins(Origins::Check(std::sync::Arc::new(|o: &str| o.ends_with(".trusted"))));
     let server = echo_server(config);
     let addr = server.local_addr();
     let ok = http_exchange(
         addr,
-        &head(
-            addr,
-            &[
-                UPGRADE,
-                CONNECTION,
-                KEY_LINE,
-                VERSION,
-                "Origin: https://a.trusted",
-            ],
-        ),
+        &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, "Origin: https://a.trusted"]),
     );
     let no = http_exchange(
         addr,
-        &head(
-            addr,
-            &[
-                UPGRADE,
-                CONNECTION,
-                KEY_LINE,
-                VERSION,
-                "Origin: https://a.untrusted",
-            ],
-        ),
+        &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, "Origin: https://a.untrusted"]),
     );
     assert_eq!((status_of(&ok), status_of(&no)), (101, 403));
 }
@@ -180,31 +136,13 @@ fn subprotocol_is_the_servers_first_preference_the_client_offers() {
         addr,
         &head(
             addr,
-            &[
-                UPGRADE,
-                CONNECTION,
-                KEY_LINE,
-                VERSION,
-                "Sec-WebSocket-Protocol: v1.chat, v2.chat",
-            ],
+            &[UPGRADE, CONNECTION, KEY_LINE, VERSION, "Sec-WebSocket-Protocol: v1.chat, v2.chat"],
         ),
     );
-    assert!(
-        answer.contains("Sec-WebSocket-Protocol: v2.chat"),
-        "{answer}"
-    );
+    assert!(answer.contains("Sec-WebSocket-Protocol: v2.chat"), "{answer}");
     let answer = http_exchange(
         addr,
-        &head(
-            addr,
-            &[
-                UPGRADE,
-                CONNECTION,
-                KEY_LINE,
-                VERSION,
-                "Sec-WebSocket-Protocol: other",
-            ],
-        ),
+        &head(addr, &[UPGRADE, CONNECTION, KEY_LINE, VERSION, "Sec-WebSocket-Protocol: other"]),
     );
     assert_eq!(status_of(&answer), 101);
     assert!(!answer.contains("Sec-WebSocket-Protocol"), "{answer}");
@@ -227,15 +165,8 @@ fn upgrade_hook_rejects_with_status_and_attaches_user_data() {
     let Some(Event::Connect(info)) = events.recv_timeout(Duration::from_secs(5)) else {
         panic!("no connect event");
     };
-    assert_eq!(
-        (info.path.as_str(), info.query.as_str()),
-        ("/room", "token=alice")
-    );
-    let user = info
-        .user_data
-        .expect("user data")
-        .downcast::<String>()
-        .unwrap();
+    assert_eq!((info.path.as_str(), info.query.as_str()), ("/room", "token=alice"));
+    let user = info.user_data.expect("user data").downcast::<String>().unwrap();
     assert_eq!(*user, "alice");
 }
 
@@ -275,9 +206,5 @@ fn silent_client_is_closed_after_the_handshake_timeout() {
     s.write_all(b"GET / HT").unwrap();
     let started = std::time::Instant::now();
     assert!(sees_eof(&mut s));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }

@@ -24,10 +24,7 @@ impl Drop for Killed {
 
 fn rss_bytes(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
     let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     kb * 1024
 }
@@ -39,16 +36,8 @@ fn start_binary() -> (Killed, SocketAddr) {
         .spawn()
         .expect("spawn wsloop");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("ws://")
-        .next()
-        .unwrap()
-        .parse()
-        .expect("address line");
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("ws://").next().unwrap().parse().expect("address line");
     (Killed(child), addr)
 }
 
@@ -88,10 +77,7 @@ fn ten_thousand_idle_connections_cost_under_2_kib_each() {
     println!(
         "idle connections: {CONNECTIONS}, rss before {before} B, after {after} B, {per_conn} B per connection"
     );
-    assert!(
-        per_conn < MAX_BYTES_PER_CONN,
-        "{per_conn} bytes per idle connection"
-    );
+    assert!(per_conn < MAX_BYTES_PER_CONN, "{per_conn} bytes per idle connection");
     // All still alive and served.
     assert_echo(&mut warm, "alive");
     drop(conns);

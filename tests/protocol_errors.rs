@@ -20,10 +20,7 @@ fn close_code_for(bad: &[u8], config: wsloop::Config) -> Option<u16> {
     let code = read_close_code(&mut s);
     // The server waits for our close answer, then closes TCP.
     let _ = s.write_all(&masked(true, 0x8, &code.unwrap_or(1000).to_be_bytes()));
-    assert!(
-        sees_eof(&mut s),
-        "server must close TCP after the close exchange"
-    );
+    assert!(sees_eof(&mut s), "server must close TCP after the close exchange");
     assert_echo(&mut healthy, "after");
     code
 }
@@ -31,18 +28,11 @@ fn close_code_for(bad: &[u8], config: wsloop::Config) -> Option<u16> {
 #[test]
 fn invalid_utf8_closes_1007() {
     let _w = Watchdog::new("utf8", Duration::from_secs(20));
-    assert_eq!(
-        close_code_for(&masked(true, 0x1, b"ok \xff\xfe"), config()),
-        Some(1007)
-    );
+    assert_eq!(close_code_for(&masked(true, 0x1, b"ok \xff\xfe"), config()), Some(1007));
     // Fails fast: the invalid fragment alone is enough, before the message ends.
     assert_eq!(
         close_code_for(
-            &masked(
-                false,
-                0x1,
-                b"\xce\xba\xe1\xbd\xb9\xce\xbc\xce\xb5\xed\xa0\x80"
-            ),
+            &masked(false, 0x1, b"\xce\xba\xe1\xbd\xb9\xce\xbc\xce\xb5\xed\xa0\x80"),
             config()
         ),
         Some(1007)
@@ -52,20 +42,14 @@ fn invalid_utf8_closes_1007() {
 #[test]
 fn unmasked_frame_closes_1002() {
     let _w = Watchdog::new("unmasked", Duration::from_secs(20));
-    assert_eq!(
-        close_code_for(&frame(true, 0x1, b"hi", None), config()),
-        Some(1002)
-    );
+    assert_eq!(close_code_for(&frame(true, 0x1, b"hi", None), config()), Some(1002));
 }
 
 #[test]
 fn oversize_message_closes_1009() {
     let _w = Watchdog::new("oversize", Duration::from_secs(20));
     let config = config().max_message_size(1000);
-    assert_eq!(
-        close_code_for(&masked(true, 0x2, &[0u8; 1001]), config.clone()),
-        Some(1009)
-    );
+    assert_eq!(close_code_for(&masked(true, 0x2, &[0u8; 1001]), config.clone()), Some(1009));
     // Fragments adding up past the limit too.
     let mut bytes = masked(false, 0x2, &[0u8; 600]);
     bytes.extend(masked(true, 0x0, &[0u8; 600]));
@@ -102,10 +86,7 @@ fn framing_violations_close_1002() {
 fn close_reason_with_invalid_utf8_closes_1007() {
     let mut payload = 1000u16.to_be_bytes().to_vec();
     payload.extend_from_slice(b"\xff");
-    assert_eq!(
-        close_code_for(&masked(true, 0x8, &payload), config()),
-        Some(1007)
-    );
+    assert_eq!(close_code_for(&masked(true, 0x8, &payload), config()), Some(1007));
 }
 
 #[test]

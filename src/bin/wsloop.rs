@@ -43,14 +43,8 @@ struct Args {
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("`{s}` is not a duration"))
-    }
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("`{s}` is not a duration")) }
 }
 
 impl Args {

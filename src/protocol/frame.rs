@@ -186,13 +186,7 @@ impl FrameHeader {
         };
 
         let used = buf.len() - rest.len() + if mask.is_some() { 4 } else { 0 };
-        let header = FrameHeader {
-            fin,
-            rsv1: b0 & RSV1 != 0,
-            opcode,
-            mask,
-            payload_len,
-        };
+        let header = FrameHeader { fin, rsv1: b0 & RSV1 != 0, opcode, mask, payload_len };
         Ok(Some((header, used)))
     }
 
@@ -289,13 +283,7 @@ mod tests {
     }
 
     fn header(opcode: OpCode, len: u64, mask: Option<[u8; 4]>) -> FrameHeader {
-        FrameHeader {
-            fin: true,
-            rsv1: false,
-            opcode,
-            mask,
-            payload_len: len,
-        }
+        FrameHeader { fin: true, rsv1: false, opcode, mask, payload_len: len }
     }
 
     fn naive_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
@@ -313,9 +301,7 @@ mod tests {
 
     #[test]
     fn rfc_masked_hello() {
-        let mut wire = [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         let (h, used) = parse(&wire).unwrap().unwrap();
         let expected = header(OpCode::Text, 5, Some([0x37, 0xfa, 0x21, 0x3d]));
         assert_eq!((h, used), (expected, 6));
@@ -355,9 +341,7 @@ mod tests {
         let ping = [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
         let (h, _) = parse(&ping).unwrap().unwrap();
         assert_eq!(h, header(OpCode::Ping, 5, None));
-        let mut pong = [
-            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let mut pong = [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         let (h, used) = parse(&pong).unwrap().unwrap();
         assert_eq!(h.opcode, OpCode::Pong);
         apply_mask(&mut pong[used..], h.mask.unwrap(), 0);
@@ -399,14 +383,9 @@ mod tests {
 
     #[test]
     fn encode_uses_minimal_lengths() {
-        for (len, expected) in [
-            (0u64, 2usize),
-            (125, 2),
-            (126, 4),
-            (0xFFFF, 4),
-            (0x1_0000, 10),
-            (u64::MAX >> 1, 10),
-        ] {
+        for (len, expected) in
+            [(0u64, 2usize), (125, 2), (126, 4), (0xFFFF, 4), (0x1_0000, 10), (u64::MAX >> 1, 10)]
+        {
             for mask in [None, Some([9, 8, 7, 6])] {
                 let h = header(OpCode::Binary, len, mask);
                 let wire = encode(&h);
@@ -433,13 +412,7 @@ mod tests {
                     continue;
                 }
                 for rsv1 in [false, true] {
-                    let h = FrameHeader {
-                        fin,
-                        rsv1,
-                        opcode,
-                        mask: None,
-                        payload_len: 3,
-                    };
+                    let h = FrameHeader { fin, rsv1, opcode, mask: None, payload_len: 3 };
                     let wire = encode(&h);
                     assert_eq!(FrameHeader::parse(&wire, true), Ok(Some((h, 2))));
                 }
@@ -451,10 +424,7 @@ mod tests {
     fn rejects_reserved_bits() {
         for b0 in [0x81 | RSV2, 0x81 | RSV3, 0x81 | RSV1 | RSV2] {
             assert_eq!(parse(&[b0, 0x00]), Err(ProtocolError::ReservedBits));
-            assert_eq!(
-                FrameHeader::parse(&[b0, 0x00], true),
-                Err(ProtocolError::ReservedBits)
-            );
+            assert_eq!(FrameHeader::parse(&[b0, 0x00], true), Err(ProtocolError::ReservedBits));
         }
         assert_eq!(parse(&[0xC1, 0x00]), Err(ProtocolError::ReservedBits));
         let (h, _) = FrameHeader::parse(&[0xC1, 0x00], true).unwrap().unwrap();
@@ -464,10 +434,7 @@ mod tests {
     #[test]
     fn rejects_unknown_opcodes() {
         for op in (0x3..=0x7).chain(0xB..=0xF) {
-            assert_eq!(
-                parse(&[0x80 | op, 0x00]),
-                Err(ProtocolError::UnknownOpcode(op))
-            );
+            assert_eq!(parse(&[0x80 | op, 0x00]), Err(ProtocolError::UnknownOpcode(op)));
         }
     }
 
@@ -484,10 +451,7 @@ mod tests {
         // Known from the first two bytes: no need to wait for the extended length.
         for len7 in [126, 127] {
             assert_eq!(parse(&[0x89, len7]), Err(ProtocolError::ControlTooLong));
-            assert_eq!(
-                parse(&[0x88, 0x80 | len7]),
-                Err(ProtocolError::ControlTooLong)
-            );
+            assert_eq!(parse(&[0x88, 0x80 | len7]), Err(ProtocolError::ControlTooLong));
         }
     }
 

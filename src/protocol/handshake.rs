@@ -86,11 +86,7 @@ impl Request {
 
     /// The query string without `?`, empty when absent.
     pub fn query(&self) -> &str {
-        let start = if self.path_end < self.target_end {
-            self.path_end + 1
-        } else {
-            self.path_end
-        };
+        let start = if self.path_end < self.target_end { self.path_end + 1 } else { self.path_end };
         self.text_range(start, self.target_end)
     }
 
@@ -114,10 +110,7 @@ impl Request {
         let mut value_start = 0u32;
         self.headers.iter().map(move |&(name_end, value_end)| {
             let name = self.text_range(name_start, name_end);
-            let value = self
-                .values
-                .get(value_start as usize..value_end as usize)
-                .unwrap_or(&[]);
+            let value = self.values.get(value_start as usize..value_end as usize).unwrap_or(&[]);
             name_start = name_end;
             value_start = value_end;
             (name, value)
@@ -157,17 +150,13 @@ impl Request {
         &'s self,
         name: &'n str,
     ) -> impl Iterator<Item = &'s [u8]> + use<'s, 'n> {
-        self.headers()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value)
+        self.headers().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, value)| value)
     }
 
     /// Whether some header of this name holds `token` (case-insensitive) in its comma list.
     fn has_token(&self, name: &str, token: &[u8]) -> bool {
         self.headers_named(name).any(|value| {
-            value
-                .split(|&b| b == b',')
-                .any(|entry| trim_ows(entry).eq_ignore_ascii_case(token))
+            value.split(|&b| b == b',').any(|entry| trim_ows(entry).eq_ignore_ascii_case(token))
         })
     }
 }
@@ -363,10 +352,7 @@ pub fn validate_upgrade(req: &Request) -> Result<(), HandshakeError> {
     }
     // §4.2.1 5: "A |Sec-WebSocket-Key| header field with a base64-encoded value that, when
     // decoded, is 16 bytes in length."
-    if !req
-        .header_bytes("Sec-WebSocket-Key")
-        .is_some_and(is_valid_key)
-    {
+    if !req.header_bytes("Sec-WebSocket-Key").is_some_and(is_valid_key) {
         return Err(HandshakeError::InvalidKey);
     }
     // §4.2.1 6: "A |Sec-WebSocket-Version| header field, with a value of 13." §4.4: otherwise
@@ -417,10 +403,9 @@ pub fn origin_matches_host(req: &Request) -> bool {
     } else {
         return false;
     };
-    let (Some((origin_host, origin_port)), Some((host_host, host_port))) = (
-        split_authority(authority),
-        split_authority(host.trim_matches([' ', '\t'])),
-    ) else {
+    let (Some((origin_host, origin_port)), Some((host_host, host_port))) =
+        (split_authority(authority), split_authority(host.trim_matches([' ', '\t'])))
+    else {
         return false;
     };
     let origin_port = origin_port.unwrap_or(default_port);
@@ -446,10 +431,7 @@ fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
         }
     };
     let bad = |c: char| c.is_whitespace() || c.is_control() || "/?#@[]\\".contains(c);
-    let inner = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     if inner.is_empty() || inner.contains(bad) {
         return None;
     }
@@ -518,9 +500,7 @@ pub fn accept_response(req: &Request, protocol: Option<&str>, extensions: Option
         Connection: Upgrade\r\nSec-WebSocket-Accept: ";
     const PROTOCOL: &[u8] = b"Sec-WebSocket-Protocol: ";
     const EXTENSIONS: &[u8] = b"Sec-WebSocket-Extensions: ";
-    let key = req
-        .header_bytes("Sec-WebSocket-Key")
-        .map_or(&[][..], trim_ows);
+    let key = req.header_bytes("Sec-WebSocket-Key").map_or(&[][..], trim_ows);
     let accept = accept_key_bytes(key);
     let len = HEAD.len()
         + ACCEPT_LEN
@@ -553,11 +533,7 @@ pub fn accept_response(req: &Request, protocol: Option<&str>, extensions: Option
 /// The reason phrase is the standard one for 400, 403, 404, 405, 408, 413, 426, 429, 431,
 /// 500, 501 and 503, and `Error` for any other status.
 pub fn error_response(status: u16) -> Vec<u8> {
-    let version = if status == 426 {
-        "Sec-WebSocket-Version: 13\r\n"
-    } else {
-        ""
-    };
+    let version = if status == 426 { "Sec-WebSocket-Version: 13\r\n" } else { "" };
     format!(
         "HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Length: 0\r\n{version}\r\n",
         reason_phrase(status)
@@ -588,10 +564,7 @@ fn reason_phrase(status: u16) -> &'static str {
 fn trim_ows(bytes: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !is_ows(b))
-        .map_or(start, |i| i + 1);
+    let end = bytes.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
     bytes.get(start..end).unwrap_or(&[])
 }
 
@@ -680,20 +653,9 @@ mod tests {
 
     #[test]
     fn accept_key_rfc_vector_and_tungstenite() {
-        assert_eq!(
-            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-        for key in [
-            &b""[..],
-            b"x",
-            b"AAAAAAAAAAAAAAAAAAAAAA==",
-            b"/+/+/+/+/+/+/+/+/+/+/w==",
-        ] {
-            assert_eq!(
-                accept_key(key),
-                tungstenite::handshake::derive_accept_key(key)
-            );
+        assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        for key in [&b""[..], b"x", b"AAAAAAAAAAAAAAAAAAAAAA==", b"/+/+/+/+/+/+/+/+/+/+/w=="] {
+            assert_eq!(accept_key(key), tungstenite::handshake::derive_accept_key(key));
         }
     }
 
@@ -719,10 +681,8 @@ mod tests {
         );
         assert_eq!(response.capacity(), response.len());
         // A key with surrounding spaces is hashed without them.
-        let spaced = request(
-            "GET / HTTP/1.1",
-            "Sec-WebSocket-Key: \t dGhlIHNhbXBsZSBub25jZQ== \t\r\n",
-        );
+        let spaced =
+            request("GET / HTTP/1.1", "Sec-WebSocket-Key: \t dGhlIHNhbXBsZSBub25jZQ== \t\r\n");
         let response = accept_response(&parse(&spaced), None, None);
         let text = String::from_utf8(response).unwrap();
         assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
@@ -732,19 +692,12 @@ mod tests {
     fn every_split_point() {
         let whole = parse(RFC_REQUEST);
         for split in 0..RFC_REQUEST.len() {
-            assert_eq!(
-                parse_request(&RFC_REQUEST[..split], MAX),
-                Ok(None),
-                "split at {split}"
-            );
+            assert_eq!(parse_request(&RFC_REQUEST[..split], MAX), Ok(None), "split at {split}");
         }
         // Bytes after the head (a first frame, pipelined) are not consumed.
         let mut more = RFC_REQUEST.to_vec();
         more.extend_from_slice(&[0x81, 0x85, 1, 2, 3, 4]);
-        assert_eq!(
-            parse_request(&more, MAX),
-            Ok(Some((whole, RFC_REQUEST.len())))
-        );
+        assert_eq!(parse_request(&more, MAX), Ok(Some((whole, RFC_REQUEST.len()))));
     }
 
     #[test]
@@ -775,29 +728,17 @@ mod tests {
         assert_eq!(validate(&request("GET / HTTP/1.1", &all)), Ok(()));
         assert_eq!(validate(&request("POST / HTTP/1.1", &all)), Err(NotGet));
         assert_eq!(validate(&request("get / HTTP/1.1", &all)), Err(NotGet));
-        assert_eq!(
-            validate(&request("GET / HTTP/1.0", &all)),
-            Err(OldHttpVersion)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.0", &all)), Err(OldHttpVersion));
         // A POST over HTTP/1.0 fails on the method first.
         assert_eq!(validate(&request("POST / HTTP/1.0", "")), Err(NotGet));
 
         let without = |line: &str| all.replace(line, "");
         let line = "Host: example.com\r\n";
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &without(line))),
-            Err(MissingHost)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.1", &without(line))), Err(MissingHost));
         let line = "Upgrade: websocket\r\n";
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &without(line))),
-            Err(MissingUpgrade)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.1", &without(line))), Err(MissingUpgrade));
         let h2c = all.replace(line, "Upgrade: h2c\r\n");
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &h2c)),
-            Err(MissingUpgrade)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.1", &h2c)), Err(MissingUpgrade));
         let line = "Connection: Upgrade\r\n";
         assert_eq!(
             validate(&request("GET / HTTP/1.1", &without(line))),
@@ -810,32 +751,17 @@ mod tests {
         );
         // A token is matched whole, not as a substring.
         let upgrades = all.replace(line, "Connection: upgrades\r\n");
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &upgrades)),
-            Err(MissingConnectionUpgrade)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.1", &upgrades)), Err(MissingConnectionUpgrade));
 
         // Key and version: a missing key with version 13 is 400, a bad version with a good
         // key is 426, and so is a missing version.
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &without(KEY))),
-            Err(InvalidKey)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.1", &without(KEY))), Err(InvalidKey));
         assert_eq!(InvalidKey.status(), 400);
         let v8 = all.replace(V13, "Sec-WebSocket-Version: 8\r\n");
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &v8)),
-            Err(UnsupportedVersion)
-        );
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &without(V13))),
-            Err(UnsupportedVersion)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.1", &v8)), Err(UnsupportedVersion));
+        assert_eq!(validate(&request("GET / HTTP/1.1", &without(V13))), Err(UnsupportedVersion));
         let v13_8 = all.replace(V13, "Sec-WebSocket-Version: 13, 8\r\n");
-        assert_eq!(
-            validate(&request("GET / HTTP/1.1", &v13_8)),
-            Err(UnsupportedVersion)
-        );
+        assert_eq!(validate(&request("GET / HTTP/1.1", &v13_8)), Err(UnsupportedVersion));
     }
 
     #[test]
@@ -851,10 +777,8 @@ mod tests {
             "dGhlIHNhbXBsZSBub2 5jZQ==", // inner space
             "!!!!!!!!!!!!!!!!!!!!!!==",
         ] {
-            let bytes = request(
-                "GET / HTTP/1.1",
-                &format!("{BASE}Sec-WebSocket-Key: {key}\r\n{V13}"),
-            );
+            let bytes =
+                request("GET / HTTP/1.1", &format!("{BASE}Sec-WebSocket-Key: {key}\r\n{V13}"));
             assert_eq!(validate(&bytes), Err(HandshakeError::InvalidKey), "{key:?}");
         }
         let valid = request(
@@ -918,20 +842,11 @@ mod tests {
             ["chat", "superchat", "v2.json", "v1.json"]
         );
         let supported = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            select_protocol(&req, &supported(&["v1.json", "chat"])),
-            Some("v1.json")
-        );
-        assert_eq!(
-            select_protocol(&req, &supported(&["mqtt", "superchat"])),
-            Some("superchat")
-        );
+        assert_eq!(select_protocol(&req, &supported(&["v1.json", "chat"])), Some("v1.json"));
+        assert_eq!(select_protocol(&req, &supported(&["mqtt", "superchat"])), Some("superchat"));
         assert_eq!(select_protocol(&req, &supported(&["CHAT", "mqtt"])), None);
         assert_eq!(select_protocol(&req, &[]), None);
-        assert_eq!(
-            select_protocol(&parse(&upgrade_with("")), &supported(&["chat"])),
-            None
-        );
+        assert_eq!(select_protocol(&parse(&upgrade_with("")), &supported(&["chat"])), None);
     }
 
     #[test]
@@ -999,41 +914,26 @@ mod tests {
         // 9000 bytes, incomplete.
         let mut head = b"GET / HTTP/1.1\r\nHost: example.com\r\nX-Big: ".to_vec();
         head.resize(9000, b'a');
-        assert_eq!(
-            parse_request(&head, MAX),
-            Err(HandshakeError::HeadersTooLarge)
-        );
+        assert_eq!(parse_request(&head, MAX), Err(HandshakeError::HeadersTooLarge));
         // Under the limit it is only incomplete.
         assert_eq!(parse_request(&head[..MAX - 1], MAX), Ok(None));
-        assert_eq!(
-            parse_request(&head[..MAX], MAX),
-            Err(HandshakeError::HeadersTooLarge)
-        );
+        assert_eq!(parse_request(&head[..MAX], MAX), Err(HandshakeError::HeadersTooLarge));
         // 9000 bytes, complete.
         head.truncate(9000 - 4);
         head.extend_from_slice(b"\r\n\r\n");
         assert_eq!(head.len(), 9000);
-        assert_eq!(
-            parse_request(&head, MAX),
-            Err(HandshakeError::HeadersTooLarge)
-        );
+        assert_eq!(parse_request(&head, MAX), Err(HandshakeError::HeadersTooLarge));
         assert!(matches!(parse_request(&head, 9000), Ok(Some((_, 9000)))));
         // A head of exactly the limit is accepted.
         assert!(matches!(parse_request(&head, 9000), Ok(Some(_))));
-        assert_eq!(
-            parse_request(&head, 8999),
-            Err(HandshakeError::HeadersTooLarge)
-        );
+        assert_eq!(parse_request(&head, 8999), Err(HandshakeError::HeadersTooLarge));
         // Too many headers.
         let many = |n: usize| {
             let headers: String = (0..n).map(|i| format!("X-{i}: v\r\n")).collect();
             request("GET / HTTP/1.1", &headers)
         };
         assert!(matches!(parse_request(&many(64), MAX), Ok(Some(_))));
-        assert_eq!(
-            parse_request(&many(65), MAX),
-            Err(HandshakeError::HeadersTooLarge)
-        );
+        assert_eq!(parse_request(&many(65), MAX), Err(HandshakeError::HeadersTooLarge));
         // Degenerate limits.
         assert_eq!(parse_request(b"", MAX), Ok(None));
         assert_eq!(parse_request(b"", 0), Err(HandshakeError::HeadersTooLarge));
@@ -1083,10 +983,7 @@ mod tests {
         let req = parse(&request("GET /? HTTP/1.1", ""));
         assert_eq!((req.path(), req.query()), ("/", ""));
         let req = parse(&request("OPTIONS * HTTP/1.1", ""));
-        assert_eq!(
-            (req.method(), req.path(), req.query()),
-            ("OPTIONS", "*", "")
-        );
+        assert_eq!((req.method(), req.path(), req.query()), ("OPTIONS", "*", ""));
         assert_eq!(req.headers().count(), 0);
         let debug = format!("{req:?}");
         assert!(debug.contains("OPTIONS"), "{debug}");
@@ -1163,12 +1060,7 @@ mod tests {
                 let _ = origin_matches_host(&req);
                 let _ = select_protocol(&req, &["b".to_string()]);
                 let _ = accept_response(&req, Some("b"), None);
-                let _ = (
-                    req.path(),
-                    req.query(),
-                    req.headers().count(),
-                    format!("{req:?}"),
-                );
+                let _ = (req.path(), req.query(), req.headers().count(), format!("{req:?}"));
             }
         }
     }

@@ -88,10 +88,7 @@ pub struct DecoderLimits {
 impl Default for DecoderLimits {
     /// 64 MiB messages, 16 MiB frames (the same defaults as tungstenite).
     fn default() -> DecoderLimits {
-        DecoderLimits {
-            max_message_size: 64 << 20,
-            max_frame_size: 16 << 20,
-        }
+        DecoderLimits { max_message_size: 64 << 20, max_frame_size: 16 << 20 }
     }
 }
 
@@ -240,12 +237,7 @@ impl Partial {
             compressed,
             payload: Vec::new(),
             validated: 0,
-            frame: FrameProgress {
-                remaining: 0,
-                mask: None,
-                mask_offset: 0,
-                fin: false,
-            },
+            frame: FrameProgress { remaining: 0, mask: None, mask_offset: 0, fin: false },
         }
     }
 
@@ -264,8 +256,7 @@ impl Partial {
         if needed > self.payload.capacity() {
             let doubled = self.payload.capacity().saturating_mul(2);
             let target = needed.max(doubled.min(max_message_size));
-            self.payload
-                .reserve_exact(target.saturating_sub(self.payload.len()));
+            self.payload.reserve_exact(target.saturating_sub(self.payload.len()));
         }
     }
 
@@ -277,10 +268,8 @@ impl Partial {
         let n = chunk.len();
         // `n % 4` is below 4, so the sum is below 7 and fits a u8.
         self.frame.mask_offset = ((usize::from(self.frame.mask_offset) + n % 4) % 4) as u8;
-        self.frame.remaining = self
-            .frame
-            .remaining
-            .saturating_sub(u64::try_from(n).unwrap_or(u64::MAX));
+        self.frame.remaining =
+            self.frame.remaining.saturating_sub(u64::try_from(n).unwrap_or(u64::MAX));
         self.payload.extend_from_slice(chunk);
     }
 
@@ -327,12 +316,7 @@ impl Partial {
 impl Decoder {
     /// A decoder for `role` under `limits`.
     pub fn new(role: Role, limits: DecoderLimits) -> Decoder {
-        Decoder {
-            role,
-            limits,
-            rsv1_allowed: false,
-            message: None,
-        }
+        Decoder { role, limits, rsv1_allowed: false, message: None }
     }
 
     /// Consumes bytes from the front of `buf`, returning `(used, item)`.
@@ -398,11 +382,8 @@ impl Decoder {
                 if len > self.limits.max_message_size {
                     return Err(ProtocolError::MessageTooLarge);
                 }
-                let kind = if header.opcode == OpCode::Text {
-                    DataKind::Text
-                } else {
-                    DataKind::Binary
-                };
+                let kind =
+                    if header.opcode == OpCode::Text { DataKind::Text } else { DataKind::Binary };
                 let frame_end = header_len.saturating_add(len);
                 if header.fin && !header.rsv1 && buf.len() >= frame_end {
                     return Self::whole_message(kind, header.mask, header_len, frame_end, buf);
@@ -560,13 +541,7 @@ mod tests {
         payload: &[u8],
         mask: Option<[u8; 4]>,
     ) -> Vec<u8> {
-        let header = FrameHeader {
-            fin,
-            rsv1,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
+        let header = FrameHeader { fin, rsv1, opcode, mask, payload_len: payload.len() as u64 };
         let mut out = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut out);
         let mut wire = out[..n].to_vec();
@@ -584,10 +559,7 @@ mod tests {
     }
 
     fn limits(max_message_size: usize, max_frame_size: usize) -> DecoderLimits {
-        DecoderLimits {
-            max_message_size,
-            max_frame_size,
-        }
+        DecoderLimits { max_message_size, max_frame_size }
     }
 
     fn server() -> Decoder {
@@ -659,9 +631,7 @@ mod tests {
 
     #[test]
     fn rfc_masked_hello_is_borrowed() {
-        let mut wire = [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         let mut dec = server();
         let (used, item) = dec.decode(&mut wire).unwrap();
         assert_eq!(used, 11);
@@ -696,18 +666,12 @@ mod tests {
         let wire = frame_with(OpCode::Binary, true, false, &payload, None);
         assert_eq!(wire[..4], [0x82, 0x7E, 0x01, 0x00]);
         let mut dec = Decoder::new(Role::Client, DecoderLimits::default());
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Ok(vec![Item::Binary(payload, true)])
-        );
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Binary(payload, true)]));
 
         let payload = vec![0xCD; 65536];
         let wire = frame_with(OpCode::Binary, true, false, &payload, None);
         assert_eq!(wire[..10], [0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Ok(vec![Item::Binary(payload, true)])
-        );
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Binary(payload, true)]));
     }
 
     #[test]
@@ -780,10 +744,7 @@ mod tests {
         assert_eq!(dec.decode(&mut wire[..9]), Ok((9, None)));
         let (used, item) = dec.decode(&mut wire[9..]).unwrap();
         assert_eq!(used, 3);
-        assert_eq!(
-            item,
-            Some(Incoming::Binary(Cow::Owned(vec![1, 2, 3, 4, 5, 6])))
-        );
+        assert_eq!(item, Some(Incoming::Binary(Cow::Owned(vec![1, 2, 3, 4, 5, 6]))));
         let (used, item) = dec.decode(&mut wire[12..]).unwrap();
         assert_eq!((used, item), (7, Some(Incoming::Ping(b"p"))));
     }
@@ -814,11 +775,7 @@ mod tests {
         let contents = |items: &[Item]| items.iter().map(Item::content).collect::<Vec<_>>();
         assert_eq!(contents(&bytewise), contents(&whole));
         // Fed a byte at a time, no data frame is ever whole in the buffer.
-        assert!(
-            bytewise
-                .iter()
-                .all(|i| !matches!(i, Item::Text(_, true) | Item::Binary(_, true)))
-        );
+        assert!(bytewise.iter().all(|i| !matches!(i, Item::Text(_, true) | Item::Binary(_, true))));
         assert!(dec.is_idle());
     }
 
@@ -829,10 +786,7 @@ mod tests {
         wire.extend(cframe(OpCode::Continuation, false, &[0x82]));
         wire.extend(cframe(OpCode::Continuation, false, &[0xAC, 0xF0, 0x9D]));
         wire.extend(cframe(OpCode::Continuation, true, &[0x84, 0x9E]));
-        assert_eq!(
-            decode_all(&mut server(), &wire),
-            Ok(vec![text("a€𝄞", false)])
-        );
+        assert_eq!(decode_all(&mut server(), &wire), Ok(vec![text("a€𝄞", false)]));
     }
 
     #[test]
@@ -859,10 +813,7 @@ mod tests {
         let second = cframe(OpCode::Continuation, false, b"abc\xC0\xAFdefghijklmnop");
         // Header (6 bytes) + "abc" + the invalid 0xC0: nothing of the rest yet.
         assert_eq!(feed(&mut dec, &mut pending, &second[..9]), Ok(vec![]));
-        assert_eq!(
-            feed(&mut dec, &mut pending, &second[9..10]),
-            Err(ProtocolError::InvalidUtf8)
-        );
+        assert_eq!(feed(&mut dec, &mut pending, &second[9..10]), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
@@ -873,10 +824,7 @@ mod tests {
         let mut dec = server();
         let mut pending = Vec::new();
         // Header (8 bytes, 16-bit length) + "hello " + ED A0: ED A0 is already invalid.
-        assert_eq!(
-            feed(&mut dec, &mut pending, &wire[..16]),
-            Err(ProtocolError::InvalidUtf8)
-        );
+        assert_eq!(feed(&mut dec, &mut pending, &wire[..16]), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
@@ -915,16 +863,10 @@ mod tests {
     fn incomplete_code_point_at_end_of_message_fails() {
         let mut wire = cframe(OpCode::Text, false, b"abc");
         wire.extend(cframe(OpCode::Continuation, true, &[b'd', 0xE2, 0x82]));
-        assert_eq!(
-            decode_all(&mut server(), &wire),
-            Err(ProtocolError::InvalidUtf8)
-        );
+        assert_eq!(decode_all(&mut server(), &wire), Err(ProtocolError::InvalidUtf8));
         // Same in a single frame delivered in pieces.
         let wire = cframe(OpCode::Text, true, &[b'd', 0xE2, 0x82]);
-        assert_eq!(
-            decode_in_pieces(&mut server(), &wire, &[7]),
-            Err(ProtocolError::InvalidUtf8)
-        );
+        assert_eq!(decode_in_pieces(&mut server(), &wire, &[7]), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
@@ -960,10 +902,7 @@ mod tests {
         let mut wire = cframe(OpCode::Binary, false, b"ab");
         wire.extend(cframe(OpCode::Close, true, b"\x03\xe8"));
         let mut dec = server();
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Ok(vec![Item::Close(Some((1000, String::new())))])
-        );
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Close(Some((1000, String::new())))]));
         assert!(!dec.is_idle());
     }
 
@@ -972,11 +911,7 @@ mod tests {
         let mut wire = cframe(OpCode::Ping, true, &[7; 125]);
         let mut dec = server();
         for cut in 0..wire.len() {
-            assert_eq!(
-                dec.decode(&mut wire[..cut].to_vec()),
-                Ok((0, None)),
-                "cut {cut}"
-            );
+            assert_eq!(dec.decode(&mut wire[..cut].to_vec()), Ok((0, None)), "cut {cut}");
         }
         let (used, item) = dec.decode(&mut wire).unwrap();
         assert_eq!((used, item), (131, Some(Incoming::Ping(&[7; 125][..]))));
@@ -988,11 +923,7 @@ mod tests {
         let wire = cframe(OpCode::Binary, true, &payload);
         let mut dec = server();
         for cut in 0..14 {
-            assert_eq!(
-                dec.decode(&mut wire[..cut].to_vec()),
-                Ok((0, None)),
-                "cut {cut}"
-            );
+            assert_eq!(dec.decode(&mut wire[..cut].to_vec()), Ok((0, None)), "cut {cut}");
         }
         assert!(dec.is_idle());
     }
@@ -1009,14 +940,9 @@ mod tests {
             close(b"\x03\xe8going"),
             Ok(vec![Item::Close(Some((1000, "going".to_owned())))])
         );
-        for code in [
-            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999,
-        ] {
+        for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999] {
             let wire = code.to_be_bytes();
-            assert!(
-                matches!(close(&wire).as_deref(), Ok([Item::Close(Some(_))])),
-                "{code}"
-            );
+            assert!(matches!(close(&wire).as_deref(), Ok([Item::Close(Some(_))])), "{code}");
         }
         for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
             assert_eq!(
@@ -1039,10 +965,7 @@ mod tests {
         assert_eq!(&out[..n], b"\x03\xe8bye");
         assert_eq!(
             CloseFrame::parse(&out[..n]),
-            Ok(Some(CloseFrame {
-                code: CloseCode::NORMAL,
-                reason: "bye"
-            }))
+            Ok(Some(CloseFrame { code: CloseCode::NORMAL, reason: "bye" }))
         );
         // A long reason is cut to fit, at a character boundary.
         let long = "€".repeat(60); // 180 bytes
@@ -1059,15 +982,9 @@ mod tests {
     #[test]
     fn masking_by_role() {
         let unmasked = frame_with(OpCode::Text, true, false, b"hi", None);
-        assert_eq!(
-            decode_all(&mut server(), &unmasked),
-            Err(ProtocolError::UnmaskedFrame)
-        );
+        assert_eq!(decode_all(&mut server(), &unmasked), Err(ProtocolError::UnmaskedFrame));
         let unmasked_ping = frame_with(OpCode::Ping, true, false, b"", None);
-        assert_eq!(
-            decode_all(&mut server(), &unmasked_ping),
-            Err(ProtocolError::UnmaskedFrame)
-        );
+        assert_eq!(decode_all(&mut server(), &unmasked_ping), Err(ProtocolError::UnmaskedFrame));
         let mut client = Decoder::new(Role::Client, DecoderLimits::default());
         assert_eq!(
             decode_all(&mut client, &cframe(OpCode::Binary, true, b"hi")),
@@ -1076,10 +993,7 @@ mod tests {
         // The role is checked from the header alone, before any payload arrives.
         let big = cframe(OpCode::Binary, true, &[0; 1000]);
         let mut client = Decoder::new(Role::Client, DecoderLimits::default());
-        assert_eq!(
-            client.decode(&mut big[..8].to_vec()),
-            Err(ProtocolError::MaskedFrame)
-        );
+        assert_eq!(client.decode(&mut big[..8].to_vec()), Err(ProtocolError::MaskedFrame));
     }
 
     #[test]
@@ -1092,10 +1006,7 @@ mod tests {
         let mut wire = cframe(OpCode::Text, false, b"a");
         wire.extend(cframe(OpCode::Continuation, true, b"b"));
         wire.extend(cframe(OpCode::Continuation, true, b"c"));
-        assert_eq!(
-            decode_all(&mut server(), &wire),
-            Err(ProtocolError::UnexpectedContinuation)
-        );
+        assert_eq!(decode_all(&mut server(), &wire), Err(ProtocolError::UnexpectedContinuation));
         for second in [OpCode::Text, OpCode::Binary] {
             for fin in [false, true] {
                 let mut wire = cframe(OpCode::Binary, false, b"a");
@@ -1114,26 +1025,14 @@ mod tests {
         assert_eq!(server().decode(&mut wire), Err(ProtocolError::ReservedBits));
         let mut wire = cframe(OpCode::Text, true, b"x");
         wire[0] = 0x83;
-        assert_eq!(
-            server().decode(&mut wire),
-            Err(ProtocolError::UnknownOpcode(3))
-        );
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::UnknownOpcode(3)));
         let mut wire = cframe(OpCode::Ping, true, b"x");
         wire[0] = 0x09;
-        assert_eq!(
-            server().decode(&mut wire),
-            Err(ProtocolError::FragmentedControl)
-        );
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::FragmentedControl));
         let mut wire = [0x89, 0xFE, 0, 126];
-        assert_eq!(
-            server().decode(&mut wire),
-            Err(ProtocolError::ControlTooLong)
-        );
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::ControlTooLong));
         let mut wire = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
-        assert_eq!(
-            server().decode(&mut wire),
-            Err(ProtocolError::InvalidLength)
-        );
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::InvalidLength));
     }
 
     #[test]
@@ -1142,17 +1041,8 @@ mod tests {
         let mut dec = server();
         dec.rsv1_allowed = true;
         let mut wire = cframe(OpCode::Binary, false, b"a");
-        wire.extend(frame_with(
-            OpCode::Continuation,
-            true,
-            true,
-            b"b",
-            Some(KEY),
-        ));
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Err(ProtocolError::ReservedBits)
-        );
+        wire.extend(frame_with(OpCode::Continuation, true, true, b"b", Some(KEY)));
+        assert_eq!(decode_all(&mut dec, &wire), Err(ProtocolError::ReservedBits));
     }
 
     // ---- limits ----------------------------------------------------------------------
@@ -1161,38 +1051,23 @@ mod tests {
     fn frame_too_large_at_header_time() {
         let mut dec = Decoder::new(Role::Server, limits(1 << 20, 100));
         let ok = cframe(OpCode::Binary, true, &[0; 100]);
-        assert_eq!(
-            decode_all(&mut dec, &ok),
-            Ok(vec![Item::Binary(vec![0; 100], true)])
-        );
+        assert_eq!(decode_all(&mut dec, &ok), Ok(vec![Item::Binary(vec![0; 100], true)]));
         let big = cframe(OpCode::Binary, true, &[0; 101]);
         // The header alone is enough to refuse it.
-        assert_eq!(
-            dec.decode(&mut big[..8].to_vec()),
-            Err(ProtocolError::FrameTooLarge)
-        );
+        assert_eq!(dec.decode(&mut big[..8].to_vec()), Err(ProtocolError::FrameTooLarge));
         let mut dec = Decoder::new(Role::Server, limits(1 << 20, 10));
         let ping = cframe(OpCode::Ping, true, &[0; 11]);
-        assert_eq!(
-            dec.decode(&mut ping[..6].to_vec()),
-            Err(ProtocolError::FrameTooLarge)
-        );
+        assert_eq!(dec.decode(&mut ping[..6].to_vec()), Err(ProtocolError::FrameTooLarge));
         // A declared 2^62-byte frame is refused, not reserved.
         let mut huge = [0x82, 0xFF, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
-        assert_eq!(
-            server().decode(&mut huge),
-            Err(ProtocolError::FrameTooLarge)
-        );
+        assert_eq!(server().decode(&mut huge), Err(ProtocolError::FrameTooLarge));
     }
 
     #[test]
     fn message_too_large_at_header_time() {
         let mut dec = Decoder::new(Role::Server, limits(10, 100));
         let big = cframe(OpCode::Text, true, &[b'a'; 11]);
-        assert_eq!(
-            dec.decode(&mut big[..6].to_vec()),
-            Err(ProtocolError::MessageTooLarge)
-        );
+        assert_eq!(dec.decode(&mut big[..6].to_vec()), Err(ProtocolError::MessageTooLarge));
 
         let mut dec = Decoder::new(Role::Server, limits(10, 100));
         let mut pending = Vec::new();
@@ -1201,19 +1076,13 @@ mod tests {
         assert_eq!(feed(&mut dec, &mut pending, &first), Ok(vec![]));
         assert_eq!(feed(&mut dec, &mut pending, &second), Ok(vec![]));
         let third = cframe(OpCode::Continuation, true, b"01");
-        assert_eq!(
-            feed(&mut dec, &mut pending, &third[..6]),
-            Err(ProtocolError::MessageTooLarge)
-        );
+        assert_eq!(feed(&mut dec, &mut pending, &third[..6]), Err(ProtocolError::MessageTooLarge));
 
         // Exactly at the limit is fine.
         let mut dec = Decoder::new(Role::Server, limits(10, 100));
         let mut wire = cframe(OpCode::Text, false, b"12345");
         wire.extend(cframe(OpCode::Continuation, true, b"67890"));
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Ok(vec![text("1234567890", false)])
-        );
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![text("1234567890", false)]));
     }
 
     #[test]
@@ -1222,20 +1091,10 @@ mod tests {
         let mut dec = Decoder::new(Role::Server, limits(max, max));
         let mut pending = Vec::new();
         let mut sent = 0;
-        feed(
-            &mut dec,
-            &mut pending,
-            &cframe(OpCode::Binary, false, &[1; 7]),
-        )
-        .unwrap();
+        feed(&mut dec, &mut pending, &cframe(OpCode::Binary, false, &[1; 7])).unwrap();
         sent += 7;
         while sent + 7 < max {
-            feed(
-                &mut dec,
-                &mut pending,
-                &cframe(OpCode::Continuation, false, &[1; 7]),
-            )
-            .unwrap();
+            feed(&mut dec, &mut pending, &cframe(OpCode::Continuation, false, &[1; 7])).unwrap();
             sent += 7;
             let capacity = dec.message.as_ref().map_or(0, |m| m.payload.capacity());
             assert!(capacity <= max, "capacity {capacity}");
@@ -1270,11 +1129,7 @@ mod tests {
     #[test]
     fn decoder_is_small() {
         // Every connection holds one; keep it well under a cache line and a half.
-        assert!(
-            std::mem::size_of::<Decoder>() <= 96,
-            "{}",
-            std::mem::size_of::<Decoder>()
-        );
+        assert!(std::mem::size_of::<Decoder>() <= 96, "{}", std::mem::size_of::<Decoder>());
     }
 
     // ---- random splits ---------------------------------------------------------------
@@ -1284,10 +1139,7 @@ mod tests {
 
     impl Lcg {
         fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             self.0 >> 33
         }
 
@@ -1325,11 +1177,7 @@ mod tests {
                     let cuts = [bytes.len() / 3, bytes.len() / 3 + 1, bytes.len() * 2 / 3];
                     let mut start = 0;
                     for (n, &cut) in cuts.iter().chain([bytes.len()].iter()).enumerate() {
-                        let opcode = if n == 0 {
-                            OpCode::Text
-                        } else {
-                            OpCode::Continuation
-                        };
+                        let opcode = if n == 0 { OpCode::Text } else { OpCode::Continuation };
                         let fin = cut == bytes.len();
                         wire.extend(frame_with(opcode, fin, false, &bytes[start..cut], key()));
                         start = cut;
@@ -1349,13 +1197,7 @@ mod tests {
                     let b: Vec<u8> = (0..300 + i).map(|j| j as u8).collect();
                     wire.extend(frame_with(OpCode::Binary, false, false, &b[..100], key()));
                     wire.extend(frame_with(OpCode::Continuation, false, false, &[], key()));
-                    wire.extend(frame_with(
-                        OpCode::Continuation,
-                        true,
-                        false,
-                        &b[100..],
-                        key(),
-                    ));
+                    wire.extend(frame_with(OpCode::Continuation, true, false, &b[100..], key()));
                     expected.push(Item::Binary(b, false));
                 }
                 _ => {

@@ -38,10 +38,7 @@ impl Handler for Echo {
 }
 
 pub fn config() -> Config {
-    Config::default()
-        .addr("127.0.0.1:0".parse().unwrap())
-        .reactors(2)
-        .workers(2)
+    Config::default().addr("127.0.0.1:0".parse().unwrap()).reactors(2).workers(2)
 }
 
 pub fn echo_server(config: Config) -> Server {
@@ -123,10 +120,7 @@ pub fn read_head(s: &mut TcpStream) -> String {
 }
 
 pub fn status_of(head: &str) -> u16 {
-    head.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// A raw socket past a successful handshake.
