@@ -58,6 +58,9 @@ if [[ ! -x $VENV/bin/wstest || "$(cat "$VENV/.pins" 2>/dev/null)" != "${PINS[*]}
   echo "${PINS[*]}" >"$VENV/.pins"
 fi
 
+# Build the server only when it is ours (cargo is a fast no-op when up to date).
+[[ -n ${WSLOOP_SERVER_CMD:-} ]] || cargo build --release --bin wsloop
+
 rm -rf "$REPORT_DIR"
 mkdir -p "$REPORT_DIR"
 REPORT_DIR=$(cd "$REPORT_DIR" && pwd)
