@@ -22,18 +22,35 @@ pub(crate) enum Phase {
     Open,
     /// We sent a close frame and wait for the peer's (§7.1.2); data is discarded.
     Closing,
-    /// Nothing more is read; TCP closes once the queue is written (§7.1.1: the server
-    /// closes first).
+    /// The peer closed, or broke the protocol: nothing more is read, and our close frame
+    /// waits until the handler has answered every earlier message (a barrier travels
+    /// through the connection's worker), so replies are not overtaken by the close.
+    Finishing,
+    /// Nothing more is read; once the queue is written we shut down our side of TCP
+    /// (§7.1.1: the server closes first).
     Flushing,
+    /// Our side is shut down; what the peer still sends is discarded until its EOF, so
+    /// closing the socket never resets a close frame the peer has not read yet.
+    Lingering,
 }
 
 impl Phase {
-    /// Whether data messages may still be sent to and received from the peer.
+    /// Whether data messages may still be received from the peer.
     pub(crate) fn is_open(self) -> bool {
         self == Phase::Open
     }
 
-    /// Whether incoming bytes are still parsed.
+    /// Whether frames may still be queued for the peer.
+    pub(crate) fn takes_data(self) -> bool {
+        matches!(self, Phase::Open | Phase::Finishing)
+    }
+
+    /// Whether incoming bytes are parsed (as a request head or as frames).
+    pub(crate) fn parses_input(self) -> bool {
+        matches!(self, Phase::Handshake | Phase::Open | Phase::Closing)
+    }
+
+    /// Whether incoming bytes are still parsed as frames.
     pub(crate) fn reads_frames(self) -> bool {
         matches!(self, Phase::Open | Phase::Closing)
     }

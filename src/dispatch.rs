@@ -39,6 +39,13 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// What travels to a worker: an event, or a barrier that the worker hands straight back
+/// to the reactor once every earlier event of that connection has been handled.
+pub(crate) enum Envelope {
+    Event(Event),
+    Barrier(ConnId),
+}
+
 pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
     match event {
         Event::Connect(info) => handler.on_connect(handle, info),
@@ -49,10 +56,17 @@ pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
 }
 
 /// Runs one worker until every reactor has dropped its sender.
-pub(crate) fn run_worker(handler: Arc<dyn Handler>, handle: Handle, batches: Receiver<Vec<Event>>) {
+pub(crate) fn run_worker(
+    handler: Arc<dyn Handler>,
+    handle: Handle,
+    batches: Receiver<Vec<Envelope>>,
+) {
     for batch in batches {
-        for event in batch {
-            deliver(&*handler, &handle, event);
+        for envelope in batch {
+            match envelope {
+                Envelope::Event(event) => deliver(&*handler, &handle, event),
+                Envelope::Barrier(id) => handle.barrier_passed(id),
+            }
         }
     }
 }
@@ -64,14 +78,22 @@ pub(crate) enum Dispatcher {
 }
 
 pub(crate) struct Queues {
-    senders: Vec<Sender<Vec<Event>>>,
-    batches: Vec<Vec<Event>>,
-    backlog: Vec<VecDeque<Vec<Event>>>,
+    senders: Vec<Sender<Vec<Envelope>>>,
+    batches: Vec<Vec<Envelope>>,
+    backlog: Vec<VecDeque<Vec<Envelope>>>,
     next: usize,
 }
 
+impl Queues {
+    fn push(&mut self, worker: u16, envelope: Envelope) {
+        if let Some(batch) = self.batches.get_mut(usize::from(worker)) {
+            batch.push(envelope);
+        }
+    }
+}
+
 impl Dispatcher {
-    pub(crate) fn queued(senders: Vec<Sender<Vec<Event>>>) -> Dispatcher {
+    pub(crate) fn queued(senders: Vec<Sender<Vec<Envelope>>>) -> Dispatcher {
         let n = senders.len();
         Dispatcher::Queued(Queues {
             senders,
@@ -96,11 +118,17 @@ impl Dispatcher {
     pub(crate) fn emit(&mut self, worker: u16, event: Event) {
         match self {
             Dispatcher::Inline { handler, handle } => deliver(&**handler, handle, event),
-            Dispatcher::Queued(q) => {
-                if let Some(batch) = q.batches.get_mut(usize::from(worker)) {
-                    batch.push(event);
-                }
-            }
+            Dispatcher::Queued(q) => q.push(worker, Envelope::Event(event)),
+        }
+    }
+
+    /// Sends a barrier after the connection's events so far; the reactor gets
+    /// `Command::BarrierPassed` once they are all handled (and their replies queued).
+    pub(crate) fn barrier(&mut self, worker: u16, id: ConnId) {
+        match self {
+            // The handler already ran; its replies are in the command queue ahead of this.
+            Dispatcher::Inline { handle, .. } => handle.barrier_passed(id),
+            Dispatcher::Queued(q) => q.push(worker, Envelope::Barrier(id)),
         }
     }
 
@@ -154,19 +182,31 @@ impl Dispatcher {
 /// in per-connection order. Ends (`recv` returns `None`) after shutdown, once every
 /// `Disconnect` has been received.
 pub struct Events {
-    batches: Receiver<Vec<Event>>,
-    pending: std::vec::IntoIter<Event>,
+    batches: Receiver<Vec<Envelope>>,
+    pending: std::vec::IntoIter<Envelope>,
+    handle: Handle,
 }
 
 impl Events {
-    pub(crate) fn new(batches: Receiver<Vec<Event>>) -> Events {
-        Events { batches, pending: Vec::new().into_iter() }
+    pub(crate) fn new(batches: Receiver<Vec<Envelope>>, handle: Handle) -> Events {
+        Events { batches, pending: Vec::new().into_iter(), handle }
+    }
+
+    /// The next event already received, handing barriers back on the way.
+    fn next_pending(&mut self) -> Option<Event> {
+        for envelope in self.pending.by_ref() {
+            match envelope {
+                Envelope::Event(event) => return Some(event),
+                Envelope::Barrier(id) => self.handle.barrier_passed(id),
+            }
+        }
+        None
     }
 
     /// The next event, waiting for it; `None` once the server has stopped.
     pub fn recv(&mut self) -> Option<Event> {
         loop {
-            if let Some(event) = self.pending.next() {
+            if let Some(event) = self.next_pending() {
                 return Some(event);
             }
             self.pending = self.batches.recv().ok()?.into_iter();
@@ -177,7 +217,7 @@ impl Events {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if let Some(event) = self.pending.next() {
+            if let Some(event) = self.next_pending() {
                 return Some(event);
             }
             match self.batches.recv_deadline(deadline) {
@@ -190,7 +230,7 @@ impl Events {
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
         loop {
-            if let Some(event) = self.pending.next() {
+            if let Some(event) = self.next_pending() {
                 return Some(event);
             }
             match self.batches.try_recv() {

@@ -42,6 +42,10 @@ pub(crate) enum Command {
     SlowConsumer {
         id: ConnId,
     },
+    /// Every event of `id` sent before its barrier has been handled.
+    BarrierPassed {
+        id: ConnId,
+    },
     Shutdown {
         timeout: Option<Duration>,
     },
@@ -225,6 +229,12 @@ impl Handle {
             Ok(())
         } else {
             Err(CloseError::ServerStopped)
+        }
+    }
+
+    pub(crate) fn barrier_passed(&self, id: ConnId) {
+        if let Some(remote) = self.remote(id) {
+            remote.push(Command::BarrierPassed { id });
         }
     }
 

@@ -96,7 +96,9 @@ impl LiveTable {
                 return Err(Refused::Closing);
             }
             let buffered = (v & BYTES) as usize;
-            if buffered + len > cap {
+            // A message always fits an empty buffer, so one bigger than the cap can
+            // still be sent; the cap bounds what piles up behind it.
+            if buffered > 0 && buffered + len > cap {
                 return Err(Refused::Full);
             }
             match cell.compare_exchange_weak(v, v + len as u64, Ordering::AcqRel, Ordering::Acquire)
@@ -141,15 +143,27 @@ impl LiveTable {
 
     /// Adds bytes the reactor queued itself (owning reactor only).
     pub(crate) fn add(&self, id: ConnId, len: usize) {
-        if let Some(cell) = self.cell(id.slot()) {
-            cell.fetch_add(len as u64, Ordering::AcqRel);
-        }
+        self.update(id, |bytes| bytes.saturating_add(len as u64).min(BYTES));
     }
 
-    /// Releases bytes written or discarded (owning reactor only).
+    /// Releases bytes written or discarded. A late release for a connection that has
+    /// ended finds another generation (or none) in the cell and changes nothing.
     pub(crate) fn release(&self, id: ConnId, len: usize) {
-        if let Some(cell) = self.cell(id.slot()) {
-            cell.fetch_sub(len as u64, Ordering::AcqRel);
+        self.update(id, |bytes| bytes.saturating_sub(len as u64));
+    }
+
+    fn update(&self, id: ConnId, f: impl Fn(u64) -> u64) {
+        let Some(cell) = self.cell(id.slot()) else { return };
+        let mut v = cell.load(Ordering::Acquire);
+        loop {
+            if generation_of(v) != id.generation() {
+                return;
+            }
+            let new = (v & !BYTES) | f(v & BYTES);
+            match cell.compare_exchange_weak(v, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(now) => v = now,
+            }
         }
     }
 
@@ -193,6 +207,9 @@ mod tests {
         t.release(id, 1000);
         assert_eq!(t.buffered(id), Some(0));
         assert_eq!(t.reserve(ConnId::new(0, 2, 3), 1, 1000), Err(Refused::Gone));
+        assert_eq!(t.reserve(id, 5000, 1000), Ok(()), "an empty buffer takes any message");
+        assert_eq!(t.reserve(id, 1, 1000), Err(Refused::Full));
+        t.release(id, 5000);
         t.set(id, Liveness::Closing);
         assert_eq!(t.reserve(id, 1, 1000), Err(Refused::Closing));
     }
@@ -210,6 +227,23 @@ mod tests {
         t.set(new, Liveness::Open);
         assert_eq!(t.buffered(new), Some(0));
         assert_eq!(t.reserve(old, 1, 100), Err(Refused::Gone));
+    }
+
+    #[test]
+    fn late_releases_do_not_touch_the_next_connection() {
+        let t = LiveTable::new(10);
+        let old = ConnId::new(0, 1, 3);
+        t.set(old, Liveness::Handshake);
+        t.set(old, Liveness::Open);
+        t.reserve(old, 50, 100).unwrap();
+        t.set(old, Liveness::Gone);
+        t.release(old, 50);
+        let new = ConnId::new(0, 2, 3);
+        t.set(new, Liveness::Handshake);
+        t.set(new, Liveness::Open);
+        t.release(old, 50);
+        assert_eq!(t.buffered(new), Some(0));
+        assert_eq!(t.get(new), Liveness::Open);
     }
 
     #[test]

@@ -196,7 +196,8 @@ impl Reactor {
             return;
         }
         let generation = self.ctx.next_generation;
-        self.ctx.next_generation = (generation + 1) & ConnId::GEN_MASK;
+        // Generation 0 is never used, so an empty liveness cell matches no id.
+        self.ctx.next_generation = ((generation + 1) & ConnId::GEN_MASK).max(1);
         let worker = self.ctx.dispatcher.assign();
         let decoder = Decoder::new(Role::Server, self.ctx.limits);
         let conn = entry.insert(Conn::new(stream, generation, worker, decoder));
@@ -219,7 +220,13 @@ impl Reactor {
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(slot) else { return };
-            if conn.read_paused || conn.phase == Phase::Flushing {
+            if !conn.phase.parses_input() {
+                if conn.phase == Phase::Lingering {
+                    self.discard_input(slot);
+                }
+                return;
+            }
+            if conn.read_paused {
                 return;
             }
             if self.ctx.dispatcher.is_congested(conn.worker) {
@@ -257,8 +264,21 @@ impl Reactor {
                 Phase::Handshake => session::handshake_bytes(&mut self.ctx, slot, conn, data),
                 _ => session::frame_bytes(&mut self.ctx, slot, conn, data),
             };
-            if conn.phase != Phase::Flushing && used < data.len() {
+            if conn.phase.parses_input() && used < data.len() {
                 conn.carry = data[used..].to_vec();
+            }
+        }
+    }
+
+    /// Reads and drops what a lingering peer still sends, until its EOF.
+    fn discard_input(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        loop {
+            match conn.read(&mut self.scratch) {
+                Ok(0) => return self.close_now(slot),
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return self.close_now(slot),
             }
         }
     }
@@ -292,7 +312,15 @@ impl Reactor {
         let (flushed, written) = conn.flush();
         self.ctx.remote().live.release(id, written);
         match flushed {
-            Ok(Flushed::All) if conn.phase == Phase::Flushing => self.close_now(slot),
+            Ok(Flushed::All) if conn.phase == Phase::Flushing => {
+                if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
+                    return self.close_now(slot);
+                }
+                conn.phase = Phase::Lingering;
+                self.ctx.disconnect(slot, conn);
+                // The peer may have closed already; its EOF left no new edge to wait for.
+                self.discard_input(slot);
+            }
             Ok(Flushed::All) => {
                 if std::mem::take(&mut conn.backlogged)
                     && self.ctx.config.drain_events
@@ -319,13 +347,9 @@ impl Reactor {
         let mut conn = self.conns.remove(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.ctx.shared.sockets.fetch_sub(1, Ordering::AcqRel);
+        self.ctx.disconnect(slot, &mut conn);
         let id = self.ctx.id(slot, &conn);
         self.ctx.remote().live.set(id, Liveness::Gone);
-        if conn.connected {
-            self.ctx.shared.open.fetch_sub(1, Ordering::AcqRel);
-            let reason = conn.reason.map_or(DisconnectReason::Abnormal, |r| *r);
-            self.ctx.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
-        }
     }
 
     fn close_all(&mut self, reason: DisconnectReason) {
@@ -362,7 +386,11 @@ impl Reactor {
             conn.deadline = 0;
             let keep = match conn.phase {
                 Phase::Open => self.ctx.open_timer(slot, conn),
-                Phase::Handshake | Phase::Flushing => false,
+                Phase::Finishing => {
+                    self.ctx.finish(slot, conn);
+                    true
+                }
+                Phase::Handshake | Phase::Flushing | Phase::Lingering => false,
                 Phase::Closing => {
                     conn.set_reason(DisconnectReason::CloseTimeout);
                     false
@@ -385,20 +413,20 @@ impl Reactor {
     fn apply(&mut self, command: Command) {
         let Reactor { conns, ctx, .. } = self;
         match command {
-            Command::Send { id, frame } => match open_conn(conns, id) {
+            Command::Send { id, frame } => match data_conn(conns, id) {
                 Some(conn) => ctx.queue_reserved(id.slot(), conn, frame),
                 None => ctx.discard_reserved(id, frame.len()),
             },
             Command::SendMany { ids, frame } => {
                 for id in ids {
-                    if let Some(conn) = open_conn(conns, id) {
+                    if let Some(conn) = data_conn(conns, id) {
                         ctx.queue_shared(id.slot(), conn, frame.clone());
                     }
                 }
             }
             Command::Broadcast { frame } => {
                 for (slot, conn) in conns.iter_mut() {
-                    if conn.phase.is_open() {
+                    if conn.phase.takes_data() {
                         ctx.queue_shared(slot, conn, frame.clone());
                     }
                 }
@@ -412,6 +440,13 @@ impl Reactor {
             Command::SlowConsumer { id } => {
                 if let Some(conn) = open_conn(conns, id) {
                     ctx.close_slow_consumer(id.slot(), conn);
+                }
+            }
+            Command::BarrierPassed { id } => {
+                if let Some(conn) = conns.get_mut(id.slot())
+                    && conn.generation == id.generation()
+                {
+                    ctx.finish(id.slot(), conn);
                 }
             }
             Command::Shutdown { timeout } => self.begin_shutdown(timeout),
@@ -433,7 +468,7 @@ impl Reactor {
                 Phase::Open => {
                     self.ctx.start_close(slot, conn, frame.clone(), DisconnectReason::Shutdown)
                 }
-                Phase::Closing | Phase::Flushing => {}
+                Phase::Closing | Phase::Finishing | Phase::Flushing | Phase::Lingering => {}
             }
         }
     }
@@ -466,6 +501,12 @@ impl Reactor {
             self.ctx.dispatcher.flush(&mut relieved);
         }
     }
+}
+
+/// The connection `id` names, if frames may still be queued for it.
+fn data_conn(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
+    let conn = conns.get_mut(id.slot())?;
+    (conn.generation == id.generation() && conn.phase.takes_data()).then_some(conn)
 }
 
 /// The connection `id` names, if it is still open (a stale id's generation differs).

@@ -11,9 +11,8 @@ use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Config, Dispatch};
-use crate::dispatch::{self, Dispatcher, Events, Handler};
+use crate::dispatch::{self, Dispatcher, Envelope, Events, Handler};
 use crate::error::Error;
-use crate::event::Event;
 use crate::handle::{Handle, Remote, Shared};
 use crate::liveness::LiveTable;
 use crate::reactor::{LISTENER, Reactor, ReactorParts, WAKER};
@@ -50,7 +49,7 @@ impl std::fmt::Debug for Server {
 
 enum Outlet {
     Handler(Arc<dyn Handler>),
-    Channel(Sender<Vec<Event>>),
+    Channel(Sender<Vec<Envelope>>),
 }
 
 impl Server {
@@ -70,7 +69,8 @@ impl Server {
     pub fn start_with_events(config: Config) -> Result<(Server, Events), Error> {
         let (tx, rx) = bounded(config.worker_queue);
         let server = Server::launch(config, Outlet::Channel(tx))?;
-        Ok((server, Events::new(rx)))
+        let events = Events::new(rx, server.handle());
+        Ok((server, events))
     }
 
     /// A handle to send to and close connections from any thread.

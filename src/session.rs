@@ -160,14 +160,55 @@ impl Ctx {
         self.start_close(slot, conn, frame, DisconnectReason::SlowConsumer);
     }
 
-    /// Fails the connection (§7.1.7): close with the error's code, then wait for the peer.
+    /// Fails the connection (§7.1.7): stop reading, send a close with the error's code
+    /// (after the handler's replies to earlier messages), close TCP.
     fn fail(&mut self, slot: usize, conn: &mut Conn, error: ProtocolError) {
         if conn.phase == Phase::Open {
-            let frame = wire::close_frame(Some(error.close_code()), "");
-            self.start_close(slot, conn, frame, DisconnectReason::ProtocolError(error));
+            conn.set_reason(DisconnectReason::ProtocolError(error));
+            self.begin_finish(slot, conn);
         } else {
             self.flush_then_close(slot, conn);
         }
+    }
+
+    /// Stops reading and sends a barrier through the connection's worker; the close
+    /// frame goes out when it comes back ([`Ctx::finish`]) or the close timeout passes.
+    fn begin_finish(&mut self, slot: usize, conn: &mut Conn) {
+        conn.phase = Phase::Finishing;
+        conn.carry = Vec::new();
+        let tick = self.deadline_after(self.config.close_timeout);
+        self.set_deadline(slot, conn, tick);
+        let id = self.id(slot, conn);
+        self.dispatcher.barrier(conn.worker, id);
+    }
+
+    /// Sends the close frame the reason calls for, then closes TCP.
+    pub(crate) fn finish(&mut self, slot: usize, conn: &mut Conn) {
+        if conn.phase != Phase::Finishing {
+            return;
+        }
+        let code = match conn.reason.as_deref() {
+            // §5.5.1: echo the status code received (none for an empty close).
+            Some(DisconnectReason::ClosedByPeer { code, .. }) => {
+                (*code != CloseCode::NO_STATUS).then_some(*code)
+            }
+            Some(DisconnectReason::ProtocolError(e)) => Some(e.close_code()),
+            _ => Some(CloseCode::NORMAL),
+        };
+        self.queue_own(slot, conn, wire::close_frame(code, ""));
+        self.flush_then_close(slot, conn);
+    }
+
+    /// Delivers `Disconnect` (once) and frees the id, while the socket may linger.
+    pub(crate) fn disconnect(&mut self, slot: usize, conn: &mut Conn) {
+        if !std::mem::take(&mut conn.connected) {
+            return;
+        }
+        let id = self.id(slot, conn);
+        self.remote().live.set(id, Liveness::Gone);
+        self.shared.open.fetch_sub(1, Ordering::AcqRel);
+        let reason = conn.reason.take().map_or(DisconnectReason::Abnormal, |r| *r);
+        self.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
     }
 
     /// Stops reading; TCP closes once the queue is written (§7.1.1: the server closes
@@ -188,12 +229,12 @@ impl Ctx {
         let Ticks { idle, ping, pong } = self.ticks;
         let mut next = u32::MAX;
         if idle > 0 {
-            next = next.min(conn.last_message + idle);
+            next = next.min(conn.last_message.saturating_add(idle));
         }
         if conn.ping_sent > 0 {
-            next = next.min(conn.ping_sent + pong);
+            next = next.min(conn.ping_sent.saturating_add(pong));
         } else if ping > 0 {
-            next = next.min(conn.last_seen + ping);
+            next = next.min(conn.last_seen.saturating_add(ping));
         }
         if next == u32::MAX { 0 } else { next.max(self.now + 1) }
     }
@@ -202,16 +243,16 @@ impl Ctx {
     /// a quiet one.
     pub(crate) fn open_timer(&mut self, slot: usize, conn: &mut Conn) -> bool {
         let Ticks { idle, ping, pong } = self.ticks;
-        if conn.ping_sent > 0 && self.now >= conn.ping_sent + pong {
+        if conn.ping_sent > 0 && self.now >= conn.ping_sent.saturating_add(pong) {
             conn.set_reason(DisconnectReason::PongTimeout);
             return false;
         }
-        if idle > 0 && self.now >= conn.last_message + idle {
+        if idle > 0 && self.now >= conn.last_message.saturating_add(idle) {
             let frame = wire::close_frame(Some(CloseCode::GOING_AWAY), "idle timeout");
             self.start_close(slot, conn, frame, DisconnectReason::IdleTimeout);
             return true;
         }
-        if ping > 0 && conn.ping_sent == 0 && self.now >= conn.last_seen + ping {
+        if ping > 0 && conn.ping_sent == 0 && self.now >= conn.last_seen.saturating_add(ping) {
             conn.ping_sent = self.now;
             self.queue_own(slot, conn, wire::frame(OpCode::Ping, b""));
         }
@@ -357,19 +398,16 @@ fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
                 ctx.queue_own(slot, conn, wire::frame(OpCode::Pong, payload));
             }
         }
-        Incoming::Close(frame) => {
-            if conn.phase.is_open() {
-                let (code, reason) = match &frame {
-                    Some(f) => (f.code, f.reason.to_owned()),
-                    None => (CloseCode::NO_STATUS, String::new()),
-                };
-                // §5.5.1: echo the status code received.
-                let reply = wire::close_frame(frame.as_ref().map(|f| f.code), "");
-                ctx.queue_own(slot, conn, reply);
-                conn.set_reason(DisconnectReason::ClosedByPeer { code, reason });
-            }
-            ctx.flush_then_close(slot, conn);
+        Incoming::Close(frame) if conn.phase.is_open() => {
+            let (code, reason) = match &frame {
+                Some(f) => (f.code, f.reason.to_owned()),
+                None => (CloseCode::NO_STATUS, String::new()),
+            };
+            conn.set_reason(DisconnectReason::ClosedByPeer { code, reason });
+            ctx.begin_finish(slot, conn);
         }
+        // The answer to our close (§7.1.2): the handshake is complete.
+        Incoming::Close(_) => ctx.flush_then_close(slot, conn),
         Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_) | Incoming::Pong(_) => {}
     }
 }
