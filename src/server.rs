@@ -167,7 +167,10 @@ fn dispatchers(
     threads: &mut Vec<JoinHandle<()>>,
 ) -> Result<Box<dyn Fn() -> Dispatcher>, Error> {
     match (outlet, config.dispatch) {
-        (Outlet::Channel(tx), _) => Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()]))),
+        (Outlet::Channel(tx), _) => {
+            let next = Arc::new(AtomicUsize::new(0));
+            Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()], next.clone())))
+        }
         (Outlet::Handler(handler), Dispatch::Inline) => {
             let handle = handle.clone();
             Ok(Box::new(move || Dispatcher::Inline {
@@ -185,7 +188,8 @@ fn dispatchers(
                     dispatch::run_worker(handler, handle, rx)
                 })?);
             }
-            Ok(Box::new(move || Dispatcher::queued(senders.clone())))
+            let next = Arc::new(AtomicUsize::new(0));
+            Ok(Box::new(move || Dispatcher::queued(senders.clone(), next.clone())))
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server};
+use wsloop::{Backpressure, Config, ConnId, Dispatch, Handle, Handler, Message, Server};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DispatchArg {
@@ -40,6 +40,41 @@ struct Args {
     /// Seconds a client has to complete its handshake.
     #[arg(long, default_value_t = 15.0, value_parser = seconds)]
     handshake_timeout: f64,
+    /// Bytes that may wait for one connection before the backpressure policy applies.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_backpressure: usize,
+    /// What happens past --max-backpressure.
+    #[arg(long, value_enum, default_value = "close")]
+    backpressure: BackpressureArg,
+    /// Event batches a worker's queue holds before reading from its connections pauses.
+    #[arg(long, default_value_t = 1024)]
+    worker_queue: usize,
+    /// Sockets held at most; past it new connections get HTTP 503.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_connections: usize,
+    /// Seconds without a message before a connection is closed (0: never).
+    #[arg(long, default_value_t = 0.0, value_parser = seconds)]
+    idle_timeout: f64,
+    /// Seconds of silence before a connection is pinged (0: no pings).
+    #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+    ping_interval: f64,
+    /// Seconds a pinged peer has to answer before it is dropped as dead.
+    #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+    pong_timeout: f64,
+    /// Seconds to wait for the peer's answer to a close frame (and for shutdown).
+    #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+    close_timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BackpressureArg {
+    Close,
+    Drop,
+}
+
+/// Seconds as a duration; 0 means "off".
+fn optional(seconds: f64) -> Option<Duration> {
+    (seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 fn seconds(s: &str) -> Result<f64, String> {
@@ -56,7 +91,18 @@ impl Args {
                 DispatchArg::Inline => Dispatch::Inline,
             })
             .max_message_size(self.max_message_size)
-            .handshake_timeout(Duration::from_secs_f64(self.handshake_timeout));
+            .handshake_timeout(Duration::from_secs_f64(self.handshake_timeout))
+            .max_backpressure(self.max_backpressure)
+            .backpressure(match self.backpressure {
+                BackpressureArg::Close => Backpressure::Close,
+                BackpressureArg::Drop => Backpressure::Drop,
+            })
+            .worker_queue(self.worker_queue)
+            .max_connections(self.max_connections)
+            .idle_timeout(optional(self.idle_timeout))
+            .ping_interval(optional(self.ping_interval))
+            .pong_timeout(Duration::from_secs_f64(self.pong_timeout))
+            .close_timeout(Duration::from_secs_f64(self.close_timeout));
         if let Some(n) = self.reactors {
             config = config.reactors(n);
         }
