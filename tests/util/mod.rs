@@ -274,3 +274,10 @@ pub fn probe_rtts(
     rtts.sort();
     rtts
 }
+
+/// A read timeout short enough for a loop that polls a deadline.
+pub fn set_short_timeout(client: &Client) {
+    if let MaybeTlsStream::Plain(s) = client.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    }
+}
