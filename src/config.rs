@@ -59,6 +59,8 @@ pub struct Config {
     pub(crate) max_backpressure: usize,
     pub(crate) backpressure: Backpressure,
     pub(crate) drain_events: bool,
+    pub(crate) max_topics_per_connection: usize,
+    pub(crate) max_subscribers_per_topic: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) pong_timeout: Duration,
@@ -89,6 +91,8 @@ impl Default for Config {
             max_backpressure: 1 << 20,
             backpressure: Backpressure::Close,
             drain_events: false,
+            max_topics_per_connection: 0,
+            max_subscribers_per_topic: 0,
             idle_timeout: None,
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(10),
@@ -117,6 +121,8 @@ impl std::fmt::Debug for Config {
             .field("max_backpressure", &self.max_backpressure)
             .field("backpressure", &self.backpressure)
             .field("drain_events", &self.drain_events)
+            .field("max_topics_per_connection", &self.max_topics_per_connection)
+            .field("max_subscribers_per_topic", &self.max_subscribers_per_topic)
             .field("idle_timeout", &self.idle_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("pong_timeout", &self.pong_timeout)
@@ -223,6 +229,19 @@ impl Config {
     /// filled, empties again. Default off.
     pub fn drain_events(mut self, on: bool) -> Config {
         self.drain_events = on;
+        self
+    }
+
+    /// Topics one connection may be in at once; 0 (the default) sets no limit. Each
+    /// membership costs about 40 bytes.
+    pub fn max_topics_per_connection(mut self, n: usize) -> Config {
+        self.max_topics_per_connection = n;
+        self
+    }
+
+    /// Members one topic may have; 0 (the default) sets no limit.
+    pub fn max_subscribers_per_topic(mut self, n: usize) -> Config {
+        self.max_subscribers_per_topic = n;
         self
     }
 

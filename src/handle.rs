@@ -18,6 +18,7 @@ use crate::event::{ConnId, Message};
 use crate::liveness::{LiveTable, Liveness, Refused};
 use crate::metrics::{Counters, Stats};
 use crate::protocol::CloseCode;
+use crate::pubsub::{SubscribeError, Topics};
 use crate::wire;
 
 /// What a reactor is asked to do by other threads.
@@ -41,6 +42,12 @@ pub(crate) enum Command {
     /// Over `max_backpressure` under `Backpressure::Close`.
     SlowConsumer {
         id: ConnId,
+    },
+    /// Fan a frame out to this reactor's members of `topic`.
+    Publish {
+        topic: Arc<str>,
+        frame: Bytes,
+        except: Option<ConnId>,
     },
     /// Every event of `id` sent before its barrier has been handled.
     BarrierPassed {
@@ -83,6 +90,7 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) max_backpressure: usize,
     pub(crate) backpressure: Backpressure,
+    pub(crate) topics: Topics,
 }
 
 /// Sends, closes and counts connections from any thread. Cheap to clone.
@@ -167,9 +175,11 @@ impl Handle {
     /// The server's counters now.
     pub fn stats(&self) -> Stats {
         let shared = &self.shared;
-        shared
-            .counters
-            .snapshot(shared.open.load(Ordering::Relaxed), shared.sockets.load(Ordering::Relaxed))
+        shared.counters.snapshot(
+            shared.open.load(Ordering::Relaxed),
+            shared.sockets.load(Ordering::Relaxed),
+            shared.topics.topic_count(),
+        )
     }
 
     /// Queues one message for many connections. The frame is encoded once and its bytes
@@ -230,6 +240,73 @@ impl Handle {
         } else {
             Err(CloseError::ServerStopped)
         }
+    }
+
+    /// Adds `id` to `topic` (created on first use). Subscribing twice is a no-op; the
+    /// membership ends by itself when the connection does.
+    ///
+    /// # Errors
+    /// The id is not open, or a limit (`max_topics_per_connection`,
+    /// `max_subscribers_per_topic`) is reached; the error names which.
+    pub fn subscribe(&self, id: ConnId, topic: &str) -> Result<(), SubscribeError> {
+        let remote = self.remote(id).ok_or(SubscribeError::UnknownConnection)?;
+        self.shared.topics.subscribe(id, topic, || remote.live.get(id) == Liveness::Open)?;
+        Ok(())
+    }
+
+    /// Removes `id` from `topic`; returns whether it was a member.
+    pub fn unsubscribe(&self, id: ConnId, topic: &str) -> bool {
+        self.shared.topics.unsubscribe(id, topic)
+    }
+
+    /// Sends `message` to every member of `topic`. The frame is encoded once; each
+    /// reactor with members writes the same bytes to all of its members. Messages
+    /// published from one thread reach each member in publish order. Returns how many
+    /// members there were when it was published.
+    pub fn publish(&self, topic: &str, message: impl Into<Message>) -> usize {
+        self.publish_to(topic, message.into(), None)
+    }
+
+    /// [`Handle::publish`] to every member but `except` (e.g. the sender of a chat
+    /// message).
+    pub fn publish_except(
+        &self,
+        topic: &str,
+        message: impl Into<Message>,
+        except: ConnId,
+    ) -> usize {
+        self.publish_to(topic, message.into(), Some(except))
+    }
+
+    fn publish_to(&self, topic: &str, message: Message, except: Option<ConnId>) -> usize {
+        let reactors = self.shared.topics.reactors_of(topic);
+        if reactors.is_empty() {
+            return 0;
+        }
+        let frame = wire::message_frame(&message);
+        let topic: Arc<str> = Arc::from(topic);
+        for index in reactors {
+            if let Some(remote) = self.shared.reactors.get(index) {
+                let (topic, frame) = (topic.clone(), frame.clone());
+                remote.push(Command::Publish { topic, frame, except });
+            }
+        }
+        self.shared.topics.size(&topic)
+    }
+
+    /// Members of `topic` now.
+    pub fn topic_size(&self, topic: &str) -> usize {
+        self.shared.topics.size(topic)
+    }
+
+    /// The topics `id` is in.
+    pub fn topics_of(&self, id: ConnId) -> Vec<String> {
+        self.shared.topics.topics_of(id)
+    }
+
+    /// The members of `topic` (for admin pages: it copies the whole set).
+    pub fn connections_of(&self, topic: &str) -> Vec<ConnId> {
+        self.shared.topics.members(topic)
     }
 
     pub(crate) fn barrier_passed(&self, id: ConnId) {

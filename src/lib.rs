@@ -49,6 +49,7 @@ mod event;
 mod handle;
 mod liveness;
 mod metrics;
+mod pubsub;
 mod reactor;
 mod server;
 mod session;
@@ -64,6 +65,7 @@ pub use handle::Handle;
 pub use metrics::Stats;
 pub use protocol::CloseCode;
 pub use protocol::handshake::Request;
+pub use pubsub::SubscribeError;
 pub use server::Server;
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
 

@@ -442,6 +442,16 @@ impl Reactor {
                     ctx.close_slow_consumer(id.slot(), conn);
                 }
             }
+            Command::Publish { topic, frame, except } => {
+                let shared = ctx.shared.clone();
+                shared.topics.for_each_member(&topic, ctx.index, |id| {
+                    if Some(id) != except
+                        && let Some(conn) = data_conn(conns, id)
+                    {
+                        ctx.queue_shared(id.slot(), conn, frame.clone());
+                    }
+                });
+            }
             Command::BarrierPassed { id } => {
                 if let Some(conn) = conns.get_mut(id.slot())
                     && conn.generation == id.generation()

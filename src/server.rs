@@ -15,6 +15,7 @@ use crate::dispatch::{self, Dispatcher, Envelope, Events, Handler};
 use crate::error::Error;
 use crate::handle::{Handle, Remote, Shared};
 use crate::liveness::LiveTable;
+use crate::pubsub::Topics;
 use crate::reactor::{LISTENER, Reactor, ReactorParts, WAKER};
 
 /// A running server. Dropping it shuts it down and waits for its threads.
@@ -132,6 +133,11 @@ impl Server {
             counters: Default::default(),
             max_backpressure: config.max_backpressure,
             backpressure: config.backpressure,
+            topics: Topics::new(
+                config.reactors,
+                config.max_topics_per_connection,
+                config.max_subscribers_per_topic,
+            ),
         });
         let handle = Handle { shared: shared.clone() };
         let mut threads = Vec::new();

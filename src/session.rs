@@ -206,6 +206,8 @@ impl Ctx {
         }
         let id = self.id(slot, conn);
         self.remote().live.set(id, Liveness::Gone);
+        // After `Gone`: a subscribe racing with this end fails, or is undone here.
+        self.shared.topics.remove_connection(id);
         self.shared.open.fetch_sub(1, Ordering::AcqRel);
         let reason = conn.reason.take().map_or(DisconnectReason::Abnormal, |r| *r);
         self.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });

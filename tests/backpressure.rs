@@ -96,6 +96,7 @@ fn a_flood_against_a_slow_handler_is_slowed_without_losing_anyone_elses_messages
     let server = Server::start(config, SlowEcho).unwrap();
     let addr = server.local_addr();
     let baseline = proc_bytes(std::process::id(), "VmRSS:");
+    let before = probe_rtts(addr, Duration::ZERO, stop_after(Duration::from_millis(300)));
 
     // The flooder sends 32-byte messages flat out and reads (and counts) the echoes.
     let stop = Arc::new(AtomicBool::new(false));
@@ -145,10 +146,13 @@ fn a_flood_against_a_slow_handler_is_slowed_without_losing_anyone_elses_messages
     let stats = server.handle().stats();
     println!(
         "flood: flooder sent {sent} messages, got {} echoes back; reads paused {} times; \
-         well-behaved: 300/300 echoed in {good_time:?}, p50 {:?} p99 {:?}; \
+         probe before p50 {:?} p99 {:?}; \
+         well-behaved during: 300/300 echoed in {good_time:?}, p50 {:?} p99 {:?}; \
          test process RSS baseline {} KiB, peak {} KiB",
         echoed_bytes / 34,
         stats.reads_paused,
+        percentile(&before, 0.5),
+        percentile(&before, 0.99),
         percentile(&rtts, 0.5),
         percentile(&rtts, 0.99),
         baseline / 1024,

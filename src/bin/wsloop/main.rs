@@ -1,4 +1,5 @@
-//! The `wsloop` server: an echo server on built-in defaults, tuned by flags.
+//! The `wsloop` server on built-in defaults, tuned by flags: echo on `/` and `/echo`,
+//! fan-out on `/broadcast`, JSON chat rooms on `/chat`.
 //!
 //! Flags are kept stable (other tools use them). Durations are in seconds (fractions
 //! allowed), sizes in bytes.
@@ -10,7 +11,10 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wsloop::{Backpressure, Config, ConnId, Dispatch, Handle, Handler, Message, Server};
+use wsloop::{Backpressure, Config, Dispatch, Server};
+
+mod chat;
+mod demo;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DispatchArg {
@@ -18,7 +22,8 @@ enum DispatchArg {
     Inline,
 }
 
-/// A WebSocket echo server on wsloop.
+/// A WebSocket server on wsloop: echo on / and /echo, fan-out on /broadcast, chat rooms on
+/// /chat.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -61,6 +66,12 @@ struct Args {
     /// Seconds a pinged peer has to answer before it is dropped as dead.
     #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     pong_timeout: f64,
+    /// Topics (chat rooms) one connection may be in (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_topics_per_connection: usize,
+    /// Members one topic may have (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    max_subscribers_per_topic: usize,
     /// Seconds to wait for the peer's answer to a close frame (and for shutdown).
     #[arg(long, default_value_t = 5.0, value_parser = seconds)]
     close_timeout: f64,
@@ -102,7 +113,9 @@ impl Args {
             .idle_timeout(optional(self.idle_timeout))
             .ping_interval(optional(self.ping_interval))
             .pong_timeout(Duration::from_secs_f64(self.pong_timeout))
-            .close_timeout(Duration::from_secs_f64(self.close_timeout));
+            .close_timeout(Duration::from_secs_f64(self.close_timeout))
+            .max_topics_per_connection(self.max_topics_per_connection)
+            .max_subscribers_per_topic(self.max_subscribers_per_topic);
         if let Some(n) = self.reactors {
             config = config.reactors(n);
         }
@@ -113,14 +126,6 @@ impl Args {
     }
 }
 
-/// Echoes every message back to its sender.
-struct Echo;
-
-impl Handler for Echo {
-    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
-        let _ = handle.send(id, message);
-    }
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -131,7 +136,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match Server::start(args.config(), Echo) {
+    let server = match Server::start(args.config(), demo::Demo::new()) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("wsloop: {e}");
