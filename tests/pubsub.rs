@@ -35,7 +35,8 @@ fn members_on_every_reactor_get_each_publish_once_in_order() {
     let (server, mut events) = Server::start_with_events(config()).unwrap();
     let handle = server.handle();
     let mut members = clients(&server, &mut events, 40);
-    let reactors: std::collections::HashSet<usize> = members.iter().map(|(_, id)| id.reactor()).collect();
+    let reactors: std::collections::HashSet<usize> =
+        members.iter().map(|(_, id)| id.reactor()).collect();
     assert_eq!(reactors.len(), 2, "members on both reactors");
     for (_, id) in &members {
         handle.subscribe(*id, "news").unwrap();
@@ -103,8 +104,15 @@ fn limits_return_errors_that_name_them() {
     handle.subscribe(cs[0].1, "b").unwrap();
     assert_eq!(handle.subscribe(cs[0].1, "c"), Err(SubscribeError::TooManyTopics { limit: 2 }));
     handle.subscribe(cs[1].1, "a").unwrap();
-    assert_eq!(handle.subscribe(cs[2].1, "a"), Err(SubscribeError::TooManySubscribers { limit: 2 }));
-    assert!(SubscribeError::TooManySubscribers { limit: 2 }.to_string().contains("max_subscribers_per_topic"));
+    assert_eq!(
+        handle.subscribe(cs[2].1, "a"),
+        Err(SubscribeError::TooManySubscribers { limit: 2 })
+    );
+    assert!(
+        SubscribeError::TooManySubscribers { limit: 2 }
+            .to_string()
+            .contains("max_subscribers_per_topic")
+    );
 }
 
 #[test]

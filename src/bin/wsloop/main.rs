@@ -126,7 +126,6 @@ impl Args {
     }
 }
 
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
