@@ -147,3 +147,54 @@ fn ten_thousand_broadcast_subscribers_get_every_message_in_order() {
         started.elapsed()
     );
 }
+
+/// Opens `n` raw `/chat` connections and reads their welcome.
+fn chat_sockets(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    let head = request(addr, "").replace("GET / ", "GET /chat ");
+    let mut all = Vec::with_capacity(n);
+    while all.len() < n {
+        let mut batch: Vec<_> = (0..500.min(n - all.len())).map(|_| raw(addr)).collect();
+        for s in &mut batch {
+            s.write_all(head.as_bytes()).unwrap();
+        }
+        for s in &mut batch {
+            assert_eq!(status_of(&read_head(s)), 101);
+            assert_eq!(read_frame(s).map(|f| f.1), Some(0x1), "welcome");
+        }
+        all.extend(batch);
+    }
+    all
+}
+
+#[test]
+fn memory_per_subscription_with_10k_connections_in_10_topics_each() {
+    let _w = Watchdog::new("subscription_memory", Duration::from_secs(180));
+    let (server, addr) = start_binary(&[]);
+    let mut conns = chat_sockets(addr, 10_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = proc_bytes(server.pid(), "VmRSS:");
+    for s in &mut conns {
+        let joins: Vec<u8> = (0..10)
+            .flat_map(|r| {
+                masked(true, 0x1, format!(r#"{{"type":"join","room":"room{r}"}}"#).as_bytes())
+            })
+            .collect();
+        s.write_all(&joins).unwrap();
+    }
+    for s in &mut conns {
+        for r in 0..10 {
+            let (_, _, payload) = read_frame(s).expect("joined");
+            assert_eq!(payload, format!(r#"{{"type":"joined","room":"room{r}"}}"#).into_bytes());
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = proc_bytes(server.pid(), "VmRSS:");
+    let per_subscription = after.saturating_sub(before) / 100_000;
+    println!(
+        "subscriptions: 10,000 connections × 10 topics; server RSS {} KiB before, {} KiB after: \
+         {per_subscription} bytes per subscription",
+        before / 1024,
+        after / 1024
+    );
+    assert!(per_subscription < 256, "{per_subscription} bytes per subscription");
+}
