@@ -202,16 +202,17 @@ fn drop_policy_refuses_and_counts_instead_of_closing() {
 fn drain_event_follows_a_filled_queue() {
     let _w = Watchdog::new("drain", Duration::from_secs(30));
     let (server, mut events) =
-        Server::start_with_events(config().drain_events(true).max_backpressure(8 << 20)).unwrap();
+        Server::start_with_events(config().drain_events(true).max_backpressure(64 << 20)).unwrap();
     let mut s = raw_open(server.local_addr());
     let Some(wsloop::Event::Connect(info)) = events.recv_timeout(Duration::from_secs(5)) else {
         panic!("connect");
     };
     // More than the socket buffers take, so the queue fills.
-    for _ in 0..64 {
-        let _ = server.handle().send(info.id, vec![0u8; 60 << 10]);
+    for _ in 0..512 {
+        server.handle().send(info.id, vec![0u8; 60 << 10]).unwrap();
     }
     std::thread::sleep(Duration::from_millis(200));
+    assert!(server.handle().buffered(info.id).unwrap() > 0, "the kernel refused part of it");
     assert!(events.try_recv().is_none(), "no drain while the client does not read");
     let reader = std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 20];
