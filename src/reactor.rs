@@ -693,6 +693,11 @@ fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
             }
             ctx.flush_then_close(slot, conn);
         }
-        Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_) | Incoming::Pong(_) => {}
+        // `Compressed` never arrives until the reactor calls `Decoder::set_compression`.
+        Incoming::Text(_)
+        | Incoming::Binary(_)
+        | Incoming::Ping(_)
+        | Incoming::Pong(_)
+        | Incoming::Compressed { .. } => {}
     }
 }
