@@ -600,9 +600,11 @@ impl Deflater {
         let mut input = payload;
         loop {
             if out.capacity() - out.len() < 64 {
-                // Text usually shrinks well below half; grow geometrically if not.
+                // Text usually shrinks below half; grow geometrically if not, in steps of
+                // at most 64 KiB at first so a huge, very compressible message does not
+                // reserve half its size.
                 let produced = out.len() - start;
-                out.reserve((input.len() / 2).max(produced).max(64));
+                out.reserve((input.len() / 2).clamp(64, 64 << 10).max(produced));
             }
             let (in_before, out_before) = (self.stream.total_in(), out.len());
             if self

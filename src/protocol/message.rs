@@ -1620,8 +1620,14 @@ mod tests {
         for _ in 0..2000 {
             let len = rng.below(64);
             let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            for role in [Role::Server, Role::Client] {
+            for (role, compression) in [
+                (Role::Server, false),
+                (Role::Client, false),
+                (Role::Server, true),
+                (Role::Client, true),
+            ] {
                 let mut dec = Decoder::new(role, limits(64, 32));
+                dec.set_compression(compression);
                 let mut pos = 0;
                 while pos < bytes.len() {
                     match dec.decode(&mut bytes[pos..]) {
