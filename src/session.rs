@@ -410,6 +410,10 @@ fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
         }
         // The answer to our close (§7.1.2): the handshake is complete.
         Incoming::Close(_) => ctx.flush_then_close(slot, conn),
-        Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_) | Incoming::Pong(_) => {}
+        Incoming::Text(_)
+        | Incoming::Binary(_)
+        | Incoming::Ping(_)
+        | Incoming::Pong(_)
+        | Incoming::Compressed { .. } => {}
     }
 }
