@@ -81,10 +81,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -153,14 +150,10 @@ fn memory_report() {
             || Inflater::new(bits, false),
             |i| {
                 plain.clear();
-                i.decompress(&compressed, 1 << 20, &mut plain)
-                    .expect("valid body");
+                i.decompress(&compressed, 1 << 20, &mut plain).expect("valid body");
             },
         );
-        println!(
-            "| {bits} | {level} | {deflater} | {inflater} | {} |",
-            deflater + inflater
-        );
+        println!("| {bits} | {level} | {deflater} | {inflater} | {} |", deflater + inflater);
     }
     println!();
     println!("compressed size of the benchmark messages (mean over 64, window 15):");
@@ -179,11 +172,7 @@ fn memory_report() {
                 }
                 total / msgs.len()
             };
-            println!(
-                "| {size} B | {level} | {} B | {} B |",
-                mean(true),
-                mean(false)
-            );
+            println!("| {size} B | {level} | {} B | {} B |", mean(true), mean(false));
         }
     }
     println!();

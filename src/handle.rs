@@ -12,12 +12,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 
+use crate::compress::Outgoing;
 use crate::config::Backpressure;
 use crate::error::{CloseError, SendError, SendErrorKind};
 use crate::event::{ConnId, Message};
 use crate::liveness::{LiveTable, Liveness, Refused};
 use crate::metrics::{Counters, Stats};
 use crate::protocol::CloseCode;
+use crate::protocol::frame::OpCode;
 use crate::pubsub::{SubscribeError, Topics};
 use crate::wire;
 
@@ -27,12 +29,20 @@ pub(crate) enum Command {
         id: ConnId,
         frame: Bytes,
     },
+    /// To a connection that compresses: the reactor compresses and frames it; `reserved`
+    /// bytes were reserved for it.
+    SendUnframed {
+        id: ConnId,
+        opcode: OpCode,
+        payload: Bytes,
+        reserved: usize,
+    },
     SendMany {
         ids: Vec<ConnId>,
-        frame: Bytes,
+        out: Outgoing,
     },
     Broadcast {
-        frame: Bytes,
+        out: Outgoing,
     },
     Close {
         id: ConnId,
@@ -46,7 +56,7 @@ pub(crate) enum Command {
     /// Fan a frame out to this reactor's members of `topic`.
     Publish {
         topic: Arc<str>,
-        frame: Bytes,
+        out: Outgoing,
         except: Option<ConnId>,
     },
     /// Every event of `id` sent before its barrier has been handled.
@@ -91,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) max_backpressure: usize,
     pub(crate) backpressure: Backpressure,
     pub(crate) topics: Topics,
+    /// Messages at least this long are compressed where negotiated (`usize::MAX`: never).
+    pub(crate) compression_threshold: usize,
 }
 
 /// Sends, closes and counts connections from any thread. Cheap to clone.
@@ -139,10 +151,22 @@ impl Handle {
         let Some(remote) = self.remote(id) else {
             return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
         };
-        let frame = wire::message_frame(&message);
-        let kind = match remote.live.reserve(id, frame.len(), self.shared.max_backpressure) {
-            Ok(()) if remote.push(Command::Send { id, frame }) => return Ok(()),
-            Ok(()) => SendErrorKind::ServerStopped,
+        let frame_len = wire::frame_len(message.len());
+        let kind = match remote.live.reserve(id, frame_len, self.shared.max_backpressure) {
+            Ok(()) => {
+                let compress = message.len() >= self.shared.compression_threshold
+                    && remote.live.compresses(id);
+                let command = if compress {
+                    let (opcode, payload) = wire::into_payload(message.clone());
+                    Command::SendUnframed { id, opcode, payload, reserved: frame_len }
+                } else {
+                    Command::Send { id, frame: wire::message_frame(&message) }
+                };
+                if remote.push(command) {
+                    return Ok(());
+                }
+                SendErrorKind::ServerStopped
+            }
             Err(Refused::Gone) => SendErrorKind::UnknownConnection,
             Err(Refused::Closing) => SendErrorKind::Closing,
             Err(Refused::Full) => {
@@ -187,7 +211,7 @@ impl Handle {
     ///
     /// Returns how many ids were queued.
     pub fn send_many(&self, ids: &[ConnId], message: impl Into<Message>) -> usize {
-        let frame = wire::message_frame(&message.into());
+        let out = self.outgoing(message.into());
         let mut per_reactor: Vec<Vec<ConnId>> = vec![Vec::new(); self.shared.reactors.len()];
         for &id in ids {
             if let Some(remote) = self.remote(id)
@@ -199,7 +223,7 @@ impl Handle {
         let mut queued = 0;
         for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
             let n = ids.len();
-            if n > 0 && remote.push(Command::SendMany { ids, frame: frame.clone() }) {
+            if n > 0 && remote.push(Command::SendMany { ids, out: out.clone() }) {
                 queued += n;
             }
         }
@@ -208,9 +232,9 @@ impl Handle {
 
     /// Queues one message for every open connection; the frame is encoded once.
     pub fn broadcast(&self, message: impl Into<Message>) {
-        let frame = wire::message_frame(&message.into());
+        let out = self.outgoing(message.into());
         for remote in self.shared.reactors.iter() {
-            remote.push(Command::Broadcast { frame: frame.clone() });
+            remote.push(Command::Broadcast { out: out.clone() });
         }
     }
 
@@ -283,15 +307,24 @@ impl Handle {
         if reactors.is_empty() {
             return 0;
         }
-        let frame = wire::message_frame(&message);
+        let out = self.outgoing(message);
         let topic: Arc<str> = Arc::from(topic);
         for index in reactors {
             if let Some(remote) = self.shared.reactors.get(index) {
-                let (topic, frame) = (topic.clone(), frame.clone());
-                remote.push(Command::Publish { topic, frame, except });
+                let (topic, out) = (topic.clone(), out.clone());
+                remote.push(Command::Publish { topic, out, except });
             }
         }
         self.shared.topics.size(&topic)
+    }
+
+    /// A message for many recipients: framed once, and its payload kept for the reactors
+    /// to compress once when it is worth it.
+    fn outgoing(&self, message: Message) -> Outgoing {
+        let plain = wire::message_frame(&message);
+        let payload = (message.len() >= self.shared.compression_threshold)
+            .then(|| wire::into_payload(message));
+        Outgoing { plain, payload }
     }
 
     /// Members of `topic` now.

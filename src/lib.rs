@@ -41,6 +41,7 @@
 
 pub mod protocol;
 
+mod compress;
 mod config;
 mod conn;
 mod dispatch;
@@ -57,7 +58,7 @@ mod timer;
 mod upgrade;
 mod wire;
 
-pub use config::{Backpressure, Config, Dispatch};
+pub use config::{Backpressure, Compression, Config, Dispatch};
 pub use dispatch::{Events, Handler};
 pub use error::{CloseError, ConfigError, Error, SendError, SendErrorKind};
 pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};

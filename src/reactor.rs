@@ -30,6 +30,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::compress::Compressor;
 use crate::config::Config;
 use crate::conn::{Conn, Flushed, Phase};
 use crate::dispatch::Dispatcher;
@@ -89,6 +90,7 @@ impl Reactor {
                 index: parts.index,
                 shared,
                 ticks: Ticks::of(&config),
+                compressor: Compressor::new(&config),
                 config,
                 commands: parts.commands,
                 dispatcher: parts.dispatcher,
@@ -427,17 +429,23 @@ impl Reactor {
                 Some(conn) => ctx.queue_reserved(id.slot(), conn, frame),
                 None => ctx.discard_reserved(id, frame.len()),
             },
-            Command::SendMany { ids, frame } => {
+            Command::SendUnframed { id, opcode, payload, reserved } => match data_conn(conns, id) {
+                Some(conn) => ctx.queue_compressed(id.slot(), conn, opcode, &payload, reserved),
+                None => ctx.discard_reserved(id, reserved),
+            },
+            Command::SendMany { ids, out } => {
+                let mut once = None;
                 for id in ids {
                     if let Some(conn) = data_conn(conns, id) {
-                        ctx.queue_shared(id.slot(), conn, frame.clone());
+                        ctx.queue_fanout(id.slot(), conn, &out, &mut once);
                     }
                 }
             }
-            Command::Broadcast { frame } => {
+            Command::Broadcast { out } => {
+                let mut once = None;
                 for (slot, conn) in conns.iter_mut() {
                     if conn.phase.takes_data() {
-                        ctx.queue_shared(slot, conn, frame.clone());
+                        ctx.queue_fanout(slot, conn, &out, &mut once);
                     }
                 }
             }
@@ -452,13 +460,14 @@ impl Reactor {
                     ctx.close_slow_consumer(id.slot(), conn);
                 }
             }
-            Command::Publish { topic, frame, except } => {
+            Command::Publish { topic, out, except } => {
                 let shared = ctx.shared.clone();
+                let mut once = None;
                 shared.topics.for_each_member(&topic, ctx.index, |id| {
                     if Some(id) != except
                         && let Some(conn) = data_conn(conns, id)
                     {
-                        ctx.queue_shared(id.slot(), conn, frame.clone());
+                        ctx.queue_fanout(id.slot(), conn, &out, &mut once);
                     }
                 });
             }

@@ -133,6 +133,10 @@ impl Server {
             counters: Default::default(),
             max_backpressure: config.max_backpressure,
             backpressure: config.backpressure,
+            compression_threshold: match config.compression {
+                crate::config::Compression::Disabled => usize::MAX,
+                _ => config.compression_threshold,
+            },
             topics: Topics::new(
                 config.reactors,
                 config.max_topics_per_connection,

@@ -201,11 +201,7 @@ impl Agreed {
 
     /// A deflater for this connection's outgoing messages, at zlib `level` (0–9).
     pub fn deflater(&self, level: u32) -> Deflater {
-        Deflater::new(
-            self.server_max_window_bits,
-            level,
-            self.server_no_context_takeover,
-        )
+        Deflater::new(self.server_max_window_bits, level, self.server_no_context_takeover)
     }
 
     /// An inflater for this connection's incoming messages.
@@ -278,17 +274,9 @@ impl Offer {
     fn param(&mut self, name: &str, value: Option<&Value<'_>>) {
         let is = |known: &str| name.eq_ignore_ascii_case(known);
         if is("server_no_context_takeover") {
-            Self::flag(
-                &mut self.server_no_context_takeover,
-                value,
-                &mut self.declined,
-            );
+            Self::flag(&mut self.server_no_context_takeover, value, &mut self.declined);
         } else if is("client_no_context_takeover") {
-            Self::flag(
-                &mut self.client_no_context_takeover,
-                value,
-                &mut self.declined,
-            );
+            Self::flag(&mut self.client_no_context_takeover, value, &mut self.declined);
         } else if is("server_max_window_bits") {
             // §7.1.2.1: it has a value, always.
             match value.and_then(Value::window_bits) {
@@ -382,11 +370,7 @@ impl Value<'_> {
                 let mut chars = inner.chars();
                 while let Some(c) = chars.next() {
                     // A quoted-pair: the escaped character stands for itself.
-                    out.push(if c == '\\' {
-                        chars.next().unwrap_or(c)
-                    } else {
-                        c
-                    });
+                    out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
                 }
                 Cow::Owned(out)
             }
@@ -446,10 +430,7 @@ impl<'a> Cursor<'a> {
     /// (RFC 6455 §9.1).
     fn value(&mut self) -> Result<Value<'a>, ExtensionError> {
         if self.peek() != Some(b'"') {
-            return self
-                .token()
-                .map(Value::Token)
-                .ok_or(ExtensionError::ExpectedValue);
+            return self.token().map(Value::Token).ok_or(ExtensionError::ExpectedValue);
         }
         self.pos += 1;
         let start = self.pos;
@@ -461,10 +442,7 @@ impl<'a> Cursor<'a> {
                 Some(_) => self.pos += 1,
             }
         }
-        let inner = self
-            .text
-            .get(start..self.pos)
-            .ok_or(ExtensionError::InvalidQuotedString)?;
+        let inner = self.text.get(start..self.pos).ok_or(ExtensionError::InvalidQuotedString)?;
         self.pos += 1;
         let value = Value::Quoted(inner);
         let unescaped = value.unescaped();
@@ -492,9 +470,7 @@ fn parse_header(text: &str, on_offer: &mut impl FnMut(&Offer)) -> Result<(), Ext
         }
         let name = cur.token().ok_or(ExtensionError::ExpectedToken)?;
         extensions += 1;
-        let mut offer = name
-            .eq_ignore_ascii_case(EXTENSION_NAME)
-            .then(Offer::default);
+        let mut offer = name.eq_ignore_ascii_case(EXTENSION_NAME).then(Offer::default);
         loop {
             cur.skip_ows();
             match cur.peek() {
@@ -559,11 +535,7 @@ impl Deflater {
         let bits = window_bits.clamp(MIN_WINDOW_BITS, MAX_WINDOW_BITS);
         // zlib refuses raw deflate with 8 bits; level 0 never refers back, so a 9-bit
         // state at level 0 produces what any window accepts.
-        let (bits, level) = if bits == MIN_WINDOW_BITS {
-            (9, 0)
-        } else {
-            (bits, level.min(9))
-        };
+        let (bits, level) = if bits == MIN_WINDOW_BITS { (9, 0) } else { (bits, level.min(9)) };
         Deflater {
             stream: Compress::new_with_window_bits(Compression::new(level), false, bits),
             no_context_takeover,
@@ -607,11 +579,7 @@ impl Deflater {
                 out.reserve((input.len() / 2).clamp(64, 64 << 10).max(produced));
             }
             let (in_before, out_before) = (self.stream.total_in(), out.len());
-            if self
-                .stream
-                .compress_vec(input, out, FlushCompress::Sync)
-                .is_err()
-            {
+            if self.stream.compress_vec(input, out, FlushCompress::Sync).is_err() {
                 return false;
             }
             let consumed = usize::try_from(self.stream.total_in() - in_before).unwrap_or(0);
@@ -777,13 +745,8 @@ fn grow(out: &mut Vec<u8>, start: usize, limit: usize, body_len: usize) {
     if len < out.capacity() {
         return;
     }
-    let step = (len - start)
-        .max(body_len.saturating_mul(2))
-        .max(INFLATE_CHUNK);
-    let target = len
-        .saturating_add(step)
-        .min(limit.saturating_add(1))
-        .max(len + 1);
+    let step = (len - start).max(body_len.saturating_mul(2)).max(INFLATE_CHUNK);
+    let target = len.saturating_add(step).min(limit.saturating_add(1)).max(len + 1);
     out.reserve_exact(target - len);
 }
 
@@ -809,9 +772,7 @@ mod tests {
     }
 
     fn answer(headers: &[&str], policy: DeflatePolicy) -> Option<String> {
-        agree(headers, policy)
-            .expect("well-formed")
-            .map(|a| a.response_header())
+        agree(headers, policy).expect("well-formed").map(|a| a.response_header())
     }
 
     const DEDICATED: DeflatePolicy = DeflatePolicy::Dedicated { window_bits: 15 };
@@ -837,10 +798,7 @@ mod tests {
         assert_eq!(compress(&mut d, b"Hello"), [0xf2, 0x00, 0x11, 0x00, 0x00]);
         let mut i = Inflater::new(15, false);
         assert_eq!(inflate(&mut i, &HELLO).unwrap(), b"Hello");
-        assert_eq!(
-            inflate(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00]).unwrap(),
-            b"Hello"
-        );
+        assert_eq!(inflate(&mut i, &[0xf2, 0x00, 0x11, 0x00, 0x00]).unwrap(), b"Hello");
         // Without takeover, the second message is compressed on its own again.
         let mut d = Deflater::new(15, 6, true);
         assert_eq!(compress(&mut d, b"Hello"), HELLO);
@@ -850,9 +808,7 @@ mod tests {
     #[test]
     fn rfc_stored_block_and_final_block_fixtures() {
         // §7.2.3.3: a stored block.
-        let stored = [
-            0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00,
-        ];
+        let stored = [0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00];
         let mut out = Vec::new();
         write_stored(b"Hello", &mut out);
         assert_eq!(out, stored);
@@ -863,9 +819,7 @@ mod tests {
         assert_eq!(inflate(&mut i, &bfinal).unwrap(), b"Hello");
         assert_eq!(inflate(&mut i, &HELLO).unwrap(), b"Hello");
         // §7.2.3.5: two DEFLATE blocks in one message.
-        let two = [
-            0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
-        ];
+        let two = [0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
         assert_eq!(inflate(&mut i, &two).unwrap(), b"Hello");
     }
 
@@ -873,12 +827,7 @@ mod tests {
     fn window_bits_8_writes_stored_blocks() {
         let mut d = Deflater::new(8, 9, false);
         let body = compress(&mut d, b"Hello");
-        assert_eq!(
-            body,
-            [
-                0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00
-            ]
-        );
+        assert_eq!(body, [0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00]);
         // Repetitive data is not compressed (no back-references) but round-trips.
         let payload = b"abcabcabcabc".repeat(100);
         let body = compress(&mut d, &payload);
@@ -930,15 +879,8 @@ mod tests {
                 let msg = record(n).repeat(n % 7 + 1);
                 let body = compress(&mut d, msg.as_bytes());
                 // Each body stands alone: a fresh inflater reads it.
-                assert_eq!(
-                    inflate(&mut Inflater::new(bits, true), &body).unwrap(),
-                    msg.as_bytes()
-                );
-                assert_eq!(
-                    inflate(&mut i, &body).unwrap(),
-                    msg.as_bytes(),
-                    "bits {bits}"
-                );
+                assert_eq!(inflate(&mut Inflater::new(bits, true), &body).unwrap(), msg.as_bytes());
+                assert_eq!(inflate(&mut i, &body).unwrap(), msg.as_bytes(), "bits {bits}");
             }
         }
     }
@@ -955,11 +897,7 @@ mod tests {
                 let body = compress(&mut d, msg.as_bytes());
                 wire += body.len();
                 plain += msg.len();
-                assert_eq!(
-                    inflate(&mut i, &body).unwrap(),
-                    msg.as_bytes(),
-                    "message {n}"
-                );
+                assert_eq!(inflate(&mut i, &body).unwrap(), msg.as_bytes(), "message {n}");
             }
             // Takeover pays: later records refer back to earlier ones.
             assert!(wire * 2 < plain, "{wire} of {plain}");
@@ -971,9 +909,7 @@ mod tests {
         let mut rng = 0x1234_5678_u64;
         let noise: Vec<u8> = (0..300_000)
             .map(|_| {
-                rng = rng
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 (rng >> 56) as u8
             })
             .collect();
@@ -1022,10 +958,7 @@ mod tests {
         for takeover in [false, true] {
             let mut i = Inflater::new(15, !takeover);
             let mut out = Vec::new();
-            assert_eq!(
-                i.decompress(&body, max, &mut out),
-                Err(ProtocolError::MessageTooLarge)
-            );
+            assert_eq!(i.decompress(&body, max, &mut out), Err(ProtocolError::MessageTooLarge));
             assert!(out.capacity() <= max + 1, "capacity {}", out.capacity());
             assert!(out.is_empty());
             // The inflater was reset: it still reads a good message.
@@ -1049,20 +982,14 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(i.decompress(&[0x00], 0, &mut out), Ok(()));
-        assert_eq!(
-            i.decompress(&HELLO, 0, &mut out),
-            Err(ProtocolError::MessageTooLarge)
-        );
+        assert_eq!(i.decompress(&HELLO, 0, &mut out), Err(ProtocolError::MessageTooLarge));
     }
 
     #[test]
     fn garbage_is_invalid_compressed_data() {
         let mut i = Inflater::new(15, false);
         // BTYPE = 11 is reserved.
-        assert_eq!(
-            inflate(&mut i, &[0xff, 0xff, 0xff]),
-            Err(ProtocolError::InvalidCompressedData)
-        );
+        assert_eq!(inflate(&mut i, &[0xff, 0xff, 0xff]), Err(ProtocolError::InvalidCompressedData));
         // A stored block whose NLEN is not the complement of LEN.
         assert_eq!(
             inflate(&mut i, &[0x00, 0x05, 0x00, 0x00, 0x00, b'H']),
@@ -1082,9 +1009,7 @@ mod tests {
     fn random_garbage_never_panics() {
         let mut rng = 7u64;
         let mut next = || {
-            rng = rng
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (rng >> 33) as u8
         };
         let mut i = Inflater::new(15, false);
@@ -1118,9 +1043,7 @@ mod tests {
                 "{offer}"
             );
         }
-        let agreed = agree(&["permessage-deflate"], DeflatePolicy::Shared)
-            .unwrap()
-            .unwrap();
+        let agreed = agree(&["permessage-deflate"], DeflatePolicy::Shared).unwrap().unwrap();
         assert_eq!(
             agreed,
             Agreed {
@@ -1138,30 +1061,20 @@ mod tests {
     fn window_bits_offers() {
         // The client limits our window: the answer names the limit back.
         assert_eq!(
-            answer(
-                &["permessage-deflate; server_max_window_bits=10"],
-                DeflatePolicy::Shared
-            )
-            .as_deref(),
+            answer(&["permessage-deflate; server_max_window_bits=10"], DeflatePolicy::Shared)
+                .as_deref(),
             Some(
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10"
             )
         );
         assert_eq!(
-            answer(
-                &["permessage-deflate; server_max_window_bits=15"],
-                DEDICATED
-            )
-            .as_deref(),
+            answer(&["permessage-deflate; server_max_window_bits=15"], DEDICATED).as_deref(),
             Some("permessage-deflate; server_max_window_bits=15")
         );
         // A client window hint is in force.
         assert_eq!(
-            answer(
-                &["permessage-deflate; client_max_window_bits=10"],
-                DeflatePolicy::Shared
-            )
-            .as_deref(),
+            answer(&["permessage-deflate; client_max_window_bits=10"], DeflatePolicy::Shared)
+                .as_deref(),
             Some(
                 "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=10"
             )
@@ -1204,10 +1117,7 @@ mod tests {
             Some("permessage-deflate; server_max_window_bits=10")
         );
         let agreed = agree(&["permessage-deflate"], small).unwrap().unwrap();
-        assert_eq!(
-            (agreed.server_max_window_bits, agreed.client_max_window_bits),
-            (10, 15)
-        );
+        assert_eq!((agreed.server_max_window_bits, agreed.client_max_window_bits), (10, 15));
         assert_eq!(
             answer(&["permessage-deflate; client_max_window_bits"], small).as_deref(),
             Some("permessage-deflate; server_max_window_bits=10; client_max_window_bits=10")
@@ -1231,10 +1141,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(
-            (agreed.server_max_window_bits, agreed.client_max_window_bits),
-            (15, 15)
-        );
+        assert_eq!((agreed.server_max_window_bits, agreed.client_max_window_bits), (15, 15));
         assert_eq!(agreed.response_header(), "permessage-deflate");
     }
 
@@ -1253,15 +1160,10 @@ mod tests {
         ] {
             let agreed = agree(&[offer], policy).unwrap().unwrap();
             let mut server_out = agreed.deflater(6);
-            let mut client_in = Inflater::new(
-                agreed.server_max_window_bits,
-                agreed.server_no_context_takeover,
-            );
-            let mut client_out = Deflater::new(
-                agreed.client_max_window_bits,
-                6,
-                agreed.client_no_context_takeover,
-            );
+            let mut client_in =
+                Inflater::new(agreed.server_max_window_bits, agreed.server_no_context_takeover);
+            let mut client_out =
+                Deflater::new(agreed.client_max_window_bits, 6, agreed.client_no_context_takeover);
             let mut server_in = agreed.inflater();
             for n in 0..200 {
                 let msg = record(n).repeat(n % 5 + 1);
@@ -1297,14 +1199,8 @@ mod tests {
         .unwrap();
         assert_eq!(agreed.server_max_window_bits, 11);
         // None acceptable: proceed uncompressed.
-        assert_eq!(
-            agree(&["x-webkit-deflate-frame", "foo"], DEDICATED),
-            Ok(None)
-        );
-        assert_eq!(
-            agree(&["permessage-deflate; server_max_window_bits"], DEDICATED),
-            Ok(None)
-        );
+        assert_eq!(agree(&["x-webkit-deflate-frame", "foo"], DEDICATED), Ok(None));
+        assert_eq!(agree(&["permessage-deflate; server_max_window_bits"], DEDICATED), Ok(None));
     }
 
     #[test]
@@ -1375,19 +1271,10 @@ mod tests {
             ("", ExtensionError::Empty),
             (" , ,", ExtensionError::Empty),
             ("permessage-deflate;", ExtensionError::ExpectedToken),
-            (
-                "permessage-deflate; ; client_max_window_bits",
-                ExtensionError::ExpectedToken,
-            ),
+            ("permessage-deflate; ; client_max_window_bits", ExtensionError::ExpectedToken),
             (";permessage-deflate", ExtensionError::ExpectedToken),
-            (
-                "permessage-deflate; client_max_window_bits=",
-                ExtensionError::ExpectedValue,
-            ),
-            (
-                "permessage-deflate; client_max_window_bits=,",
-                ExtensionError::ExpectedValue,
-            ),
+            ("permessage-deflate; client_max_window_bits=", ExtensionError::ExpectedValue),
+            ("permessage-deflate; client_max_window_bits=,", ExtensionError::ExpectedValue),
             (
                 "permessage-deflate; client_max_window_bits=\"10",
                 ExtensionError::InvalidQuotedString,
@@ -1400,10 +1287,7 @@ mod tests {
                 "permessage-deflate; client_max_window_bits=\"1 0\"",
                 ExtensionError::InvalidQuotedString,
             ),
-            (
-                "permessage-deflate; a=\"\\",
-                ExtensionError::InvalidQuotedString,
-            ),
+            ("permessage-deflate; a=\"\\", ExtensionError::InvalidQuotedString),
             ("permessage deflate", ExtensionError::UnexpectedCharacter),
             (
                 "permessage-deflate; client_max_window_bits=10 11",

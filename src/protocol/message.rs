@@ -1129,10 +1129,7 @@ mod tests {
         assert_eq!(used, 9);
         assert_eq!(
             item,
-            Some(Incoming::Compressed {
-                text: true,
-                body: Cow::Borrowed(&HELLO_DEFLATED[..]),
-            })
+            Some(Incoming::Compressed { text: true, body: Cow::Borrowed(&HELLO_DEFLATED[..]) })
         );
         // The body inflates to the text.
         let mut inflater = super::super::deflate::Inflater::new(15, false);
@@ -1182,11 +1179,7 @@ mod tests {
         let wire = zframe(OpCode::Binary, true, &HELLO_DEFLATED);
         assert_eq!(
             decode_in_pieces(&mut compressing_server(), &wire, &[4]),
-            Ok(vec![Item::Compressed(
-                false,
-                HELLO_DEFLATED.to_vec(),
-                false
-            )])
+            Ok(vec![Item::Compressed(false, HELLO_DEFLATED.to_vec(), false)])
         );
     }
 
@@ -1195,10 +1188,7 @@ mod tests {
         // On a continuation.
         let mut wire = zframe(OpCode::Text, false, b"a");
         wire.extend(zframe(OpCode::Continuation, true, b"b"));
-        assert_eq!(
-            decode_all(&mut compressing_server(), &wire),
-            Err(ProtocolError::ReservedBits)
-        );
+        assert_eq!(decode_all(&mut compressing_server(), &wire), Err(ProtocolError::ReservedBits));
         // On control frames, alone or between fragments.
         for opcode in [OpCode::Ping, OpCode::Pong, OpCode::Close] {
             let wire = zframe(opcode, true, b"");
@@ -1218,16 +1208,10 @@ mod tests {
         // Without compression, RSV1 is refused on a first frame too, and turning it off
         // again restores that.
         let wire = zframe(OpCode::Text, true, &HELLO_DEFLATED);
-        assert_eq!(
-            decode_all(&mut server(), &wire),
-            Err(ProtocolError::ReservedBits)
-        );
+        assert_eq!(decode_all(&mut server(), &wire), Err(ProtocolError::ReservedBits));
         let mut dec = compressing_server();
         dec.set_compression(false);
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Err(ProtocolError::ReservedBits)
-        );
+        assert_eq!(decode_all(&mut dec, &wire), Err(ProtocolError::ReservedBits));
     }
 
     #[test]
@@ -1235,28 +1219,19 @@ mod tests {
         let mut dec = Decoder::new(Role::Server, limits(10, 8));
         dec.set_compression(true);
         let wire = zframe(OpCode::Binary, true, &[0; 9]);
-        assert_eq!(
-            dec.decode(&mut wire[..6].to_vec()),
-            Err(ProtocolError::FrameTooLarge)
-        );
+        assert_eq!(dec.decode(&mut wire[..6].to_vec()), Err(ProtocolError::FrameTooLarge));
         let mut dec = Decoder::new(Role::Server, limits(10, 8));
         dec.set_compression(true);
         let mut wire = zframe(OpCode::Binary, false, &[0; 6]);
         wire.extend(cframe(OpCode::Continuation, true, &[0; 5]));
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Err(ProtocolError::MessageTooLarge)
-        );
+        assert_eq!(decode_all(&mut dec, &wire), Err(ProtocolError::MessageTooLarge));
         // At the limit, fine: the inflater bounds what it inflates to.
         let mut dec = Decoder::new(Role::Server, limits(10, 8));
         dec.set_compression(true);
         let mut wire = zframe(OpCode::Binary, false, &[1; 5]);
         wire.extend(cframe(OpCode::Continuation, true, &[2; 5]));
         let body = [[1u8; 5], [2; 5]].concat();
-        assert_eq!(
-            decode_all(&mut dec, &wire),
-            Ok(vec![Item::Compressed(false, body, false)])
-        );
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Compressed(false, body, false)]));
     }
 
     // ---- limits ----------------------------------------------------------------------

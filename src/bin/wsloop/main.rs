@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use wsloop::{Backpressure, Config, Dispatch, Server};
+use wsloop::{Backpressure, Compression, Config, Dispatch, Server};
 
 mod chat;
 mod demo;
@@ -66,6 +66,19 @@ struct Args {
     /// Seconds a pinged peer has to answer before it is dropped as dead.
     #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     pong_timeout: f64,
+    /// permessage-deflate for clients that offer it: off, shared (no memory per
+    /// connection) or dedicated (context takeover, ~430 KB per connection).
+    #[arg(long, value_enum, default_value = "shared")]
+    compression: CompressionArg,
+    /// LZ77 window bits (8-15) in dedicated compression.
+    #[arg(long, default_value_t = 15)]
+    compression_window_bits: u8,
+    /// Messages shorter than this many bytes are sent uncompressed.
+    #[arg(long, default_value_t = 1024)]
+    compression_threshold: usize,
+    /// zlib level, 0-9.
+    #[arg(long, default_value_t = 1)]
+    compression_level: u32,
     /// Topics (chat rooms) one connection may be in (0: no limit).
     #[arg(long, default_value_t = 0)]
     max_topics_per_connection: usize,
@@ -75,6 +88,13 @@ struct Args {
     /// Seconds to wait for the peer's answer to a close frame (and for shutdown).
     #[arg(long, default_value_t = 5.0, value_parser = seconds)]
     close_timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    Off,
+    Shared,
+    Dedicated,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -114,6 +134,15 @@ impl Args {
             .ping_interval(optional(self.ping_interval))
             .pong_timeout(Duration::from_secs_f64(self.pong_timeout))
             .close_timeout(Duration::from_secs_f64(self.close_timeout))
+            .compression(match self.compression {
+                CompressionArg::Off => Compression::Disabled,
+                CompressionArg::Shared => Compression::Shared,
+                CompressionArg::Dedicated => {
+                    Compression::Dedicated { window_bits: self.compression_window_bits }
+                }
+            })
+            .compression_threshold(self.compression_threshold)
+            .compression_level(self.compression_level)
             .max_topics_per_connection(self.max_topics_per_connection)
             .max_subscribers_per_topic(self.max_subscribers_per_topic);
         if let Some(n) = self.reactors {
