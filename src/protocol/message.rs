@@ -1,10 +1,62 @@
-//! The streaming decoder: bytes of frames in, messages and control frames out. Sans-IO.
+//! The streaming decoder, sans-IO: bytes of frames in, messages and control frames out.
 //!
-//! CONTRACT (to be implemented; signatures are fixed, the reactor calls them):
+//! # How the reactor drives it
+//!
+//! The reactor reads socket bytes into its scratch buffer and calls [`Decoder::decode`]
+//! on the unconsumed part until it returns `(0, None)` (need more bytes) or the buffer is
+//! empty. Whatever is left over is kept by the connection and handed back, with the next
+//! read appended, on the next call. The decoder only ever leaves a partial frame *header*
+//! or a partial *control frame* unconsumed, so that tail is at most [`MAX_UNCONSUMED`]
+//! bytes.
+//!
+//! ```
+//! use wsloop::protocol::message::{Decoder, DecoderLimits, Incoming, Role};
+//!
+//! let mut decoder = Decoder::new(Role::Client, DecoderLimits::default());
+//! // Two unmasked server frames: "Hel" (FIN clear) then "lo" (continuation, FIN set),
+//! // with a ping between them (§5.4: control frames may be injected between fragments).
+//! let mut scratch = vec![0x01, 0x03, b'H', b'e', b'l', 0x89, 0x00, 0x80, 0x02, b'l', b'o'];
+//! let mut pos = 0;
+//! let mut seen = Vec::new();
+//! while pos < scratch.len() {
+//!     let (used, item) = decoder.decode(&mut scratch[pos..]).expect("valid frames");
+//!     pos += used;
+//!     match item {
+//!         Some(Incoming::Text(text)) => seen.push(text.into_owned()),
+//!         Some(Incoming::Ping(_)) => seen.push("ping".to_owned()),
+//!         Some(_) => unreachable!(),
+//!         None if used == 0 => break, // need more bytes: keep scratch[pos..]
+//!         None => {}
+//!     }
+//! }
+//! assert_eq!(seen, ["ping", "Hello"]);
+//! assert!(decoder.is_idle());
+//! ```
+//!
+//! # Fast path and slow path
+//!
+//! A complete, unfragmented data frame that is wholly in the buffer while no message is
+//! in progress is unmasked in place and returned borrowed from the caller's buffer
+//! ([`Cow::Borrowed`]): no allocation, one UTF-8 pass for text. Anything else (a
+//! fragmented message, or a frame whose payload has not all arrived) is copied into the
+//! decoder's assembly buffer as its bytes arrive and returned owned once complete; the
+//! buffer then leaves with the message, so an idle decoder holds no heap memory.
+//!
+//! Text in the assembly buffer is validated incrementally as it arrives (§8.1, "fail
+//! fast"), so an invalid sequence fails the connection without waiting for the rest of
+//! the message.
+//!
+//! Control frames (§5.5) are never reassembled: they are at most 125 bytes, so the
+//! decoder waits until one is wholly in the buffer and returns it borrowed.
 
 use std::borrow::Cow;
 
+use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, apply_mask};
 use super::{CloseCode, ProtocolError};
+
+/// The most bytes [`Decoder::decode`] ever leaves unconsumed for the caller to keep:
+/// a control frame with the longest header and payload (14 + 125).
+pub const MAX_UNCONSUMED: usize = super::frame::MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
 
 /// Which side of the connection this decoder reads for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,12 +68,28 @@ pub enum Role {
 }
 
 /// Limits the decoder enforces.
+///
+/// Both are checked against a frame's declared length as soon as its header arrives,
+/// before any of its payload is waited for or buffered.
 #[derive(Debug, Clone, Copy)]
 pub struct DecoderLimits {
     /// Largest message payload (after reassembly), bytes.
+    ///
+    /// Bounds the decoder's assembly buffer, which never grows past it. Over the limit:
+    /// [`ProtocolError::MessageTooLarge`] (close code 1009). Default: 64 MiB.
     pub max_message_size: usize,
     /// Largest single frame payload, bytes.
+    ///
+    /// Applies to every frame, control frames included. Over the limit:
+    /// [`ProtocolError::FrameTooLarge`] (close code 1009). Default: 16 MiB.
     pub max_frame_size: usize,
+}
+
+impl Default for DecoderLimits {
+    /// 64 MiB messages, 16 MiB frames (the same defaults as tungstenite).
+    fn default() -> DecoderLimits {
+        DecoderLimits { max_message_size: 64 << 20, max_frame_size: 16 << 20 }
+    }
 }
 
 /// A validated close frame payload.
@@ -31,6 +99,57 @@ pub struct CloseFrame<'a> {
     pub code: CloseCode,
     /// The UTF-8 reason.
     pub reason: &'a str,
+}
+
+impl<'a> CloseFrame<'a> {
+    /// Validates a close frame's (unmasked) payload, §5.5.1 and §7.4.
+    ///
+    /// An empty payload is `Ok(None)`: the peer gave no status code (report it as 1005).
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::InvalidClosePayload`] for a 1-byte payload,
+    /// [`ProtocolError::InvalidCloseCode`] for a code a peer must not send,
+    /// [`ProtocolError::InvalidUtf8`] for a reason that is not UTF-8.
+    pub fn parse(payload: &'a [u8]) -> Result<Option<CloseFrame<'a>>, ProtocolError> {
+        match payload {
+            [] => Ok(None),
+            // §5.5.1: "If there is a body, the first two bytes of the body MUST be a
+            // 2-byte unsigned integer".
+            [_] => Err(ProtocolError::InvalidClosePayload),
+            &[hi, lo, ref reason @ ..] => {
+                let code = CloseCode(u16::from_be_bytes([hi, lo]));
+                if !code.is_valid_on_wire() {
+                    return Err(ProtocolError::InvalidCloseCode(code.0));
+                }
+                let reason =
+                    simdutf8::basic::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+                Ok(Some(CloseFrame { code, reason }))
+            }
+        }
+    }
+}
+
+/// Writes a close frame payload (code, then reason) into `out`, returning the bytes used.
+///
+/// The reason is cut at a character boundary so the payload fits a control frame
+/// (§5.5: 125 bytes, so at most 123 bytes of reason).
+pub fn encode_close_payload(
+    code: CloseCode,
+    reason: &str,
+    out: &mut [u8; MAX_CONTROL_PAYLOAD],
+) -> usize {
+    let (code_bytes, reason_room) = out.split_at_mut(2);
+    code_bytes.copy_from_slice(&code.0.to_be_bytes());
+    let mut cut = reason.len().min(reason_room.len());
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let reason = reason.as_bytes().get(..cut).unwrap_or_default();
+    if let Some(room) = reason_room.get_mut(..cut) {
+        room.copy_from_slice(reason);
+    }
+    2 + cut
 }
 
 /// What one call to [`Decoder::decode`] produced.
@@ -49,16 +168,155 @@ pub enum Incoming<'a> {
 }
 
 /// The per-connection decoder state. Holds no buffer while no message is in progress.
+///
+/// States: *idle* (`message` is `None`, no heap memory), *between fragments* of a message
+/// (`message` is `Some`, its frame has no bytes left), *inside a data frame*
+/// (`message` is `Some`, its frame still expects payload bytes).
 #[derive(Debug)]
 pub struct Decoder {
-    _todo: (),
+    role: Role,
+    limits: DecoderLimits,
+    /// Whether RSV1 may be set on a message's first frame. Stays `false` until
+    /// permessage-deflate (RFC 7692) is negotiated; then it marks a compressed message.
+    rsv1_allowed: bool,
+    /// The message being reassembled, if any.
+    message: Option<Partial>,
+}
+
+/// Whether a data message is text or binary, from its first frame's opcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataKind {
+    Text,
+    Binary,
+}
+
+/// A message whose frames, or whose single frame's payload, did not arrive all at once.
+#[derive(Debug)]
+struct Partial {
+    kind: DataKind,
+    /// RSV1 on the first frame: the payload is deflated (RFC 7692 §6.1). Always `false`
+    /// for now, since the header parser refuses RSV1.
+    compressed: bool,
+    /// The unmasked payload so far.
+    payload: Vec<u8>,
+    /// Text only: `payload[..validated]` is known to be UTF-8. What follows (at most 3
+    /// bytes) is the start of a code point whose remaining bytes have not arrived.
+    validated: usize,
+    /// The data frame currently being read.
+    frame: FrameProgress,
+}
+
+/// How far into the current data frame's payload the decoder is.
+#[derive(Debug, Clone, Copy)]
+struct FrameProgress {
+    /// Payload bytes of this frame not yet received; 0 between frames.
+    remaining: u64,
+    /// The frame's masking key (server role).
+    mask: Option<[u8; 4]>,
+    /// Payload bytes already received, modulo 4: where the mask resumes.
+    mask_offset: u8,
+    /// The frame is the message's last.
+    fin: bool,
+}
+
+impl FrameProgress {
+    fn new(header: &FrameHeader) -> FrameProgress {
+        FrameProgress {
+            remaining: header.payload_len,
+            mask: header.mask,
+            mask_offset: 0,
+            fin: header.fin,
+        }
+    }
+}
+
+impl Partial {
+    fn new(kind: DataKind, compressed: bool) -> Partial {
+        Partial {
+            kind,
+            compressed,
+            payload: Vec::new(),
+            validated: 0,
+            frame: FrameProgress { remaining: 0, mask: None, mask_offset: 0, fin: false },
+        }
+    }
+
+    /// Between frames: the next bytes are a frame header.
+    fn at_frame_boundary(&self) -> bool {
+        self.frame.remaining == 0
+    }
+
+    /// Starts reading a frame of `len` payload bytes, reserving room for all of it.
+    ///
+    /// The caller has checked that `payload.len() + len <= max_message_size`. Growth for
+    /// many small fragments doubles, but never past `max_message_size`.
+    fn begin_frame(&mut self, header: &FrameHeader, len: usize, max_message_size: usize) {
+        self.frame = FrameProgress::new(header);
+        let needed = self.payload.len().saturating_add(len);
+        if needed > self.payload.capacity() {
+            let doubled = self.payload.capacity().saturating_mul(2);
+            let target = needed.max(doubled.min(max_message_size));
+            self.payload.reserve_exact(target.saturating_sub(self.payload.len()));
+        }
+    }
+
+    /// Appends `chunk` (masked, at most the frame's remaining bytes) to the payload.
+    fn push(&mut self, chunk: &mut [u8]) {
+        if let Some(mask) = self.frame.mask {
+            apply_mask(chunk, mask, usize::from(self.frame.mask_offset));
+        }
+        let n = chunk.len();
+        // `n % 4` is below 4, so the sum is below 7 and fits a u8.
+        self.frame.mask_offset = ((usize::from(self.frame.mask_offset) + n % 4) % 4) as u8;
+        self.frame.remaining =
+            self.frame.remaining.saturating_sub(u64::try_from(n).unwrap_or(u64::MAX));
+        self.payload.extend_from_slice(chunk);
+    }
+
+    /// The message's last byte has arrived.
+    fn is_complete(&self) -> bool {
+        self.frame.fin && self.frame.remaining == 0
+    }
+
+    /// Validates the text received since the last call, carrying an incomplete trailing
+    /// code point over to the next (§8.1: fail the connection as soon as invalid UTF-8
+    /// is seen, not at the end of the message).
+    fn validate_utf8_so_far(&mut self) -> Result<(), ProtocolError> {
+        if self.kind != DataKind::Text || self.compressed {
+            return Ok(());
+        }
+        let pending = self.payload.get(self.validated..).unwrap_or_default();
+        match simdutf8::compat::from_utf8(pending) {
+            Ok(_) => self.validated = self.payload.len(),
+            // The input ends inside a code point that is valid so far: wait for the rest.
+            Err(e) if e.error_len().is_none() => self.validated += e.valid_up_to(),
+            Err(_) => return Err(ProtocolError::InvalidUtf8),
+        }
+        Ok(())
+    }
+
+    /// Hands over the completed message, and its buffer with it.
+    fn finish(self) -> Result<Incoming<'static>, ProtocolError> {
+        if self.compressed {
+            // Unreachable until permessage-deflate sets `rsv1_allowed`; the inflater will
+            // slot in here.
+            return Err(ProtocolError::InvalidCompressedData);
+        }
+        match self.kind {
+            // One full pass: safe code cannot build a `String` without validating it.
+            // It also catches a code point left incomplete by the final fragment.
+            DataKind::Text => String::from_utf8(self.payload)
+                .map(|text| Incoming::Text(Cow::Owned(text)))
+                .map_err(|_| ProtocolError::InvalidUtf8),
+            DataKind::Binary => Ok(Incoming::Binary(Cow::Owned(self.payload))),
+        }
+    }
 }
 
 impl Decoder {
     /// A decoder for `role` under `limits`.
     pub fn new(role: Role, limits: DecoderLimits) -> Decoder {
-        let _ = (role, limits);
-        todo!()
+        Decoder { role, limits, rsv1_allowed: false, message: None }
     }
 
     /// Consumes bytes from the front of `buf`, returning `(used, item)`.
@@ -67,16 +325,939 @@ impl Decoder {
     /// `(n, None)`: consumed part of a message (a fragment, or part of a frame's payload).
     /// `(n, Some(item))`: consumed through the end of a message or control frame.
     /// Unmasks in place, so `buf` is `&mut`.
+    ///
+    /// Only a partial frame header or a partial control frame is ever left unconsumed
+    /// (at most [`MAX_UNCONSUMED`] bytes); data frame payloads are taken as far as they
+    /// have arrived.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProtocolError`]: the connection must be failed with its
+    /// [`close_code`](ProtocolError::close_code). The decoder's state afterwards is
+    /// unspecified; do not call it again.
     pub fn decode<'a>(
         &mut self,
         buf: &'a mut [u8],
     ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
-        let _ = buf;
-        todo!()
+        if let Some(partial) = &mut self.message
+            && !partial.at_frame_boundary()
+        {
+            return self.continue_frame(buf, 0);
+        }
+
+        let Some((header, header_len)) = FrameHeader::parse(buf, self.rsv1_allowed)? else {
+            return Ok((0, None));
+        };
+        self.check_mask(&header)?;
+        let len = usize::try_from(header.payload_len).map_err(|_| ProtocolError::FrameTooLarge)?;
+        if len > self.limits.max_frame_size {
+            return Err(ProtocolError::FrameTooLarge);
+        }
+
+        match header.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                Self::control_frame(header.opcode, header.mask, header_len, len, buf)
+            }
+            OpCode::Continuation => {
+                // §5.4: continuation frames only follow a first frame with FIN clear.
+                let Some(partial) = &mut self.message else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                // RFC 7692 §6.1: RSV1 is set on a message's first frame only.
+                if header.rsv1 {
+                    return Err(ProtocolError::ReservedBits);
+                }
+                if partial.payload.len().saturating_add(len) > self.limits.max_message_size {
+                    return Err(ProtocolError::MessageTooLarge);
+                }
+                partial.begin_frame(&header, len, self.limits.max_message_size);
+                self.continue_frame(buf, header_len)
+            }
+            OpCode::Text | OpCode::Binary => {
+                // §5.4: a fragmented message's frames are not interleaved with another
+                // message's.
+                if self.message.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                if len > self.limits.max_message_size {
+                    return Err(ProtocolError::MessageTooLarge);
+                }
+                let kind =
+                    if header.opcode == OpCode::Text { DataKind::Text } else { DataKind::Binary };
+                let frame_end = header_len.saturating_add(len);
+                if header.fin && !header.rsv1 && buf.len() >= frame_end {
+                    return Self::whole_message(kind, header.mask, header_len, frame_end, buf);
+                }
+                let mut partial = Partial::new(kind, header.rsv1);
+                partial.begin_frame(&header, len, self.limits.max_message_size);
+                self.message = Some(partial);
+                self.continue_frame(buf, header_len)
+            }
+        }
     }
 
     /// True when no message is in progress (so the connection holds no decoder memory).
     pub fn is_idle(&self) -> bool {
-        todo!()
+        self.message.is_none()
+    }
+
+    /// §5.1: "The server MUST close the connection upon receiving a frame that is not
+    /// masked." and "A client MUST close a connection if it detects a masked frame."
+    fn check_mask(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, header.mask) {
+            (Role::Server, None) => Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, Some(_)) => Err(ProtocolError::MaskedFrame),
+            _ => Ok(()),
+        }
+    }
+
+    /// The fast path: a whole unfragmented data frame, unmasked and validated in place.
+    fn whole_message<'a>(
+        kind: DataKind,
+        mask: Option<[u8; 4]>,
+        header_len: usize,
+        frame_end: usize,
+        buf: &'a mut [u8],
+    ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
+        let Some(payload) = buf.get_mut(header_len..frame_end) else {
+            return Ok((0, None));
+        };
+        if let Some(mask) = mask {
+            apply_mask(payload, mask, 0);
+        }
+        let payload: &'a [u8] = payload;
+        let item = match kind {
+            DataKind::Text => {
+                let text =
+                    simdutf8::basic::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+                Incoming::Text(Cow::Borrowed(text))
+            }
+            DataKind::Binary => Incoming::Binary(Cow::Borrowed(payload)),
+        };
+        Ok((frame_end, Some(item)))
+    }
+
+    /// A control frame: waits until all of it is in `buf`, then returns it borrowed.
+    fn control_frame<'a>(
+        opcode: OpCode,
+        mask: Option<[u8; 4]>,
+        header_len: usize,
+        len: usize,
+        buf: &'a mut [u8],
+    ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
+        let frame_end = header_len.saturating_add(len);
+        let Some(payload) = buf.get_mut(header_len..frame_end) else {
+            return Ok((0, None));
+        };
+        if let Some(mask) = mask {
+            apply_mask(payload, mask, 0);
+        }
+        let payload: &'a [u8] = payload;
+        let item = match opcode {
+            OpCode::Ping => Incoming::Ping(payload),
+            OpCode::Pong => Incoming::Pong(payload),
+            _ => Incoming::Close(CloseFrame::parse(payload)?),
+        };
+        Ok((frame_end, Some(item)))
+    }
+
+    /// The slow path: takes the current data frame's payload bytes present in
+    /// `buf[start..]` into the assembly buffer. `start` is the header length when the
+    /// header was parsed in this call, else 0.
+    fn continue_frame<'a>(
+        &mut self,
+        buf: &'a mut [u8],
+        start: usize,
+    ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
+        let Some(partial) = &mut self.message else {
+            return Ok((0, None));
+        };
+        let available = buf.len().saturating_sub(start);
+        let take = usize::try_from(partial.frame.remaining).map_or(available, |r| r.min(available));
+        let end = start + take;
+        let Some(chunk) = buf.get_mut(start..end) else {
+            return Ok((0, None));
+        };
+        partial.push(chunk);
+        if !partial.is_complete() {
+            partial.validate_utf8_so_far()?;
+            return Ok((end, None));
+        }
+        match self.message.take() {
+            Some(partial) => Ok((end, Some(partial.finish()?))),
+            None => Ok((end, None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::MAX_HEADER_LEN;
+    use super::*;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// An owned copy of an `Incoming`, to compare results across feeding strategies.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Item {
+        Text(String, bool),
+        Binary(Vec<u8>, bool),
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<(u16, String)>),
+    }
+
+    impl Item {
+        /// The item, with its `borrowed` flag cleared for strategy-independent comparison.
+        fn content(&self) -> Item {
+            match self {
+                Item::Text(t, _) => Item::Text(t.clone(), false),
+                Item::Binary(b, _) => Item::Binary(b.clone(), false),
+                other => other.clone(),
+            }
+        }
+    }
+
+    fn own(item: Incoming<'_>) -> Item {
+        match item {
+            Incoming::Text(t) => {
+                let borrowed = matches!(t, Cow::Borrowed(_));
+                Item::Text(t.into_owned(), borrowed)
+            }
+            Incoming::Binary(b) => {
+                let borrowed = matches!(b, Cow::Borrowed(_));
+                Item::Binary(b.into_owned(), borrowed)
+            }
+            Incoming::Ping(p) => Item::Ping(p.to_vec()),
+            Incoming::Pong(p) => Item::Pong(p.to_vec()),
+            Incoming::Close(c) => Item::Close(c.map(|c| (c.code.0, c.reason.to_owned()))),
+        }
+    }
+
+    fn frame_with(
+        opcode: OpCode,
+        fin: bool,
+        rsv1: bool,
+        payload: &[u8],
+        mask: Option<[u8; 4]>,
+    ) -> Vec<u8> {
+        let header = FrameHeader { fin, rsv1, opcode, mask, payload_len: payload.len() as u64 };
+        let mut out = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut out);
+        let mut wire = out[..n].to_vec();
+        let start = wire.len();
+        wire.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut wire[start..], key, 0);
+        }
+        wire
+    }
+
+    /// A masked frame, as a client sends it.
+    fn cframe(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        frame_with(opcode, fin, false, payload, Some(KEY))
+    }
+
+    fn limits(max_message_size: usize, max_frame_size: usize) -> DecoderLimits {
+        DecoderLimits { max_message_size, max_frame_size }
+    }
+
+    fn server() -> Decoder {
+        Decoder::new(Role::Server, DecoderLimits::default())
+    }
+
+    /// Drives the decoder as the reactor does: `pending` is the connection's kept tail;
+    /// `chunk` is appended, then decoded until more bytes are needed.
+    fn feed(
+        dec: &mut Decoder,
+        pending: &mut Vec<u8>,
+        chunk: &[u8],
+    ) -> Result<Vec<Item>, ProtocolError> {
+        pending.extend_from_slice(chunk);
+        let mut pos = 0;
+        let mut items = Vec::new();
+        while pos < pending.len() {
+            let (used, item) = dec.decode(&mut pending[pos..])?;
+            pos += used;
+            match item {
+                Some(item) => items.push(own(item)),
+                None if used == 0 => break,
+                None => {}
+            }
+        }
+        pending.drain(..pos);
+        assert!(
+            pending.len() < MAX_UNCONSUMED,
+            "decoder left {} bytes to the caller",
+            pending.len()
+        );
+        Ok(items)
+    }
+
+    /// Feeds `wire` in one piece.
+    fn decode_all(dec: &mut Decoder, wire: &[u8]) -> Result<Vec<Item>, ProtocolError> {
+        let mut pending = Vec::new();
+        let items = feed(dec, &mut pending, wire)?;
+        assert!(pending.is_empty(), "bytes left over: {pending:?}");
+        Ok(items)
+    }
+
+    /// Feeds `wire` in pieces of the given sizes (cycled).
+    fn decode_in_pieces(
+        dec: &mut Decoder,
+        wire: &[u8],
+        sizes: &[usize],
+    ) -> Result<Vec<Item>, ProtocolError> {
+        let mut pending = Vec::new();
+        let mut items = Vec::new();
+        let mut pos = 0;
+        for &size in sizes.iter().cycle() {
+            if pos >= wire.len() {
+                break;
+            }
+            let end = (pos + size.max(1)).min(wire.len());
+            items.extend(feed(dec, &mut pending, &wire[pos..end])?);
+            pos = end;
+        }
+        assert!(pending.is_empty(), "bytes left over: {pending:?}");
+        Ok(items)
+    }
+
+    fn text(s: &str, borrowed: bool) -> Item {
+        Item::Text(s.to_owned(), borrowed)
+    }
+
+    // ---- fast path -------------------------------------------------------------------
+
+    #[test]
+    fn rfc_masked_hello_is_borrowed() {
+        let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let mut dec = server();
+        let (used, item) = dec.decode(&mut wire).unwrap();
+        assert_eq!(used, 11);
+        assert_eq!(item, Some(Incoming::Text(Cow::Borrowed("Hello"))));
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn client_reads_rfc_unmasked_hello() {
+        let mut wire = [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+        let mut dec = Decoder::new(Role::Client, DecoderLimits::default());
+        let (used, item) = dec.decode(&mut wire).unwrap();
+        assert_eq!(used, 7);
+        assert_eq!(item, Some(Incoming::Text(Cow::Borrowed("Hello"))));
+    }
+
+    #[test]
+    fn binary_fast_path_is_borrowed() {
+        for len in [0usize, 1, 125, 126, 256, 65535, 65536] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut wire = cframe(OpCode::Binary, true, &payload);
+            let total = wire.len();
+            let (used, item) = server().decode(&mut wire).unwrap();
+            assert_eq!(used, total);
+            assert_eq!(item, Some(Incoming::Binary(Cow::Borrowed(&payload[..]))));
+        }
+    }
+
+    #[test]
+    fn rfc_256_and_64k_binary_length_encodings() {
+        let payload = vec![0xAB; 256];
+        let wire = frame_with(OpCode::Binary, true, false, &payload, None);
+        assert_eq!(wire[..4], [0x82, 0x7E, 0x01, 0x00]);
+        let mut dec = Decoder::new(Role::Client, DecoderLimits::default());
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Binary(payload, true)]));
+
+        let payload = vec![0xCD; 65536];
+        let wire = frame_with(OpCode::Binary, true, false, &payload, None);
+        assert_eq!(wire[..10], [0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Binary(payload, true)]));
+    }
+
+    #[test]
+    fn fast_path_rejects_invalid_utf8() {
+        let mut wire = cframe(OpCode::Text, true, b"ok \xff");
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn empty_text_message() {
+        let mut wire = cframe(OpCode::Text, true, b"");
+        let (used, item) = server().decode(&mut wire).unwrap();
+        assert_eq!((used, item), (6, Some(Incoming::Text(Cow::Borrowed("")))));
+    }
+
+    #[test]
+    fn several_frames_in_one_buffer() {
+        let mut wire = cframe(OpCode::Text, true, b"one");
+        wire.extend(cframe(OpCode::Binary, true, b"two"));
+        wire.extend(cframe(OpCode::Ping, true, b"three"));
+        assert_eq!(
+            decode_all(&mut server(), &wire),
+            Ok(vec![
+                text("one", true),
+                Item::Binary(b"two".to_vec(), true),
+                Item::Ping(b"three".to_vec()),
+            ])
+        );
+    }
+
+    // ---- slow path -------------------------------------------------------------------
+
+    #[test]
+    fn rfc_fragmented_hello() {
+        let mut dec = Decoder::new(Role::Client, DecoderLimits::default());
+        let mut first = [0x01, 0x03, 0x48, 0x65, 0x6c];
+        assert_eq!(dec.decode(&mut first), Ok((5, None)));
+        assert!(!dec.is_idle());
+        let mut second = [0x80, 0x02, 0x6c, 0x6f];
+        let (used, item) = dec.decode(&mut second).unwrap();
+        assert_eq!(used, 4);
+        assert_eq!(item, Some(Incoming::Text(Cow::Owned("Hello".to_owned()))));
+        assert!(dec.is_idle());
+        assert!(dec.message.is_none());
+    }
+
+    #[test]
+    fn partial_frame_payload_is_taken_and_returned_owned() {
+        let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut wire = cframe(OpCode::Binary, true, &payload);
+        let mut dec = server();
+        // Header plus 10 payload bytes: all 18 are taken.
+        assert_eq!(dec.decode(&mut wire[..18]), Ok((18, None)));
+        assert!(!dec.is_idle());
+        // An empty buffer mid-frame: need more.
+        assert_eq!(dec.decode(&mut []), Ok((0, None)));
+        assert_eq!(dec.decode(&mut wire[18..500]), Ok((482, None)));
+        let rest = wire.len() - 500;
+        let (used, item) = dec.decode(&mut wire[500..]).unwrap();
+        assert_eq!(used, rest);
+        assert_eq!(item, Some(Incoming::Binary(Cow::Owned(payload))));
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn payload_bytes_beyond_the_frame_are_left() {
+        let mut wire = cframe(OpCode::Binary, true, &[1, 2, 3, 4, 5, 6]);
+        wire.extend(cframe(OpCode::Ping, true, b"p"));
+        let mut dec = server();
+        assert_eq!(dec.decode(&mut wire[..9]), Ok((9, None)));
+        let (used, item) = dec.decode(&mut wire[9..]).unwrap();
+        assert_eq!(used, 3);
+        assert_eq!(item, Some(Incoming::Binary(Cow::Owned(vec![1, 2, 3, 4, 5, 6]))));
+        let (used, item) = dec.decode(&mut wire[12..]).unwrap();
+        assert_eq!((used, item), (7, Some(Incoming::Ping(b"p"))));
+    }
+
+    #[test]
+    fn one_byte_at_a_time_equals_whole() {
+        let mut wire = cframe(OpCode::Text, true, "héllo wörld €𝄞".as_bytes());
+        wire.extend(cframe(OpCode::Text, false, "frag €".as_bytes()));
+        wire.extend(cframe(OpCode::Ping, true, b"between"));
+        wire.extend(cframe(OpCode::Continuation, false, &[0xE2]));
+        wire.extend(cframe(OpCode::Continuation, true, &[0x82, 0xAC, b'!']));
+        wire.extend(cframe(OpCode::Binary, true, &[0u8; 300]));
+        wire.extend(cframe(OpCode::Close, true, b"\x03\xe8bye"));
+
+        let whole = decode_all(&mut server(), &wire).unwrap();
+        assert_eq!(
+            whole,
+            vec![
+                text("héllo wörld €𝄞", true),
+                Item::Ping(b"between".to_vec()),
+                text("frag €€!", false),
+                Item::Binary(vec![0; 300], true),
+                Item::Close(Some((1000, "bye".to_owned()))),
+            ]
+        );
+        let mut dec = server();
+        let bytewise = decode_in_pieces(&mut dec, &wire, &[1]).unwrap();
+        let contents = |items: &[Item]| items.iter().map(Item::content).collect::<Vec<_>>();
+        assert_eq!(contents(&bytewise), contents(&whole));
+        // Fed a byte at a time, no data frame is ever whole in the buffer.
+        assert!(bytewise.iter().all(|i| !matches!(i, Item::Text(_, true) | Item::Binary(_, true))));
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn multibyte_code_point_split_across_fragments() {
+        // "€" is E2 82 AC; 𝄞 is F0 9D 84 9E.
+        let mut wire = cframe(OpCode::Text, false, &[b'a', 0xE2]);
+        wire.extend(cframe(OpCode::Continuation, false, &[0x82]));
+        wire.extend(cframe(OpCode::Continuation, false, &[0xAC, 0xF0, 0x9D]));
+        wire.extend(cframe(OpCode::Continuation, true, &[0x84, 0x9E]));
+        assert_eq!(decode_all(&mut server(), &wire), Ok(vec![text("a€𝄞", false)]));
+    }
+
+    #[test]
+    fn empty_fragments() {
+        let mut wire = cframe(OpCode::Text, false, b"");
+        wire.extend(cframe(OpCode::Continuation, false, b""));
+        wire.extend(cframe(OpCode::Continuation, true, b""));
+        wire.extend(cframe(OpCode::Binary, false, b"x"));
+        wire.extend(cframe(OpCode::Continuation, true, b""));
+        assert_eq!(
+            decode_all(&mut server(), &wire),
+            Ok(vec![text("", false), Item::Binary(b"x".to_vec(), false)])
+        );
+    }
+
+    // ---- UTF-8, fail fast ------------------------------------------------------------
+
+    #[test]
+    fn invalid_utf8_in_second_fragment_fails_when_it_arrives() {
+        let mut dec = server();
+        let mut pending = Vec::new();
+        let first = cframe(OpCode::Text, false, "κόσμε".as_bytes());
+        assert_eq!(feed(&mut dec, &mut pending, &first), Ok(vec![]));
+        let second = cframe(OpCode::Continuation, false, b"abc\xC0\xAFdefghijklmnop");
+        // Header (6 bytes) + "abc" + the invalid 0xC0: nothing of the rest yet.
+        assert_eq!(feed(&mut dec, &mut pending, &second[..9]), Ok(vec![]));
+        assert_eq!(feed(&mut dec, &mut pending, &second[9..10]), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn invalid_utf8_in_first_chunk_of_one_frame_fails_early() {
+        let mut payload = b"hello \xED\xA0\x80".to_vec(); // a UTF-16 surrogate: invalid
+        payload.extend_from_slice(&[b'x'; 1000]);
+        let wire = cframe(OpCode::Text, true, &payload);
+        let mut dec = server();
+        let mut pending = Vec::new();
+        // Header (8 bytes, 16-bit length) + "hello " + ED A0: ED A0 is already invalid.
+        assert_eq!(feed(&mut dec, &mut pending, &wire[..16]), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn invalid_prefixes_fail_at_once() {
+        // Each of these is invalid as soon as these bytes are seen (Autobahn 6.4.x).
+        for bad in [&[0xF4, 0x90][..], &[0xC0], &[0xF5], &[0xE0, 0x80], &[0xFF]] {
+            let mut payload = b"ok".to_vec();
+            payload.extend_from_slice(bad);
+            let mut wire = cframe(OpCode::Text, false, &payload);
+            assert_eq!(
+                decode_all(&mut server(), &wire[..]),
+                Err(ProtocolError::InvalidUtf8),
+                "{bad:?}"
+            );
+            // Also inside a single frame whose end has not arrived.
+            wire = cframe(OpCode::Text, true, &[&payload[..], &[b'z'; 50]].concat());
+            let cut = 6 + payload.len();
+            assert_eq!(
+                decode_all(&mut server(), &wire[..cut]),
+                Err(ProtocolError::InvalidUtf8),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn incomplete_code_point_waits() {
+        // A valid prefix of a code point at the end of a fragment is not an error yet.
+        let wire = cframe(OpCode::Text, false, &[b'a', 0xF0, 0x9D, 0x84]);
+        let mut dec = server();
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![]));
+        assert!(!dec.is_idle());
+    }
+
+    #[test]
+    fn incomplete_code_point_at_end_of_message_fails() {
+        let mut wire = cframe(OpCode::Text, false, b"abc");
+        wire.extend(cframe(OpCode::Continuation, true, &[b'd', 0xE2, 0x82]));
+        assert_eq!(decode_all(&mut server(), &wire), Err(ProtocolError::InvalidUtf8));
+        // Same in a single frame delivered in pieces.
+        let wire = cframe(OpCode::Text, true, &[b'd', 0xE2, 0x82]);
+        assert_eq!(decode_in_pieces(&mut server(), &wire, &[7]), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn binary_is_not_validated() {
+        let mut wire = cframe(OpCode::Binary, false, &[0xFF, 0xC0]);
+        wire.extend(cframe(OpCode::Continuation, true, &[0xED, 0xA0]));
+        assert_eq!(
+            decode_all(&mut server(), &wire),
+            Ok(vec![Item::Binary(vec![0xFF, 0xC0, 0xED, 0xA0], false)])
+        );
+    }
+
+    // ---- control frames --------------------------------------------------------------
+
+    #[test]
+    fn control_frames_interleaved_between_fragments() {
+        let mut wire = cframe(OpCode::Text, false, b"Hel");
+        wire.extend(cframe(OpCode::Ping, true, b"p1"));
+        wire.extend(cframe(OpCode::Continuation, false, b"l"));
+        wire.extend(cframe(OpCode::Pong, true, b""));
+        wire.extend(cframe(OpCode::Ping, true, b"p2"));
+        wire.extend(cframe(OpCode::Continuation, true, b"o"));
+        assert_eq!(
+            decode_all(&mut server(), &wire),
+            Ok(vec![
+                Item::Ping(b"p1".to_vec()),
+                Item::Pong(vec![]),
+                Item::Ping(b"p2".to_vec()),
+                text("Hello", false),
+            ])
+        );
+        // A close between fragments is returned too; the message stays in progress.
+        let mut wire = cframe(OpCode::Binary, false, b"ab");
+        wire.extend(cframe(OpCode::Close, true, b"\x03\xe8"));
+        let mut dec = server();
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Close(Some((1000, String::new())))]));
+        assert!(!dec.is_idle());
+    }
+
+    #[test]
+    fn partial_control_frame_consumes_nothing() {
+        let mut wire = cframe(OpCode::Ping, true, &[7; 125]);
+        let mut dec = server();
+        for cut in 0..wire.len() {
+            assert_eq!(dec.decode(&mut wire[..cut].to_vec()), Ok((0, None)), "cut {cut}");
+        }
+        let (used, item) = dec.decode(&mut wire).unwrap();
+        assert_eq!((used, item), (131, Some(Incoming::Ping(&[7; 125][..]))));
+    }
+
+    #[test]
+    fn partial_header_consumes_nothing() {
+        let payload = vec![1u8; 70000];
+        let wire = cframe(OpCode::Binary, true, &payload);
+        let mut dec = server();
+        for cut in 0..14 {
+            assert_eq!(dec.decode(&mut wire[..cut].to_vec()), Ok((0, None)), "cut {cut}");
+        }
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn close_payloads() {
+        let close = |payload: &[u8]| {
+            let wire = cframe(OpCode::Close, true, payload);
+            decode_all(&mut server(), &wire)
+        };
+        assert_eq!(close(b""), Ok(vec![Item::Close(None)]));
+        assert_eq!(close(b"\x03"), Err(ProtocolError::InvalidClosePayload));
+        assert_eq!(
+            close(b"\x03\xe8going"),
+            Ok(vec![Item::Close(Some((1000, "going".to_owned())))])
+        );
+        for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999] {
+            let wire = code.to_be_bytes();
+            assert!(matches!(close(&wire).as_deref(), Ok([Item::Close(Some(_))])), "{code}");
+        }
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert_eq!(
+                close(&code.to_be_bytes()),
+                Err(ProtocolError::InvalidCloseCode(code)),
+                "{code}"
+            );
+        }
+        assert_eq!(close(b"\x03\xe8\xff"), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            close("\x03\u{e8}".as_bytes()).unwrap_err(),
+            ProtocolError::InvalidCloseCode(0x03c3)
+        );
+    }
+
+    #[test]
+    fn close_payload_encoding() {
+        let mut out = [0u8; MAX_CONTROL_PAYLOAD];
+        let n = encode_close_payload(CloseCode::NORMAL, "bye", &mut out);
+        assert_eq!(&out[..n], b"\x03\xe8bye");
+        assert_eq!(
+            CloseFrame::parse(&out[..n]),
+            Ok(Some(CloseFrame { code: CloseCode::NORMAL, reason: "bye" }))
+        );
+        // A long reason is cut to fit, at a character boundary.
+        let long = "€".repeat(60); // 180 bytes
+        let n = encode_close_payload(CloseCode::POLICY, &long, &mut out);
+        assert_eq!(n, 2 + 123);
+        let parsed = CloseFrame::parse(&out[..n]).unwrap().unwrap();
+        assert_eq!(parsed.reason, "€".repeat(41));
+        let n = encode_close_payload(CloseCode::TOO_BIG, "", &mut out);
+        assert_eq!(&out[..n], b"\x03\xf1");
+    }
+
+    // ---- protocol errors -------------------------------------------------------------
+
+    #[test]
+    fn masking_by_role() {
+        let unmasked = frame_with(OpCode::Text, true, false, b"hi", None);
+        assert_eq!(decode_all(&mut server(), &unmasked), Err(ProtocolError::UnmaskedFrame));
+        let unmasked_ping = frame_with(OpCode::Ping, true, false, b"", None);
+        assert_eq!(decode_all(&mut server(), &unmasked_ping), Err(ProtocolError::UnmaskedFrame));
+        let mut client = Decoder::new(Role::Client, DecoderLimits::default());
+        assert_eq!(
+            decode_all(&mut client, &cframe(OpCode::Binary, true, b"hi")),
+            Err(ProtocolError::MaskedFrame)
+        );
+        // The role is checked from the header alone, before any payload arrives.
+        let big = cframe(OpCode::Binary, true, &[0; 1000]);
+        let mut client = Decoder::new(Role::Client, DecoderLimits::default());
+        assert_eq!(client.decode(&mut big[..8].to_vec()), Err(ProtocolError::MaskedFrame));
+    }
+
+    #[test]
+    fn fragmentation_order() {
+        assert_eq!(
+            decode_all(&mut server(), &cframe(OpCode::Continuation, true, b"x")),
+            Err(ProtocolError::UnexpectedContinuation)
+        );
+        // After a complete fragmented message, a continuation is unexpected again.
+        let mut wire = cframe(OpCode::Text, false, b"a");
+        wire.extend(cframe(OpCode::Continuation, true, b"b"));
+        wire.extend(cframe(OpCode::Continuation, true, b"c"));
+        assert_eq!(decode_all(&mut server(), &wire), Err(ProtocolError::UnexpectedContinuation));
+        for second in [OpCode::Text, OpCode::Binary] {
+            for fin in [false, true] {
+                let mut wire = cframe(OpCode::Binary, false, b"a");
+                wire.extend(cframe(second, fin, b"b"));
+                assert_eq!(
+                    decode_all(&mut server(), &wire),
+                    Err(ProtocolError::ExpectedContinuation)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn header_errors_pass_through() {
+        let mut wire = frame_with(OpCode::Text, true, true, b"x", Some(KEY));
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::ReservedBits));
+        let mut wire = cframe(OpCode::Text, true, b"x");
+        wire[0] = 0x83;
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::UnknownOpcode(3)));
+        let mut wire = cframe(OpCode::Ping, true, b"x");
+        wire[0] = 0x09;
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::FragmentedControl));
+        let mut wire = [0x89, 0xFE, 0, 126];
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::ControlTooLong));
+        let mut wire = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert_eq!(server().decode(&mut wire), Err(ProtocolError::InvalidLength));
+    }
+
+    #[test]
+    fn rsv1_on_continuation_is_refused() {
+        // Structure for permessage-deflate: RSV1 only ever belongs on a first frame.
+        let mut dec = server();
+        dec.rsv1_allowed = true;
+        let mut wire = cframe(OpCode::Binary, false, b"a");
+        wire.extend(frame_with(OpCode::Continuation, true, true, b"b", Some(KEY)));
+        assert_eq!(decode_all(&mut dec, &wire), Err(ProtocolError::ReservedBits));
+    }
+
+    // ---- limits ----------------------------------------------------------------------
+
+    #[test]
+    fn frame_too_large_at_header_time() {
+        let mut dec = Decoder::new(Role::Server, limits(1 << 20, 100));
+        let ok = cframe(OpCode::Binary, true, &[0; 100]);
+        assert_eq!(decode_all(&mut dec, &ok), Ok(vec![Item::Binary(vec![0; 100], true)]));
+        let big = cframe(OpCode::Binary, true, &[0; 101]);
+        // The header alone is enough to refuse it.
+        assert_eq!(dec.decode(&mut big[..8].to_vec()), Err(ProtocolError::FrameTooLarge));
+        let mut dec = Decoder::new(Role::Server, limits(1 << 20, 10));
+        let ping = cframe(OpCode::Ping, true, &[0; 11]);
+        assert_eq!(dec.decode(&mut ping[..6].to_vec()), Err(ProtocolError::FrameTooLarge));
+        // A declared 2^62-byte frame is refused, not reserved.
+        let mut huge = [0x82, 0xFF, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert_eq!(server().decode(&mut huge), Err(ProtocolError::FrameTooLarge));
+    }
+
+    #[test]
+    fn message_too_large_at_header_time() {
+        let mut dec = Decoder::new(Role::Server, limits(10, 100));
+        let big = cframe(OpCode::Text, true, &[b'a'; 11]);
+        assert_eq!(dec.decode(&mut big[..6].to_vec()), Err(ProtocolError::MessageTooLarge));
+
+        let mut dec = Decoder::new(Role::Server, limits(10, 100));
+        let mut pending = Vec::new();
+        let first = cframe(OpCode::Text, false, b"12345");
+        let second = cframe(OpCode::Continuation, false, b"6789");
+        assert_eq!(feed(&mut dec, &mut pending, &first), Ok(vec![]));
+        assert_eq!(feed(&mut dec, &mut pending, &second), Ok(vec![]));
+        let third = cframe(OpCode::Continuation, true, b"01");
+        assert_eq!(feed(&mut dec, &mut pending, &third[..6]), Err(ProtocolError::MessageTooLarge));
+
+        // Exactly at the limit is fine.
+        let mut dec = Decoder::new(Role::Server, limits(10, 100));
+        let mut wire = cframe(OpCode::Text, false, b"12345");
+        wire.extend(cframe(OpCode::Continuation, true, b"67890"));
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![text("1234567890", false)]));
+    }
+
+    #[test]
+    fn assembly_buffer_never_exceeds_the_limit() {
+        let max = 1000;
+        let mut dec = Decoder::new(Role::Server, limits(max, max));
+        let mut pending = Vec::new();
+        let mut sent = 0;
+        feed(&mut dec, &mut pending, &cframe(OpCode::Binary, false, &[1; 7])).unwrap();
+        sent += 7;
+        while sent + 7 < max {
+            feed(&mut dec, &mut pending, &cframe(OpCode::Continuation, false, &[1; 7])).unwrap();
+            sent += 7;
+            let capacity = dec.message.as_ref().map_or(0, |m| m.payload.capacity());
+            assert!(capacity <= max, "capacity {capacity}");
+        }
+        let last = cframe(OpCode::Continuation, true, &[1; 1]);
+        let items = feed(&mut dec, &mut pending, &last).unwrap();
+        assert_eq!(items, vec![Item::Binary(vec![1; sent + 1], false)]);
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn single_frame_in_pieces_reserves_once() {
+        let wire = cframe(OpCode::Binary, true, &[5; 4096]);
+        let mut dec = server();
+        let mut pending = Vec::new();
+        feed(&mut dec, &mut pending, &wire[..100]).unwrap();
+        let capacity = dec.message.as_ref().map(|m| m.payload.capacity());
+        assert_eq!(capacity, Some(4096));
+    }
+
+    #[test]
+    fn idle_after_each_message() {
+        let mut dec = server();
+        assert!(dec.is_idle());
+        let wire = cframe(OpCode::Text, true, b"hello there");
+        let items = decode_in_pieces(&mut dec, &wire, &[3]).unwrap();
+        assert_eq!(items, vec![text("hello there", false)]);
+        assert!(dec.is_idle());
+        assert!(dec.message.is_none());
+    }
+
+    #[test]
+    fn decoder_is_small() {
+        // Every connection holds one; keep it well under a cache line and a half.
+        assert!(std::mem::size_of::<Decoder>() <= 96, "{}", std::mem::size_of::<Decoder>());
+    }
+
+    // ---- random splits ---------------------------------------------------------------
+
+    /// A small deterministic generator (Knuth's MMIX LCG), so no test crate is needed.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A stream of mixed frames and the messages it should decode to.
+    fn mixed_stream(rng: &mut Lcg) -> (Vec<u8>, Vec<Item>) {
+        const WORDS: [&str; 6] = ["hello", "κόσμε", "€", "𝄞 music", "", "plain ascii text "];
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        let mut key = || {
+            let k = rng.next().to_le_bytes();
+            Some([k[0], k[1], k[2], k[3]])
+        };
+        for i in 0..40 {
+            match i % 6 {
+                0 => {
+                    let s = WORDS[i % WORDS.len()].repeat(1 + i);
+                    wire.extend(frame_with(OpCode::Text, true, false, s.as_bytes(), key()));
+                    expected.push(text(&s, false));
+                }
+                1 => {
+                    let b: Vec<u8> = (0..i * 37).map(|j| (j * 13 + i) as u8).collect();
+                    wire.extend(frame_with(OpCode::Binary, true, false, &b, key()));
+                    expected.push(Item::Binary(b, false));
+                }
+                2 => {
+                    // Fragmented text, cut at arbitrary byte positions (inside code
+                    // points too), with control frames between fragments.
+                    let s = format!("{}-{i}-{}", WORDS[1].repeat(i), WORDS[3]);
+                    let bytes = s.as_bytes();
+                    let cuts = [bytes.len() / 3, bytes.len() / 3 + 1, bytes.len() * 2 / 3];
+                    let mut start = 0;
+                    for (n, &cut) in cuts.iter().chain([bytes.len()].iter()).enumerate() {
+                        let opcode = if n == 0 { OpCode::Text } else { OpCode::Continuation };
+                        let fin = cut == bytes.len();
+                        wire.extend(frame_with(opcode, fin, false, &bytes[start..cut], key()));
+                        start = cut;
+                        if !fin {
+                            wire.extend(frame_with(OpCode::Ping, true, false, &[n as u8], key()));
+                            expected.push(Item::Ping(vec![n as u8]));
+                        }
+                    }
+                    expected.push(text(&s, false));
+                }
+                3 => {
+                    let p = vec![i as u8; i * 3 % 126];
+                    wire.extend(frame_with(OpCode::Pong, true, false, &p, key()));
+                    expected.push(Item::Pong(p));
+                }
+                4 => {
+                    let b: Vec<u8> = (0..300 + i).map(|j| j as u8).collect();
+                    wire.extend(frame_with(OpCode::Binary, false, false, &b[..100], key()));
+                    wire.extend(frame_with(OpCode::Continuation, false, false, &[], key()));
+                    wire.extend(frame_with(OpCode::Continuation, true, false, &b[100..], key()));
+                    expected.push(Item::Binary(b, false));
+                }
+                _ => {
+                    let reason = format!("reason {i} ✓");
+                    let mut out = [0u8; MAX_CONTROL_PAYLOAD];
+                    let n = encode_close_payload(CloseCode(3000 + i as u16), &reason, &mut out);
+                    wire.extend(frame_with(OpCode::Close, true, false, &out[..n], key()));
+                    expected.push(Item::Close(Some((3000 + i as u16, reason))));
+                }
+            }
+        }
+        (wire, expected)
+    }
+
+    #[test]
+    fn random_splits_match_whole_buffer() {
+        let mut rng = Lcg(0x5eed);
+        let (wire, expected) = mixed_stream(&mut rng);
+        let whole = decode_all(&mut server(), &wire).unwrap();
+        let contents = |items: &[Item]| items.iter().map(Item::content).collect::<Vec<_>>();
+        assert_eq!(contents(&whole), expected);
+
+        for round in 0..200 {
+            let mut dec = server();
+            let mut pending = Vec::new();
+            let mut items = Vec::new();
+            let mut pos = 0;
+            while pos < wire.len() {
+                // Mostly small pieces, sometimes large ones.
+                let size = match rng.below(4) {
+                    0 => 1 + rng.below(3),
+                    1 | 2 => 1 + rng.below(40),
+                    _ => 1 + rng.below(2000),
+                };
+                let end = (pos + size).min(wire.len());
+                items.extend(feed(&mut dec, &mut pending, &wire[pos..end]).unwrap());
+                pos = end;
+            }
+            assert!(pending.is_empty(), "round {round}");
+            assert!(dec.is_idle(), "round {round}");
+            assert_eq!(contents(&items), expected, "round {round}");
+        }
+    }
+
+    #[test]
+    fn random_garbage_never_panics() {
+        let mut rng = Lcg(42);
+        for _ in 0..2000 {
+            let len = rng.below(64);
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            for role in [Role::Server, Role::Client] {
+                let mut dec = Decoder::new(role, limits(64, 32));
+                let mut pos = 0;
+                while pos < bytes.len() {
+                    match dec.decode(&mut bytes[pos..]) {
+                        Ok((0, _)) | Err(_) => break,
+                        Ok((used, _)) => pos += used,
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Interop checks against a running wsloop echo server, with Python `websockets`
+as an independent client (sync API).
+
+Usage: scripts/interop_python.py ws://127.0.0.1:PORT
+
+Prints one line per check and exits non-zero if any check failed.
+"""
+
+import os
+import sys
+import traceback
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+TIMEOUT = 10  # seconds per receive/handshake: a hung server fails, never stalls CI
+
+
+def dial(url):
+    # compression=None: no permessage-deflate offer until wsloop negotiates it.
+    # proxy=None: never route loopback tests through an *_proxy from the environment.
+    return connect(
+        url,
+        compression=None,
+        proxy=None,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+        max_size=None,
+        ping_interval=None,
+    )
+
+
+def expect(what, got, want):
+    if got != want:
+        show = lambda v: repr(v) if len(repr(v)) < 80 else f"{type(v).__name__} of length {len(v)}"
+        raise AssertionError(f"{what}: got {show(got)}, want {show(want)}")
+
+
+def echo(url, message):
+    with dial(url) as ws:
+        ws.send(message)
+        expect("echo", ws.recv(timeout=TIMEOUT), message)
+
+
+def check_text_small(url):
+    echo(url, "hello, wsloop \u2713 \U0001f680")
+
+
+def check_binary_small(url):
+    echo(url, bytes(range(256)))
+
+
+def check_text_60k(url):
+    # Multi-byte characters too, so a UTF-8 check that splits codepoints would show.
+    echo(url, ("wsloop \u00e9\u4e16\U0001f680 " * 4096)[: 60 * 1024])
+
+
+def check_binary_60k(url):
+    echo(url, os.urandom(60 * 1024))
+
+
+def check_100_in_order(url):
+    # Send all before reading any, so the server sees them pipelined in few reads.
+    sent = [f"message {i}" if i % 2 else f"binary {i}".encode() for i in range(100)]
+    with dial(url) as ws:
+        for m in sent:
+            ws.send(m)
+        got = [ws.recv(timeout=TIMEOUT) for _ in sent]
+    for i, (g, s) in enumerate(zip(got, sent)):
+        expect(f"message #{i}", g, s)
+
+
+def check_ping(url):
+    with dial(url) as ws:
+        pong = ws.ping(b"are you there")
+        if not pong.wait(TIMEOUT):
+            raise AssertionError(f"no pong within {TIMEOUT}s")
+
+
+def check_close_1000(url):
+    with dial(url) as ws:
+        ws.close(1000, "done here")
+    # close_code is the code the server sent back in its close frame.
+    expect("close code from server", ws.close_code, 1000)
+
+
+def check_invalid_utf8(url):
+    # Overlong encoding + lone surrogate: invalid UTF-8 in a text frame.
+    # send(bytes, text=True) sends the bytes as-is in a Text frame, unchecked.
+    with dial(url) as ws:
+        ws.send(b"\xce\xba\xe1\xbd\xb9\xed\xa0\x80\xc0\xaf", text=True)
+        try:
+            reply = ws.recv(timeout=TIMEOUT)
+            raise AssertionError(f"server echoed invalid UTF-8 back: {reply!r}")
+        except ConnectionClosed:
+            pass
+        expect("close code from server", ws.close_code, 1007)
+
+
+CHECKS = [
+    ("text echo, small", check_text_small),
+    ("binary echo, small", check_binary_small),
+    ("text echo, 60 KiB", check_text_60k),
+    ("binary echo, 60 KiB", check_binary_60k),
+    ("100 messages in a row, in order", check_100_in_order),
+    ("ping answered with pong", check_ping),
+    ("close 1000 with reason echoes 1000", check_close_1000),
+    ("invalid UTF-8 text closes with 1007", check_invalid_utf8),
+]
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} ws://HOST:PORT")
+    url = sys.argv[1]
+    failed = 0
+    for name, check in CHECKS:
+        try:
+            check(url)
+            print(f"ok    {name}", flush=True)
+        except Exception as e:  # every failure is reported, the next check still runs
+            failed += 1
+            print(f"FAIL  {name}: {type(e).__name__}: {e}", flush=True)
+            if os.environ.get("INTEROP_VERBOSE"):
+                traceback.print_exc()
+    print(f"python websockets interop: {len(CHECKS) - failed} of {len(CHECKS)} checks ok")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

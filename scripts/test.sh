@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The project's test command: lints, Rust tests, interop with an independent client,
+# Autobahn. Installs what it needs on first run (.venv-test, .venv-autobahn), then is fast.
+# Stops at the first failing step; the last line is "N passed, M failed[, K skipped]",
+# which CI reads.
+#
+# Environment: WSLOOP_SERVER_CMD runs another server instead of target/release/wsloop
+# ({port} is replaced by a free port); the release build is then skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEFAULT_CMD='target/release/wsloop --addr 127.0.0.1:{port} --max-message-size 16777216'
+SERVER_CMD=${WSLOOP_SERVER_CMD:-$DEFAULT_CMD}
+WEBSOCKETS_VERSION=17.4
+
+passed=0 skipped=0 step="" server_pid=""
+summary() { echo "$passed passed, $1 failed$( ((skipped)) && echo ", $skipped skipped")"; }
+finish() {
+  local rc=$?
+  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
+  if ((rc != 0)); then
+    echo "FAILED: $step (exit code $rc)"
+    summary 1
+  fi
+}
+trap finish EXIT
+begin() { step=$1; echo "==> $step"; }
+ok() { passed=$((passed + 1)); echo "ok: $step"; }
+
+begin "cargo fmt"
+# A fresh toolchain may lack the components; adding them is a no-op when present.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo fmt --all -- --check
+ok
+
+begin "cargo clippy"
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo clippy --workspace --all-targets -- -D warnings
+ok
+
+begin "cargo test"
+cargo test --workspace
+ok
+
+begin "python websockets interop"
+if ! .venv-test/bin/python -c "import sys, websockets; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
+  [[ -x .venv-test/bin/python ]] || python3 -m venv .venv-test
+  .venv-test/bin/pip install -q --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION"
+fi
+[[ -n ${WSLOOP_SERVER_CMD:-} ]] || cargo build --release --bin wsloop
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cmd=${SERVER_CMD//\{port\}/$port}
+mkdir -p target
+bash -c "exec $cmd" >target/interop-server.log 2>&1 &
+server_pid=$!
+for ((i = 0; ; i++)); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  if ! kill -0 "$server_pid" 2>/dev/null || ((i == 100)); then
+    echo "server did not start listening on port $port: $cmd"
+    tail -20 target/interop-server.log
+    exit 1
+  fi
+  sleep 0.1
+done
+timeout 120 .venv-test/bin/python scripts/interop_python.py "ws://127.0.0.1:$port"
+kill "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+server_pid=""
+ok
+
+begin "autobahn"
+scripts/autobahn.sh | tee target/autobahn.out
+if grep -q "^AUTOBAHN SKIPPED" target/autobahn.out; then
+  skipped=$((skipped + 1))
+else
+  ok
+fi
+
+summary 0

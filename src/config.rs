@@ -1,0 +1,356 @@
+//! Server configuration: one struct with defaults, chained setters, validated once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::protocol::handshake::Request;
+use crate::upgrade::{Accept, Origins, Reject, UpgradeHook};
+
+/// Where the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dispatch {
+    /// A pool of worker threads (the default). Every event of one connection goes to the
+    /// same worker, so a connection's events stay in order; a slow handler delays only its
+    /// worker's connections.
+    #[default]
+    Workers,
+    /// On the reactor thread itself: no channel hop, the lowest latency. The handler must
+    /// not block: while it runs, every connection of that reactor waits.
+    Inline,
+}
+
+/// What happens to a message sent to a connection whose buffered bytes would pass
+/// `max_backpressure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backpressure {
+    /// Close the slow consumer with 1008, discarding what it has not read (the default).
+    #[default]
+    Close,
+    /// Drop the message (the send returns `SendErrorKind::Backpressure`) and count it.
+    Drop,
+}
+
+/// Everything a [`Server`](crate::Server) is told at start.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = wsloop::Config::default()
+///     .addr("127.0.0.1:0".parse().unwrap())
+///     .reactors(2)
+///     .max_message_size(1 << 20)
+///     .handshake_timeout(Duration::from_secs(5));
+/// assert_eq!(config.get_reactors(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) addr: SocketAddr,
+    pub(crate) reactors: usize,
+    pub(crate) workers: usize,
+    pub(crate) dispatch: Dispatch,
+    pub(crate) max_message_size: usize,
+    pub(crate) max_frame_size: Option<usize>,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) worker_queue: usize,
+    pub(crate) max_backpressure: usize,
+    pub(crate) backpressure: Backpressure,
+    pub(crate) drain_events: bool,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) backlog: i32,
+    pub(crate) origins: Origins,
+    pub(crate) subprotocols: Vec<String>,
+    pub(crate) on_upgrade: Option<UpgradeHook>,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            reactors: cores(),
+            workers: cores(),
+            dispatch: Dispatch::Workers,
+            max_message_size: 64 << 10,
+            max_frame_size: None,
+            max_header_bytes: 8 << 10,
+            max_connections: 1 << 20,
+            handshake_timeout: Duration::from_secs(15),
+            close_timeout: Duration::from_secs(5),
+            worker_queue: 1024,
+            max_backpressure: 1 << 20,
+            backpressure: Backpressure::Close,
+            drain_events: false,
+            idle_timeout: None,
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(10),
+            backlog: 4096,
+            origins: Origins::SameHost,
+            subprotocols: Vec::new(),
+            on_upgrade: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("reactors", &self.reactors)
+            .field("workers", &self.workers)
+            .field("dispatch", &self.dispatch)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_frame_size", &self.frame_limit())
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("close_timeout", &self.close_timeout)
+            .field("worker_queue", &self.worker_queue)
+            .field("max_backpressure", &self.max_backpressure)
+            .field("backpressure", &self.backpressure)
+            .field("drain_events", &self.drain_events)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("backlog", &self.backlog)
+            .field("origins", &self.origins)
+            .field("subprotocols", &self.subprotocols)
+            .field("on_upgrade", &self.on_upgrade.is_some())
+            .finish()
+    }
+}
+
+impl Config {
+    /// The address to listen on. Default `127.0.0.1:9001`; port 0 picks a free port
+    /// (read it back with `Server::local_addr`).
+    pub fn addr(mut self, addr: SocketAddr) -> Config {
+        self.addr = addr;
+        self
+    }
+
+    /// Reactor threads, each with its own `SO_REUSEPORT` listener, poll and connections.
+    /// Default: the number of cores. 1 to 256.
+    pub fn reactors(mut self, n: usize) -> Config {
+        self.reactors = n;
+        self
+    }
+
+    /// Worker threads running the handler in [`Dispatch::Workers`]. Default: the number of
+    /// cores.
+    pub fn workers(mut self, n: usize) -> Config {
+        self.workers = n;
+        self
+    }
+
+    /// Where the handler runs. Default [`Dispatch::Workers`].
+    pub fn dispatch(mut self, dispatch: Dispatch) -> Config {
+        self.dispatch = dispatch;
+        self
+    }
+
+    /// The largest message a peer may send, after reassembly; bigger closes with 1009.
+    /// Default 64 KiB. A connection receiving a message holds up to this much memory.
+    pub fn max_message_size(mut self, bytes: usize) -> Config {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The largest frame a peer may send; bigger closes with 1009. Default: equal to
+    /// `max_message_size`.
+    pub fn max_frame_size(mut self, bytes: usize) -> Config {
+        self.max_frame_size = Some(bytes);
+        self
+    }
+
+    /// The largest HTTP request head; bigger is answered 431. Default 8 KiB, which is also
+    /// the most a connection holds while its handshake is in progress.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Config {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// Open connections (handshaking or open) the server holds at most; past it new
+    /// connections are answered 503. Default 2^20.
+    pub fn max_connections(mut self, n: usize) -> Config {
+        self.max_connections = n;
+        self
+    }
+
+    /// How long a client has to complete its handshake before the socket is closed
+    /// (slowloris protection). Default 15 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Config {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for the peer's answer to a close frame before dropping TCP.
+    /// Default 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Config {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Event batches a worker's channel holds before its reactor stops reading from that
+    /// worker's connections (TCP flow control then slows their senders). Default 1024.
+    pub fn worker_queue(mut self, batches: usize) -> Config {
+        self.worker_queue = batches;
+        self
+    }
+
+    /// Bytes that may wait for one connection (in the command channel and its write
+    /// queue) before [`Backpressure`] applies. Default 1 MiB; this bounds the memory a
+    /// connection that does not read can cost. At most 2^31.
+    pub fn max_backpressure(mut self, bytes: usize) -> Config {
+        self.max_backpressure = bytes;
+        self
+    }
+
+    /// What happens past `max_backpressure`. Default [`Backpressure::Close`].
+    pub fn backpressure(mut self, policy: Backpressure) -> Config {
+        self.backpressure = policy;
+        self
+    }
+
+    /// Deliver `Event::Drain` (`Handler::on_drain`) when a connection's write queue, having
+    /// filled, empties again. Default off.
+    pub fn drain_events(mut self, on: bool) -> Config {
+        self.drain_events = on;
+        self
+    }
+
+    /// Close (1001) connections that send no message for this long. Default: none.
+    /// Pings and pongs do not count as messages.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Ping a connection that has been silent this long. Default 30 s; `None` sends no
+    /// pings.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Config {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// After a ping, how long the peer has to send anything (a pong, or any frame) before
+    /// the connection is dropped as dead. Default 10 s. A dead peer's `Disconnect` comes
+    /// within `ping_interval + pong_timeout` of its last sign of life (plus 100 ms).
+    pub fn pong_timeout(mut self, timeout: Duration) -> Config {
+        self.pong_timeout = timeout;
+        self
+    }
+
+    /// The listen backlog of each listener. Default 4096 (the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub fn backlog(mut self, backlog: i32) -> Config {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Which browser origins may connect. Default [`Origins::SameHost`].
+    pub fn origins(mut self, origins: Origins) -> Config {
+        self.origins = origins;
+        self
+    }
+
+    /// Subprotocols the server speaks, in preference order; the first the client also
+    /// offers is chosen. Default: none (no `Sec-WebSocket-Protocol` in the answer).
+    pub fn subprotocols<I, S>(mut self, protocols: I) -> Config
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A function that sees every upgrade request (after the RFC and origin checks) and
+    /// accepts it, possibly attaching user data, or rejects it with a status.
+    pub fn on_upgrade<F>(mut self, hook: F) -> Config
+    where
+        F: Fn(&Request) -> Result<Accept, Reject> + Send + Sync + 'static,
+    {
+        self.on_upgrade = Some(Arc::new(hook));
+        self
+    }
+
+    /// The configured number of reactors.
+    pub fn get_reactors(&self) -> usize {
+        self.reactors
+    }
+
+    /// The configured listen address.
+    pub fn get_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn frame_limit(&self) -> usize {
+        self.max_frame_size.unwrap_or(self.max_message_size)
+    }
+
+    /// Checks every field; `Server::start` calls this.
+    ///
+    /// # Errors
+    /// The first field out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=256).contains(&self.reactors) {
+            return Err(ConfigError::Reactors(self.reactors));
+        }
+        if self.dispatch == Dispatch::Workers && self.workers == 0 {
+            return Err(ConfigError::Workers(self.workers));
+        }
+        if self.max_message_size == 0 {
+            return Err(ConfigError::MaxMessageSize(self.max_message_size));
+        }
+        let frame = self.frame_limit();
+        if frame == 0 || frame > self.max_message_size {
+            return Err(ConfigError::MaxFrameSize(frame));
+        }
+        if self.max_header_bytes < 256 {
+            return Err(ConfigError::MaxHeaderBytes(self.max_header_bytes));
+        }
+        if self.max_connections == 0 || self.max_connections / self.reactors > u32::MAX as usize {
+            return Err(ConfigError::MaxConnections(self.max_connections));
+        }
+        if self.worker_queue == 0 {
+            return Err(ConfigError::WorkerQueue(self.worker_queue));
+        }
+        if self.max_backpressure == 0 || self.max_backpressure > 1 << 31 {
+            return Err(ConfigError::MaxBackpressure(self.max_backpressure));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_fields_are_named() {
+        assert_eq!(Config::default().reactors(0).validate(), Err(ConfigError::Reactors(0)));
+        assert_eq!(Config::default().reactors(257).validate(), Err(ConfigError::Reactors(257)));
+        assert_eq!(
+            Config::default().max_message_size(10).max_frame_size(11).validate(),
+            Err(ConfigError::MaxFrameSize(11))
+        );
+        assert_eq!(
+            Config::default().max_header_bytes(10).validate(),
+            Err(ConfigError::MaxHeaderBytes(10))
+        );
+        assert_eq!(Config::default().dispatch(Dispatch::Inline).workers(0).validate(), Ok(()));
+    }
+}

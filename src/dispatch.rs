@@ -1,0 +1,249 @@
+//! How events reach the application: a `Handler` on a worker pool or on the reactor
+//! thread, or a plain receiver for applications that run their own threads.
+//!
+//! A reactor collects each worker's events during a turn and sends them as one batch at
+//! the end of it. Channels are bounded: when a worker's channel is full its batches wait
+//! in the reactor, and the reactor stops reading that worker's connections until they
+//! drain, so TCP flow control slows the senders and no event is dropped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+
+use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
+use crate::handle::Handle;
+
+/// The application's side of a server: called for every event.
+///
+/// In worker-pool dispatch the methods of one connection run on one worker, in order;
+/// different connections run in parallel, so the handler is `Sync`.
+pub trait Handler: Send + Sync + 'static {
+    /// A connection completed its handshake.
+    fn on_connect(&self, handle: &Handle, info: ConnectInfo) {
+        let _ = (handle, info);
+    }
+
+    /// A message arrived.
+    fn on_message(&self, handle: &Handle, id: ConnId, message: Message);
+
+    /// A write queue that had filled has emptied (only with `Config::drain_events`).
+    fn on_drain(&self, handle: &Handle, id: ConnId) {
+        let _ = (handle, id);
+    }
+
+    /// The connection ended; called exactly once after `on_connect`.
+    fn on_disconnect(&self, handle: &Handle, id: ConnId, reason: DisconnectReason) {
+        let _ = (handle, id, reason);
+    }
+}
+
+/// What travels to a worker: an event, or a barrier that the worker hands straight back
+/// to the reactor once every earlier event of that connection has been handled.
+pub(crate) enum Envelope {
+    Event(Event),
+    Barrier(ConnId),
+}
+
+pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
+    match event {
+        Event::Connect(info) => handler.on_connect(handle, info),
+        Event::Message { id, message } => handler.on_message(handle, id, message),
+        Event::Drain { id } => handler.on_drain(handle, id),
+        Event::Disconnect { id, reason } => handler.on_disconnect(handle, id, reason),
+    }
+}
+
+/// Runs one worker until every reactor has dropped its sender.
+pub(crate) fn run_worker(
+    handler: Arc<dyn Handler>,
+    handle: Handle,
+    batches: Receiver<Vec<Envelope>>,
+) {
+    for batch in batches {
+        for envelope in batch {
+            match envelope {
+                Envelope::Event(event) => deliver(&*handler, &handle, event),
+                Envelope::Barrier(id) => handle.barrier_passed(id),
+            }
+        }
+    }
+}
+
+/// A reactor's outlet for events.
+pub(crate) enum Dispatcher {
+    Inline { handler: Arc<dyn Handler>, handle: Handle },
+    Queued(Queues),
+}
+
+pub(crate) struct Queues {
+    senders: Vec<Sender<Vec<Envelope>>>,
+    batches: Vec<Vec<Envelope>>,
+    backlog: Vec<VecDeque<Vec<Envelope>>>,
+    next: usize,
+}
+
+impl Queues {
+    fn push(&mut self, worker: u16, envelope: Envelope) {
+        if let Some(batch) = self.batches.get_mut(usize::from(worker)) {
+            batch.push(envelope);
+        }
+    }
+}
+
+impl Dispatcher {
+    pub(crate) fn queued(senders: Vec<Sender<Vec<Envelope>>>) -> Dispatcher {
+        let n = senders.len();
+        Dispatcher::Queued(Queues {
+            senders,
+            batches: (0..n).map(|_| Vec::new()).collect(),
+            backlog: (0..n).map(|_| VecDeque::new()).collect(),
+            next: 0,
+        })
+    }
+
+    /// The worker for a new connection (round-robin).
+    pub(crate) fn assign(&mut self) -> u16 {
+        match self {
+            Dispatcher::Inline { .. } => 0,
+            Dispatcher::Queued(q) => {
+                let w = q.next;
+                q.next = (q.next + 1) % q.senders.len();
+                w as u16
+            }
+        }
+    }
+
+    pub(crate) fn emit(&mut self, worker: u16, event: Event) {
+        match self {
+            Dispatcher::Inline { handler, handle } => deliver(&**handler, handle, event),
+            Dispatcher::Queued(q) => q.push(worker, Envelope::Event(event)),
+        }
+    }
+
+    /// Sends a barrier after the connection's events so far; the reactor gets
+    /// `Command::BarrierPassed` once they are all handled (and their replies queued).
+    pub(crate) fn barrier(&mut self, worker: u16, id: ConnId) {
+        match self {
+            // The handler already ran; its replies are in the command queue ahead of this.
+            Dispatcher::Inline { handle, .. } => handle.barrier_passed(id),
+            Dispatcher::Queued(q) => q.push(worker, Envelope::Barrier(id)),
+        }
+    }
+
+    /// Whether the worker's channel is full, so its connections should not be read.
+    pub(crate) fn is_congested(&self, worker: u16) -> bool {
+        match self {
+            Dispatcher::Inline { .. } => false,
+            Dispatcher::Queued(q) => {
+                q.backlog.get(usize::from(worker)).is_some_and(|b| !b.is_empty())
+            }
+        }
+    }
+
+    /// Sends this turn's batches; returns the workers whose congestion just cleared.
+    pub(crate) fn flush(&mut self, relieved: &mut Vec<u16>) {
+        let Dispatcher::Queued(q) = self else { return };
+        for (w, sender) in q.senders.iter().enumerate() {
+            let backlog = &mut q.backlog[w];
+            let was_congested = !backlog.is_empty();
+            let batch = std::mem::take(&mut q.batches[w]);
+            if !batch.is_empty() {
+                backlog.push_back(batch);
+            }
+            while let Some(batch) = backlog.pop_front() {
+                match sender.try_send(batch) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(batch)) => {
+                        backlog.push_front(batch);
+                        break;
+                    }
+                    // The worker is gone (the handler panicked); nothing will read these.
+                    Err(TrySendError::Disconnected(_)) => backlog.clear(),
+                }
+            }
+            if was_congested && backlog.is_empty() {
+                relieved.push(w as u16);
+            }
+        }
+    }
+
+    /// Whether any batch still waits for room in a channel.
+    pub(crate) fn has_backlog(&self) -> bool {
+        match self {
+            Dispatcher::Inline { .. } => false,
+            Dispatcher::Queued(q) => q.backlog.iter().any(|b| !b.is_empty()),
+        }
+    }
+}
+
+/// The events of a server started with [`Server::start_with_events`](crate::Server::start_with_events),
+/// in per-connection order. Ends (`recv` returns `None`) after shutdown, once every
+/// `Disconnect` has been received.
+pub struct Events {
+    batches: Receiver<Vec<Envelope>>,
+    pending: std::vec::IntoIter<Envelope>,
+    handle: Handle,
+}
+
+impl Events {
+    pub(crate) fn new(batches: Receiver<Vec<Envelope>>, handle: Handle) -> Events {
+        Events { batches, pending: Vec::new().into_iter(), handle }
+    }
+
+    /// The next event already received, handing barriers back on the way.
+    fn next_pending(&mut self) -> Option<Event> {
+        for envelope in self.pending.by_ref() {
+            match envelope {
+                Envelope::Event(event) => return Some(event),
+                Envelope::Barrier(id) => self.handle.barrier_passed(id),
+            }
+        }
+        None
+    }
+
+    /// The next event, waiting for it; `None` once the server has stopped.
+    pub fn recv(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.next_pending() {
+                return Some(event);
+            }
+            self.pending = self.batches.recv().ok()?.into_iter();
+        }
+    }
+
+    /// The next event, waiting at most `timeout`; `None` on timeout or when stopped.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.next_pending() {
+                return Some(event);
+            }
+            match self.batches.recv_deadline(deadline) {
+                Ok(batch) => self.pending = batch.into_iter(),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.next_pending() {
+                return Some(event);
+            }
+            match self.batches.try_recv() {
+                Ok(batch) => self.pending = batch.into_iter(),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.recv()
+    }
+}

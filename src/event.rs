@@ -1,0 +1,242 @@
+//! What the server tells the application: connection ids, messages and events.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use crate::protocol::{CloseCode, ProtocolError};
+
+/// Identifies one connection for its whole life, from any thread.
+///
+/// Encodes the owning reactor (8 bits), a generation (24 bits) and the reactor's slot
+/// (32 bits), so a command reaches its reactor in O(1) and an id whose connection has
+/// closed never reaches the connection that later reuses the slot.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    const GEN_BITS: u32 = 24;
+    pub(crate) const GEN_MASK: u32 = (1 << Self::GEN_BITS) - 1;
+
+    pub(crate) fn new(reactor: usize, generation: u32, slot: usize) -> ConnId {
+        let reactor = (reactor as u64 & 0xff) << 56;
+        let generation = u64::from(generation & Self::GEN_MASK) << 32;
+        ConnId(reactor | generation | (slot as u64 & 0xffff_ffff))
+    }
+
+    pub(crate) fn reactor(self) -> usize {
+        (self.0 >> 56) as usize
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        ((self.0 >> 32) as u32) & Self::GEN_MASK
+    }
+
+    pub(crate) fn slot(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+
+    /// The raw value, e.g. to put in a log line or a map key on another node.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({}:{}:{})", self.reactor(), self.slot(), self.generation())
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
+
+/// A complete WebSocket data message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A UTF-8 text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl Message {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(s) => s.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// The payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Message {
+        Message::Text(s)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(s: &str) -> Message {
+        Message::Text(s.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(b: Vec<u8>) -> Message {
+        Message::Binary(b)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(b: &[u8]) -> Message {
+        Message::Binary(b.to_vec())
+    }
+}
+
+/// Per-connection data the upgrade hook attached; taken out of [`ConnectInfo`] by the handler.
+pub type UserData = Box<dyn Any + Send>;
+
+/// What is known of a connection when it opens.
+#[non_exhaustive]
+pub struct ConnectInfo {
+    /// The connection's id.
+    pub id: ConnId,
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+    /// The server address the client reached.
+    pub local_addr: SocketAddr,
+    /// The request path, e.g. `/chat`.
+    pub path: String,
+    /// The query string without `?`, empty when absent.
+    pub query: String,
+    /// The negotiated subprotocol, if any.
+    pub protocol: Option<String>,
+    /// What the upgrade hook attached, if anything.
+    pub user_data: Option<UserData>,
+}
+
+impl fmt::Debug for ConnectInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectInfo")
+            .field("id", &self.id)
+            .field("remote_addr", &self.remote_addr)
+            .field("local_addr", &self.local_addr)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("protocol", &self.protocol)
+            .field("user_data", &self.user_data.is_some())
+            .finish()
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The peer sent a close frame (its code; 1005 when it sent none).
+    ClosedByPeer {
+        /// The peer's close code.
+        code: CloseCode,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The server closed it (through `Handle::close`), and the close handshake ended.
+    ClosedByServer {
+        /// The code the server sent.
+        code: CloseCode,
+    },
+    /// The peer broke the protocol; the server failed the connection with
+    /// `error.close_code()`.
+    ProtocolError(ProtocolError),
+    /// The TCP connection ended without a close handshake (code 1006).
+    Abnormal,
+    /// A socket error.
+    Io(io::ErrorKind),
+    /// The peer did not answer a close frame in time.
+    CloseTimeout,
+    /// The server shut down.
+    Shutdown,
+    /// The connection did not read fast enough: its buffered bytes passed
+    /// `max_backpressure` and it was closed with 1008.
+    SlowConsumer,
+    /// No message for `idle_timeout`; closed with 1001.
+    IdleTimeout,
+    /// Nothing came back within `pong_timeout` of a ping; the peer is taken for dead.
+    PongTimeout,
+}
+
+/// Something that happened to a connection. A connection's events arrive in order:
+/// one `Connect`, its `Message`s, exactly one `Disconnect`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection completed its handshake.
+    Connect(ConnectInfo),
+    /// A data message arrived.
+    Message {
+        /// From this connection.
+        id: ConnId,
+        /// The message.
+        message: Message,
+    },
+    /// A write queue that had filled has emptied (only with `Config::drain_events`).
+    Drain {
+        /// This connection.
+        id: ConnId,
+    },
+    /// The connection has ended; its id is invalid from now on.
+    Disconnect {
+        /// This connection.
+        id: ConnId,
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+impl Event {
+    /// The connection the event is about.
+    pub fn id(&self) -> ConnId {
+        match self {
+            Event::Connect(info) => info.id,
+            Event::Message { id, .. } | Event::Drain { id } | Event::Disconnect { id, .. } => *id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conn_id_round_trips_its_parts() {
+        let id = ConnId::new(255, ConnId::GEN_MASK, 0xffff_ffff);
+        assert_eq!(
+            (id.reactor(), id.generation(), id.slot()),
+            (255, ConnId::GEN_MASK, 0xffff_ffff)
+        );
+        let id = ConnId::new(3, 7, 42);
+        assert_eq!((id.reactor(), id.generation(), id.slot()), (3, 7, 42));
+    }
+
+    #[test]
+    fn generation_wraps_into_its_bits() {
+        let id = ConnId::new(0, ConnId::GEN_MASK + 2, 1);
+        assert_eq!(id.generation(), 1);
+        assert_eq!(id.slot(), 1);
+    }
+}

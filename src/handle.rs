@@ -1,0 +1,271 @@
+//! `Handle`: talk to connections from any thread.
+//!
+//! Every call checks the id against the owning reactor's [`LiveTable`] (no lock), encodes
+//! the frame on the calling thread, and puts a command on that reactor's queue. The
+//! reactor is woken through its `mio::Waker` only when it is asleep: while it is running
+//! a turn it drains the queue before sleeping again, so a burst of sends costs one wake.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+
+use crate::config::Backpressure;
+use crate::error::{CloseError, SendError, SendErrorKind};
+use crate::event::{ConnId, Message};
+use crate::liveness::{LiveTable, Liveness, Refused};
+use crate::metrics::{Counters, Stats};
+use crate::protocol::CloseCode;
+use crate::wire;
+
+/// What a reactor is asked to do by other threads.
+pub(crate) enum Command {
+    Send {
+        id: ConnId,
+        frame: Bytes,
+    },
+    SendMany {
+        ids: Vec<ConnId>,
+        frame: Bytes,
+    },
+    Broadcast {
+        frame: Bytes,
+    },
+    Close {
+        id: ConnId,
+        code: CloseCode,
+        frame: Bytes,
+    },
+    /// Over `max_backpressure` under `Backpressure::Close`.
+    SlowConsumer {
+        id: ConnId,
+    },
+    /// Every event of `id` sent before its barrier has been handled.
+    BarrierPassed {
+        id: ConnId,
+    },
+    Shutdown {
+        timeout: Option<Duration>,
+    },
+}
+
+/// A reactor as seen from other threads.
+pub(crate) struct Remote {
+    pub(crate) commands: Sender<Command>,
+    pub(crate) waker: mio::Waker,
+    /// True while the reactor is running a turn (it will drain `commands` before sleeping).
+    pub(crate) awake: AtomicBool,
+    pub(crate) live: LiveTable,
+}
+
+impl Remote {
+    fn push(&self, command: Command) -> bool {
+        if self.commands.send(command).is_err() {
+            return false;
+        }
+        if !self.awake.swap(true, Ordering::AcqRel) {
+            // A failed wake means the reactor is gone; the command is then moot.
+            let _ = self.waker.wake();
+        }
+        true
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) reactors: Box<[Remote]>,
+    /// Open connections (handshake done, `Disconnect` not yet delivered).
+    pub(crate) open: AtomicUsize,
+    /// Accepted sockets, handshaking or open: what `max_connections` bounds.
+    pub(crate) sockets: AtomicUsize,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) max_backpressure: usize,
+    pub(crate) backpressure: Backpressure,
+}
+
+/// Sends, closes and counts connections from any thread. Cheap to clone.
+///
+/// # Examples
+/// ```no_run
+/// # fn demo(handle: wsloop::Handle, id: wsloop::ConnId) {
+/// let sender = handle.clone();
+/// std::thread::spawn(move || {
+///     // A stale id is an error, never a panic.
+///     let _ = sender.send(id, "tick");
+/// });
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").field("connections", &self.connections()).finish()
+    }
+}
+
+impl Handle {
+    fn remote(&self, id: ConnId) -> Option<&Remote> {
+        self.shared.reactors.get(id.reactor())
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::Acquire)
+    }
+
+    /// Queues `message` for `id` (a `&str`/`String` is sent as text, bytes as binary).
+    ///
+    /// # Errors
+    /// The message comes back when the id is unknown or closed, the connection is
+    /// closing, or the server stopped. A connection that closes after this returns `Ok`
+    /// drops the message.
+    pub fn send(&self, id: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
+        let message = message.into();
+        if self.is_stopped() {
+            return Err(SendError { kind: SendErrorKind::ServerStopped, message });
+        }
+        let Some(remote) = self.remote(id) else {
+            return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
+        };
+        let frame = wire::message_frame(&message);
+        let kind = match remote.live.reserve(id, frame.len(), self.shared.max_backpressure) {
+            Ok(()) if remote.push(Command::Send { id, frame }) => return Ok(()),
+            Ok(()) => SendErrorKind::ServerStopped,
+            Err(Refused::Gone) => SendErrorKind::UnknownConnection,
+            Err(Refused::Closing) => SendErrorKind::Closing,
+            Err(Refused::Full) => {
+                self.over_backpressure(remote, id);
+                SendErrorKind::Backpressure
+            }
+        };
+        Err(SendError { kind, message })
+    }
+
+    fn over_backpressure(&self, remote: &Remote, id: ConnId) {
+        let counters = &self.shared.counters;
+        match self.shared.backpressure {
+            Backpressure::Drop => Counters::bump(&counters.messages_dropped),
+            Backpressure::Close => {
+                if remote.live.mark_closing(id) {
+                    remote.push(Command::SlowConsumer { id });
+                }
+            }
+        }
+    }
+
+    /// Bytes accepted for `id` and not yet taken by its socket (in the command channel and
+    /// the write queue); `None` when the id is not open. Compare with `max_backpressure`
+    /// to slow a producer down before the policy applies.
+    pub fn buffered(&self, id: ConnId) -> Option<usize> {
+        self.remote(id)?.live.buffered(id)
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> Stats {
+        let shared = &self.shared;
+        shared
+            .counters
+            .snapshot(shared.open.load(Ordering::Relaxed), shared.sockets.load(Ordering::Relaxed))
+    }
+
+    /// Queues one message for many connections. The frame is encoded once and its bytes
+    /// shared by every recipient. Ids that are unknown or closed are skipped.
+    ///
+    /// Returns how many ids were queued.
+    pub fn send_many(&self, ids: &[ConnId], message: impl Into<Message>) -> usize {
+        let frame = wire::message_frame(&message.into());
+        let mut per_reactor: Vec<Vec<ConnId>> = vec![Vec::new(); self.shared.reactors.len()];
+        for &id in ids {
+            if let Some(remote) = self.remote(id)
+                && remote.live.get(id) == Liveness::Open
+            {
+                per_reactor[id.reactor()].push(id);
+            }
+        }
+        let mut queued = 0;
+        for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
+            let n = ids.len();
+            if n > 0 && remote.push(Command::SendMany { ids, frame: frame.clone() }) {
+                queued += n;
+            }
+        }
+        queued
+    }
+
+    /// Queues one message for every open connection; the frame is encoded once.
+    pub fn broadcast(&self, message: impl Into<Message>) {
+        let frame = wire::message_frame(&message.into());
+        for remote in self.shared.reactors.iter() {
+            remote.push(Command::Broadcast { frame: frame.clone() });
+        }
+    }
+
+    /// Starts the close handshake with `code` and `reason` (≤ 123 bytes). The
+    /// `Disconnect` event follows when the peer answers or the close timeout passes.
+    ///
+    /// # Errors
+    /// Unknown or closed id, a code that may not be sent (1005, 1006, 1015...), a reason
+    /// too long, or a stopped server.
+    pub fn close(&self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        if !code.is_valid_on_wire() {
+            return Err(CloseError::InvalidCode(code.0));
+        }
+        if reason.len() > 123 {
+            return Err(CloseError::ReasonTooLong);
+        }
+        if self.is_stopped() {
+            return Err(CloseError::ServerStopped);
+        }
+        let remote = self.remote(id).ok_or(CloseError::UnknownConnection)?;
+        if remote.live.get(id) == Liveness::Gone {
+            return Err(CloseError::UnknownConnection);
+        }
+        let frame = wire::close_frame(Some(code), reason);
+        if remote.push(Command::Close { id, code, frame }) {
+            Ok(())
+        } else {
+            Err(CloseError::ServerStopped)
+        }
+    }
+
+    pub(crate) fn barrier_passed(&self, id: ConnId) {
+        if let Some(remote) = self.remote(id) {
+            remote.push(Command::BarrierPassed { id });
+        }
+    }
+
+    /// Whether `id` names an open connection (not closing, not closed).
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.remote(id).is_some_and(|r| r.live.get(id) == Liveness::Open)
+    }
+
+    /// Open connections now (handshake done, not yet disconnected).
+    pub fn connections(&self) -> usize {
+        self.shared.open.load(Ordering::Relaxed)
+    }
+
+    /// Stops the server: listeners close, every connection gets close 1001, and once their
+    /// close handshakes end (or `Config::close_timeout` passes) every `Disconnect` is
+    /// delivered and the threads exit. Returns at once; `Server::join` waits for the end.
+    pub fn shutdown(&self) {
+        self.stop(None);
+    }
+
+    /// [`Handle::shutdown`], waiting at most `timeout` for the close handshakes.
+    pub fn shutdown_within(&self, timeout: Duration) {
+        self.stop(Some(timeout));
+    }
+
+    fn stop(&self, timeout: Option<Duration>) {
+        if self.shared.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for remote in self.shared.reactors.iter() {
+            remote.push(Command::Shutdown { timeout });
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `Server`: binds the listeners, starts the reactor and worker threads, and stops them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{Config, Dispatch};
+use crate::dispatch::{self, Dispatcher, Envelope, Events, Handler};
+use crate::error::Error;
+use crate::handle::{Handle, Remote, Shared};
+use crate::liveness::LiveTable;
+use crate::reactor::{LISTENER, Reactor, ReactorParts, WAKER};
+
+/// A running server. Dropping it shuts it down and waits for its threads.
+///
+/// # Examples
+/// ```no_run
+/// use wsloop::{Config, ConnId, Handle, Handler, Message, Server};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
+///         let _ = handle.send(id, message);
+///     }
+/// }
+///
+/// let server = Server::start(Config::default(), Echo)?;
+/// println!("listening on ws://{}", server.local_addr());
+/// server.join();
+/// # Ok::<(), wsloop::Error>(())
+/// ```
+pub struct Server {
+    handle: Handle,
+    local_addr: SocketAddr,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("local_addr", &self.local_addr).finish()
+    }
+}
+
+enum Outlet {
+    Handler(Arc<dyn Handler>),
+    Channel(Sender<Vec<Envelope>>),
+}
+
+impl Server {
+    /// Binds, starts the threads and returns at once; `handler` gets every event.
+    ///
+    /// # Errors
+    /// An invalid config, an address that cannot be bound, or an OS refusal.
+    pub fn start<H: Handler>(config: Config, handler: H) -> Result<Server, Error> {
+        Server::launch(config, Outlet::Handler(Arc::new(handler)))
+    }
+
+    /// Binds, starts the reactors and returns the events as a receiver, for applications
+    /// that run their own threads. `dispatch` and `workers` are ignored.
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub fn start_with_events(config: Config) -> Result<(Server, Events), Error> {
+        let (tx, rx) = bounded(config.worker_queue);
+        let server = Server::launch(config, Outlet::Channel(tx))?;
+        let events = Events::new(rx, server.handle());
+        Ok((server, events))
+    }
+
+    /// A handle to send to and close connections from any thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The bound address (with the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits until the server has shut down (through `Handle::shutdown`) and every
+    /// thread has ended.
+    pub fn join(mut self) {
+        self.join_threads();
+    }
+
+    /// Shuts down and waits for the threads.
+    pub fn stop(self) {
+        self.handle.shutdown();
+        self.join();
+    }
+
+    fn join_threads(&mut self) {
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+
+    fn launch(config: Config, outlet: Outlet) -> Result<Server, Error> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let listeners = bind_all(&config)?;
+        let local_addr = listeners[0].local_addr().map_err(Error::Io)?;
+        let mut remotes = Vec::new();
+        let mut parts = Vec::new();
+        let slots_per_reactor = config.max_connections.div_ceil(config.reactors);
+        for (index, mut listener) in listeners.into_iter().enumerate() {
+            let poll = Poll::new().map_err(Error::Io)?;
+            poll.registry()
+                .register(&mut listener, LISTENER, Interest::READABLE)
+                .map_err(Error::Io)?;
+            let waker = Waker::new(poll.registry(), WAKER).map_err(Error::Io)?;
+            let (tx, rx) = unbounded();
+            remotes.push(Remote {
+                commands: tx,
+                waker,
+                awake: AtomicBool::new(true),
+                live: LiveTable::new(slots_per_reactor),
+            });
+            parts.push((index, poll, listener, rx));
+        }
+        let shared = Arc::new(Shared {
+            reactors: remotes.into_boxed_slice(),
+            open: AtomicUsize::new(0),
+            sockets: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
+            counters: Default::default(),
+            max_backpressure: config.max_backpressure,
+            backpressure: config.backpressure,
+        });
+        let handle = Handle { shared: shared.clone() };
+        let mut threads = Vec::new();
+        let make_dispatcher = dispatchers(&config, outlet, &handle, &mut threads)?;
+        for (index, poll, listener, commands) in parts {
+            let parts =
+                ReactorParts { index, poll, listener, commands, dispatcher: make_dispatcher() };
+            let reactor = Reactor::new(parts, shared.clone(), config.clone());
+            threads.push(spawn(format!("wsloop-reactor-{index}"), move || reactor.run())?);
+        }
+        Ok(Server { handle, local_addr, threads })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.handle.shutdown();
+            self.join_threads();
+        }
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+    std::thread::Builder::new().name(name).spawn(f).map_err(Error::Io)
+}
+
+/// Starts the workers (if any) and returns a maker of each reactor's dispatcher.
+fn dispatchers(
+    config: &Config,
+    outlet: Outlet,
+    handle: &Handle,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Box<dyn Fn() -> Dispatcher>, Error> {
+    match (outlet, config.dispatch) {
+        (Outlet::Channel(tx), _) => Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()]))),
+        (Outlet::Handler(handler), Dispatch::Inline) => {
+            let handle = handle.clone();
+            Ok(Box::new(move || Dispatcher::Inline {
+                handler: handler.clone(),
+                handle: handle.clone(),
+            }))
+        }
+        (Outlet::Handler(handler), Dispatch::Workers) => {
+            let mut senders = Vec::new();
+            for index in 0..config.workers {
+                let (tx, rx) = bounded(config.worker_queue);
+                senders.push(tx);
+                let (handler, handle) = (handler.clone(), handle.clone());
+                threads.push(spawn(format!("wsloop-worker-{index}"), move || {
+                    dispatch::run_worker(handler, handle, rx)
+                })?);
+            }
+            Ok(Box::new(move || Dispatcher::queued(senders.clone())))
+        }
+    }
+}
+
+/// One `SO_REUSEPORT` listener per reactor, all on the same port.
+fn bind_all(config: &Config) -> Result<Vec<TcpListener>, Error> {
+    let mut addr = config.addr;
+    let mut listeners = Vec::with_capacity(config.reactors);
+    for _ in 0..config.reactors {
+        let listener =
+            bind_one(addr, config.backlog).map_err(|source| Error::Bind { addr, source })?;
+        // Port 0 picks a free port once; the other reactors share it.
+        addr = listener.local_addr().map_err(Error::Io)?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}

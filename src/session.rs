@@ -1,0 +1,413 @@
+//! What bytes, commands and deadlines do to one connection: the upgrade, frames, the
+//! close handshake, the backpressure policy and heartbeats. The reactor does the IO and
+//! calls in here with the connection and its own shared state ([`Ctx`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::Receiver;
+
+use crate::config::{Backpressure, Config};
+use crate::conn::{Conn, Phase};
+use crate::dispatch::Dispatcher;
+use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};
+use crate::handle::{Command, Remote, Shared};
+use crate::liveness::Liveness;
+use crate::metrics::Counters;
+use crate::protocol::frame::OpCode;
+use crate::protocol::handshake::{self, Request};
+use crate::protocol::message::{DecoderLimits, Incoming};
+use crate::protocol::{CloseCode, ProtocolError};
+use crate::timer::TimerWheel;
+use crate::wire;
+
+/// A reactor's state apart from its sockets and read buffer.
+pub(crate) struct Ctx {
+    pub(crate) index: usize,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) wheel: TimerWheel,
+    pub(crate) limits: DecoderLimits,
+    /// The tick this turn runs in.
+    pub(crate) now: u32,
+    pub(crate) next_generation: u32,
+    /// Connections with frames queued this turn, written at its end.
+    pub(crate) dirty: Vec<usize>,
+    /// Connections whose read budget ran out, or whose reading resumed.
+    pub(crate) read_again: Vec<usize>,
+    /// Connections not read while their worker's channel is full.
+    pub(crate) paused: Vec<usize>,
+    /// Ticks of the configured durations (0 = off).
+    pub(crate) ticks: Ticks,
+    pub(crate) shutdown_deadline: Option<Instant>,
+}
+
+/// Durations in wheel ticks, computed once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticks {
+    pub(crate) idle: u32,
+    pub(crate) ping: u32,
+    pub(crate) pong: u32,
+}
+
+impl Ticks {
+    pub(crate) fn of(config: &Config) -> Ticks {
+        let t = |d: Option<Duration>| {
+            d.map_or(0, |d| d.as_millis().div_ceil(crate::timer::TICK.as_millis()).max(1) as u32)
+        };
+        Ticks {
+            idle: t(config.idle_timeout),
+            ping: t(config.ping_interval),
+            pong: t(Some(config.pong_timeout)),
+        }
+    }
+}
+
+impl Ctx {
+    pub(crate) fn remote(&self) -> &Remote {
+        &self.shared.reactors[self.index]
+    }
+
+    pub(crate) fn id(&self, slot: usize, conn: &Conn) -> ConnId {
+        ConnId::new(self.index, conn.generation, slot)
+    }
+
+    fn mark_dirty(&mut self, slot: usize, conn: &mut Conn) {
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Queues a frame whose bytes a `Handle` already reserved.
+    pub(crate) fn queue_reserved(&mut self, slot: usize, conn: &mut Conn, frame: Bytes) {
+        conn.out.push_back(frame);
+        self.mark_dirty(slot, conn);
+    }
+
+    /// Queues a frame the reactor made (101, pong, close), counting its bytes.
+    pub(crate) fn queue_own(&mut self, slot: usize, conn: &mut Conn, frame: Bytes) {
+        self.remote().live.add(self.id(slot, conn), frame.len());
+        self.queue_reserved(slot, conn, frame);
+    }
+
+    /// Queues a frame shared by many recipients, under the backpressure policy.
+    pub(crate) fn queue_shared(&mut self, slot: usize, conn: &mut Conn, frame: Bytes) {
+        let id = self.id(slot, conn);
+        let buffered = self.remote().live.owned_buffered(id);
+        if buffered + frame.len() <= self.config.max_backpressure {
+            self.queue_own(slot, conn, frame);
+            return;
+        }
+        match self.config.backpressure {
+            Backpressure::Drop => Counters::bump(&self.shared.counters.messages_dropped),
+            Backpressure::Close => self.close_slow_consumer(slot, conn),
+        }
+    }
+
+    /// Releases the bytes of a reserved frame that will not be written.
+    pub(crate) fn discard_reserved(&self, id: ConnId, len: usize) {
+        self.remote().live.release(id, len);
+    }
+
+    pub(crate) fn set_deadline(&mut self, slot: usize, conn: &mut Conn, tick: u32) {
+        conn.deadline = tick;
+        if conn.timer_tick == 0 || tick < conn.timer_tick {
+            conn.timer_tick = tick;
+            self.wheel.schedule(slot as u32, tick);
+        }
+    }
+
+    pub(crate) fn deadline_after(&self, after: Duration) -> u32 {
+        self.wheel.deadline(Instant::now(), after)
+    }
+
+    /// Sends a close frame and waits for the peer's (§7.1.2).
+    pub(crate) fn start_close(
+        &mut self,
+        slot: usize,
+        conn: &mut Conn,
+        frame: Bytes,
+        reason: DisconnectReason,
+    ) {
+        if conn.phase != Phase::Open {
+            return;
+        }
+        conn.set_reason(reason);
+        conn.phase = Phase::Closing;
+        self.remote().live.set(self.id(slot, conn), Liveness::Closing);
+        self.queue_own(slot, conn, frame);
+        let tick = self.deadline_after(self.config.close_timeout);
+        self.set_deadline(slot, conn, tick);
+    }
+
+    /// Closes a connection that does not read: what it has not taken is discarded (but a
+    /// frame the socket has started stays whole), then close 1008.
+    pub(crate) fn close_slow_consumer(&mut self, slot: usize, conn: &mut Conn) {
+        if conn.phase != Phase::Open {
+            return;
+        }
+        Counters::bump(&self.shared.counters.slow_consumers_closed);
+        let dropped: usize = conn.out.iter().skip(1).map(Bytes::len).sum();
+        conn.out.truncate(1);
+        self.discard_reserved(self.id(slot, conn), dropped);
+        let frame = wire::close_frame(Some(CloseCode::POLICY), "slow consumer");
+        self.start_close(slot, conn, frame, DisconnectReason::SlowConsumer);
+    }
+
+    /// Fails the connection (§7.1.7): stop reading, send a close with the error's code
+    /// (after the handler's replies to earlier messages), close TCP.
+    fn fail(&mut self, slot: usize, conn: &mut Conn, error: ProtocolError) {
+        if conn.phase == Phase::Open {
+            conn.set_reason(DisconnectReason::ProtocolError(error));
+            self.begin_finish(slot, conn);
+        } else {
+            self.flush_then_close(slot, conn);
+        }
+    }
+
+    /// Stops reading and sends a barrier through the connection's worker; the close
+    /// frame goes out when it comes back ([`Ctx::finish`]) or the close timeout passes.
+    fn begin_finish(&mut self, slot: usize, conn: &mut Conn) {
+        conn.phase = Phase::Finishing;
+        conn.carry = Vec::new();
+        let tick = self.deadline_after(self.config.close_timeout);
+        self.set_deadline(slot, conn, tick);
+        let id = self.id(slot, conn);
+        self.dispatcher.barrier(conn.worker, id);
+    }
+
+    /// Sends the close frame the reason calls for, then closes TCP.
+    pub(crate) fn finish(&mut self, slot: usize, conn: &mut Conn) {
+        if conn.phase != Phase::Finishing {
+            return;
+        }
+        let code = match conn.reason.as_deref() {
+            // §5.5.1: echo the status code received (none for an empty close).
+            Some(DisconnectReason::ClosedByPeer { code, .. }) => {
+                (*code != CloseCode::NO_STATUS).then_some(*code)
+            }
+            Some(DisconnectReason::ProtocolError(e)) => Some(e.close_code()),
+            _ => Some(CloseCode::NORMAL),
+        };
+        self.queue_own(slot, conn, wire::close_frame(code, ""));
+        self.flush_then_close(slot, conn);
+    }
+
+    /// Delivers `Disconnect` (once) and frees the id, while the socket may linger.
+    pub(crate) fn disconnect(&mut self, slot: usize, conn: &mut Conn) {
+        if !std::mem::take(&mut conn.connected) {
+            return;
+        }
+        let id = self.id(slot, conn);
+        self.remote().live.set(id, Liveness::Gone);
+        self.shared.open.fetch_sub(1, Ordering::AcqRel);
+        let reason = conn.reason.take().map_or(DisconnectReason::Abnormal, |r| *r);
+        self.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
+    }
+
+    /// Stops reading; TCP closes once the queue is written (§7.1.1: the server closes
+    /// first).
+    pub(crate) fn flush_then_close(&mut self, slot: usize, conn: &mut Conn) {
+        conn.phase = Phase::Flushing;
+        conn.carry = Vec::new();
+        if conn.connected {
+            self.remote().live.set(self.id(slot, conn), Liveness::Closing);
+        }
+        let tick = self.deadline_after(self.config.close_timeout);
+        self.set_deadline(slot, conn, tick);
+        self.mark_dirty(slot, conn);
+    }
+
+    /// The connection's next heartbeat or idle deadline; 0 when neither is configured.
+    fn open_deadline(&self, conn: &Conn) -> u32 {
+        let Ticks { idle, ping, pong } = self.ticks;
+        let mut next = u32::MAX;
+        if idle > 0 {
+            next = next.min(conn.last_message.saturating_add(idle));
+        }
+        if conn.ping_sent > 0 {
+            next = next.min(conn.ping_sent.saturating_add(pong));
+        } else if ping > 0 {
+            next = next.min(conn.last_seen.saturating_add(ping));
+        }
+        if next == u32::MAX { 0 } else { next.max(self.now + 1) }
+    }
+
+    /// An open connection's deadline passed: drop a dead peer, close an idle one, or ping
+    /// a quiet one.
+    pub(crate) fn open_timer(&mut self, slot: usize, conn: &mut Conn) -> bool {
+        let Ticks { idle, ping, pong } = self.ticks;
+        if conn.ping_sent > 0 && self.now >= conn.ping_sent.saturating_add(pong) {
+            conn.set_reason(DisconnectReason::PongTimeout);
+            return false;
+        }
+        if idle > 0 && self.now >= conn.last_message.saturating_add(idle) {
+            let frame = wire::close_frame(Some(CloseCode::GOING_AWAY), "idle timeout");
+            self.start_close(slot, conn, frame, DisconnectReason::IdleTimeout);
+            return true;
+        }
+        if ping > 0 && conn.ping_sent == 0 && self.now >= conn.last_seen.saturating_add(ping) {
+            conn.ping_sent = self.now;
+            self.queue_own(slot, conn, wire::frame(OpCode::Ping, b""));
+        }
+        let tick = self.open_deadline(conn);
+        if tick > 0 {
+            self.set_deadline(slot, conn, tick);
+        }
+        true
+    }
+
+    /// Any bytes from the peer prove it alive.
+    pub(crate) fn seen(&self, conn: &mut Conn) {
+        conn.last_seen = self.now;
+        conn.ping_sent = 0;
+    }
+}
+
+/// Handles bytes of a connection still in its handshake; returns how many were used.
+pub(crate) fn handshake_bytes(
+    ctx: &mut Ctx,
+    slot: usize,
+    conn: &mut Conn,
+    data: &mut [u8],
+) -> usize {
+    let max = ctx.config.max_header_bytes;
+    let (request, used) = match handshake::parse_request(data, max) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return 0,
+        Err(e) => {
+            reject(ctx, slot, conn, e.status());
+            return data.len();
+        }
+    };
+    match upgrade(ctx, &request) {
+        Ok(accepted) => {
+            open(ctx, slot, conn, &request, accepted);
+            used + frame_bytes(ctx, slot, conn, &mut data[used..])
+        }
+        Err(status) => {
+            reject(ctx, slot, conn, status);
+            data.len()
+        }
+    }
+}
+
+/// What the upgrade decided.
+struct Accepted {
+    response: Bytes,
+    protocol: Option<String>,
+    user_data: Option<UserData>,
+}
+
+fn upgrade(ctx: &Ctx, request: &Request) -> Result<Accepted, u16> {
+    handshake::validate_upgrade(request).map_err(|e| e.status())?;
+    let config = &ctx.config;
+    if !config.origins.allows(request) {
+        return Err(403);
+    }
+    let protocol = handshake::select_protocol(request, &config.subprotocols);
+    let user_data = match &config.on_upgrade {
+        Some(hook) => hook(request).map_err(|r| r.status())?.user_data,
+        None => None,
+    };
+    let response = Bytes::from(handshake::accept_response(request, protocol, None));
+    Ok(Accepted { response, protocol: protocol.map(str::to_owned), user_data })
+}
+
+fn reject(ctx: &mut Ctx, slot: usize, conn: &mut Conn, status: u16) {
+    ctx.queue_own(slot, conn, Bytes::from(handshake::error_response(status)));
+    ctx.flush_then_close(slot, conn);
+}
+
+fn open(ctx: &mut Ctx, slot: usize, conn: &mut Conn, request: &Request, accepted: Accepted) {
+    ctx.queue_own(slot, conn, accepted.response);
+    conn.phase = Phase::Open;
+    conn.connected = true;
+    conn.last_message = ctx.now;
+    ctx.seen(conn);
+    conn.deadline = 0;
+    let tick = ctx.open_deadline(conn);
+    if tick > 0 {
+        ctx.set_deadline(slot, conn, tick);
+    }
+    let id = ctx.id(slot, conn);
+    ctx.remote().live.set(id, Liveness::Open);
+    ctx.shared.open.fetch_add(1, Ordering::AcqRel);
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let info = ConnectInfo {
+        id,
+        remote_addr: conn.stream.peer_addr().unwrap_or(unknown),
+        local_addr: conn.stream.local_addr().unwrap_or(unknown),
+        path: request.path().to_owned(),
+        query: request.query().to_owned(),
+        protocol: accepted.protocol,
+        user_data: accepted.user_data,
+    };
+    ctx.dispatcher.emit(conn.worker, Event::Connect(info));
+}
+
+/// Parses frames from `data`; returns how many bytes were used (the rest is a partial
+/// header or control frame, carried to the next read).
+pub(crate) fn frame_bytes(ctx: &mut Ctx, slot: usize, conn: &mut Conn, data: &mut [u8]) -> usize {
+    let mut pos = 0;
+    while pos < data.len() && conn.phase.reads_frames() {
+        match conn.decoder.decode(&mut data[pos..]) {
+            Ok((0, None)) => break,
+            Ok((used, item)) => {
+                pos += used;
+                if let Some(item) = item {
+                    incoming(ctx, slot, conn, item);
+                }
+            }
+            Err(error) => {
+                ctx.fail(slot, conn, error);
+                return data.len();
+            }
+        }
+    }
+    if conn.phase.reads_frames() { pos } else { data.len() }
+}
+
+fn emit_message(ctx: &mut Ctx, slot: usize, conn: &mut Conn, message: Message) {
+    conn.last_message = ctx.now;
+    Counters::bump(&ctx.shared.counters.messages_in);
+    let id = ctx.id(slot, conn);
+    ctx.dispatcher.emit(conn.worker, Event::Message { id, message });
+}
+
+fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
+    match item {
+        Incoming::Text(text) if conn.phase.is_open() => {
+            emit_message(ctx, slot, conn, Message::Text(text.into_owned()));
+        }
+        Incoming::Binary(data) if conn.phase.is_open() => {
+            emit_message(ctx, slot, conn, Message::Binary(data.into_owned()));
+        }
+        Incoming::Ping(payload) if conn.phase.is_open() => {
+            // A peer that pings without reading must not grow our queue.
+            let id = ctx.id(slot, conn);
+            let room =
+                ctx.config.max_backpressure.saturating_sub(ctx.remote().live.owned_buffered(id));
+            if payload.len() + 2 <= room {
+                ctx.queue_own(slot, conn, wire::frame(OpCode::Pong, payload));
+            }
+        }
+        Incoming::Close(frame) if conn.phase.is_open() => {
+            let (code, reason) = match &frame {
+                Some(f) => (f.code, f.reason.to_owned()),
+                None => (CloseCode::NO_STATUS, String::new()),
+            };
+            conn.set_reason(DisconnectReason::ClosedByPeer { code, reason });
+            ctx.begin_finish(slot, conn);
+        }
+        // The answer to our close (§7.1.2): the handshake is complete.
+        Incoming::Close(_) => ctx.flush_then_close(slot, conn),
+        Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_) | Incoming::Pong(_) => {}
+    }
+}
