@@ -268,11 +268,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn check(ok: bool, option: &'static str, rule: &'static str) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange { option, rule })
-    }
+    if ok { Ok(()) } else { Err(ConfigError::OutOfRange { option, rule }) }
 }
 
 fn seconds(v: f64, option: &'static str, allow_zero: bool) -> Result<u64, ConfigError> {
@@ -280,11 +276,7 @@ fn seconds(v: f64, option: &'static str, allow_zero: bool) -> Result<u64, Config
     check(
         ok,
         option,
-        if allow_zero {
-            "from 0 to 86400 seconds"
-        } else {
-            "over 0 and at most 86400 seconds"
-        },
+        if allow_zero { "from 0 to 86400 seconds" } else { "over 0 and at most 86400 seconds" },
     )?;
     Ok(secs_to_ns(v))
 }
@@ -298,10 +290,9 @@ impl Common {
     pub fn to_spec(&self, scenario: ScenarioSpec) -> Result<RunSpec, ConfigError> {
         let target = Target::parse(&self.url).map_err(ConfigError::Url)?;
         let alt_target = match &scenario {
-            ScenarioSpec::Broadcast {
-                sender_url: Some(u),
-                ..
-            } => Some(Target::parse(u).map_err(ConfigError::Url)?),
+            ScenarioSpec::Broadcast { sender_url: Some(u), .. } => {
+                Some(Target::parse(u).map_err(ConfigError::Url)?)
+            }
             _ => None,
         };
         check(
@@ -309,11 +300,7 @@ impl Common {
             "--connections",
             "from 1 to 10,000,000",
         )?;
-        check(
-            (1..=256).contains(&self.threads),
-            "--threads",
-            "from 1 to 256",
-        )?;
+        check((1..=256).contains(&self.threads), "--threads", "from 1 to 256")?;
         check((1..=64).contains(&self.procs), "--procs", "from 1 to 64")?;
         check(
             (1..=64).contains(&self.worker_count)
@@ -339,11 +326,7 @@ impl Common {
             "from 1 to 100,000",
         )?;
         check(self.max_queue >= 1024, "--max-queue", "at least 1024 bytes")?;
-        check(
-            self.max_message >= self.size,
-            "--max-message",
-            "at least --size",
-        )?;
+        check(self.max_message >= self.size, "--max-message", "at least --size")?;
         let plan = Plan {
             warmup_ns: seconds(self.warmup, "--warmup", true)?,
             duration_ns: seconds(self.duration, "--duration", false)?,
@@ -424,11 +407,7 @@ impl Command {
                 return Ok(Action::Sink(a));
             }
             Command::Echo(a) => {
-                check(
-                    (1..=1_000_000).contains(&a.window),
-                    "--window",
-                    "from 1 to 1,000,000",
-                )?;
+                check((1..=1_000_000).contains(&a.window), "--window", "from 1 to 1,000,000")?;
                 (a.common, ScenarioSpec::Echo { window: a.window }, None)
             }
             Command::Rate(a) => {
@@ -455,36 +434,19 @@ impl Command {
                     "--rate",
                     "over 0 and at most 10,000,000",
                 )?;
-                (
-                    a.common,
-                    ScenarioSpec::Broadcast {
-                        rate: a.rate,
-                        sender_url: a.sender_url,
-                    },
-                    None,
-                )
+                (a.common, ScenarioSpec::Broadcast { rate: a.rate, sender_url: a.sender_url }, None)
             }
             Command::Churn(a) => {
                 check(a.rate.is_finite() && a.rate > 0.0, "--rate", "over 0")?;
                 check(a.messages <= 1_000_000, "--messages", "at most 1,000,000")?;
-                (
-                    a.common,
-                    ScenarioSpec::Churn {
-                        rate: a.rate,
-                        messages: a.messages,
-                    },
-                    None,
-                )
+                (a.common, ScenarioSpec::Churn { rate: a.rate, messages: a.messages }, None)
             }
             Command::Send(a) => (a.common, ScenarioSpec::Send, None),
         };
         let mut spec = common.to_spec(scenario)?;
         spec.server_pid = server_pid;
-        let output = Output {
-            json: common.json.clone(),
-            plot: common.plot.clone(),
-            quiet: common.quiet,
-        };
+        let output =
+            Output { json: common.json.clone(), plot: common.plot.clone(), quiet: common.quiet };
         Ok(Action::Run(Box::new(spec), output))
     }
 }
@@ -496,10 +458,7 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Action, ConfigError> {
         let mut v = vec!["wsloop-loadtest"];
         v.extend_from_slice(args);
-        Cli::try_parse_from(v)
-            .expect("clap accepts")
-            .command
-            .into_action()
+        Cli::try_parse_from(v).expect("clap accepts").command.into_action()
     }
 
     #[test]
@@ -557,17 +516,8 @@ mod tests {
             parse(&["echo", "--payload", "json", "--size", "40"]),
             Err(ConfigError::SizeTooSmall { min: 54, .. })
         ));
-        assert!(matches!(
-            parse(&["rate", "--interval", "0"]),
-            Err(ConfigError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            parse(&["echo", "--duration", "0"]),
-            Err(ConfigError::OutOfRange { .. })
-        ));
-        assert!(matches!(
-            parse(&["echo", "--url", "http://x/"]),
-            Err(ConfigError::Url(_))
-        ));
+        assert!(matches!(parse(&["rate", "--interval", "0"]), Err(ConfigError::OutOfRange { .. })));
+        assert!(matches!(parse(&["echo", "--duration", "0"]), Err(ConfigError::OutOfRange { .. })));
+        assert!(matches!(parse(&["echo", "--url", "http://x/"]), Err(ConfigError::Url(_))));
     }
 }

@@ -7,10 +7,7 @@
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable `timespec` that outlives the call, and
     // CLOCK_MONOTONIC is supported by every Linux kernel, so the call only writes `ts`.
     #[allow(unsafe_code)]
@@ -21,11 +18,7 @@ pub fn now_ns() -> u64 {
 
 /// Seconds (as given on the command line) to nanoseconds, saturating.
 pub fn secs_to_ns(secs: f64) -> u64 {
-    if secs.is_finite() && secs > 0.0 {
-        (secs * 1e9).min(u64::MAX as f64) as u64
-    } else {
-        0
-    }
+    if secs.is_finite() && secs > 0.0 { (secs * 1e9).min(u64::MAX as f64) as u64 } else { 0 }
 }
 
 #[cfg(test)]

@@ -154,8 +154,7 @@ pub fn run_standalone(spec: &RunSpec, progress: &mut Progress) -> Result<Outcome
             next_progress = now + PROGRESS_NS;
         }
         if now > deadline && !shared.aborted() {
-            out.warnings
-                .push("the run overran its deadline and was stopped".into());
+            out.warnings.push("the run overran its deadline and was stopped".into());
             shared.abort();
         }
         std::thread::sleep(STEP);

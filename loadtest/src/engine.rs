@@ -291,11 +291,7 @@ impl<S> Io<S> {
 
     /// Keys of the open connections (allocates; for stage changes, not per message).
     pub fn open_keys(&self) -> Vec<usize> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| c.phase == Phase::Open)
-            .map(|(k, _)| k)
-            .collect()
+        self.conns.iter().filter(|(_, c)| c.phase == Phase::Open).map(|(k, _)| k).collect()
     }
 
     /// Keys of every connection in the slab, whatever its phase.
@@ -338,6 +334,8 @@ impl<S> Io<S> {
 
     fn connect_to(&mut self, index: usize, state: S, alt: bool) -> Result<usize, (S, FailCause)> {
         self.stats.counters.attempted += 1;
+        // The turn's clock may be stale after many connects in one turn.
+        let started = now_ns();
         match self.start_connect(index, alt) {
             Ok(stream) => {
                 let mut random = [0u8; 16];
@@ -358,7 +356,7 @@ impl<S> Io<S> {
                     stream,
                     phase: Phase::Connecting,
                     key: proto::handshake_key(random),
-                    started: self.now,
+                    started,
                     inbuf: Vec::new(),
                     out: Vec::new(),
                     out_pos: 0,
@@ -536,8 +534,7 @@ impl<S> Io<S> {
         p.sent.store(c.sent, Ordering::Relaxed);
         p.received.store(c.received, Ordering::Relaxed);
         p.failed.store(c.failed, Ordering::Relaxed);
-        p.p99_ns
-            .store(self.stats.latency.quantile(0.99), Ordering::Relaxed);
+        p.p99_ns.store(self.stats.latency.quantile(0.99), Ordering::Relaxed);
     }
 }
 
@@ -570,8 +567,10 @@ fn bind_address_no_port(socket: &Socket) {
     };
 }
 
-/// Measures how often the thread idled, per second of the measurement window.
+/// Measures how much of the measurement window the thread spent idle in `poll`, and how
+/// many whole seconds of it had (almost) no idle time at all: a saturated generator.
 struct LoadMeter {
+    last: u64,
     sec_start: u64,
     sec_idle: u64,
     idle_total: u64,
@@ -583,7 +582,8 @@ struct LoadMeter {
 impl LoadMeter {
     fn new(now: u64) -> LoadMeter {
         LoadMeter {
-            sec_start: now,
+            last: now,
+            sec_start: 0,
             sec_idle: 0,
             idle_total: 0,
             observed_total: 0,
@@ -592,26 +592,45 @@ impl LoadMeter {
         }
     }
 
+    /// One poll from `poll_start` to `poll_end`; `got_events` when it returned any.
+    /// Counts only the part of the loop inside `window` (start, end).
     fn account(&mut self, poll_start: u64, poll_end: u64, got_events: bool, window: (u64, u64)) {
+        let (ws, we) = window;
         let took = poll_end.saturating_sub(poll_start);
-        self.sec_idle += if got_events {
-            took.saturating_sub(BLOCKED_NS)
-        } else {
-            took
-        };
-        let len = poll_end.saturating_sub(self.sec_start);
-        if len >= 1_000_000_000 {
-            let (ws, we) = window;
-            if ws != 0 && self.sec_start >= ws && poll_end <= we.saturating_add(100_000_000) {
-                self.observed_secs += 1;
-                self.observed_total += len;
-                self.idle_total += self.sec_idle.min(len);
-                if self.sec_idle * 100 < len {
-                    self.saturated_secs += 1;
-                }
-            }
-            self.sec_start = poll_end;
+        // A poll that returned events at once was not idle; one that waited was.
+        let idle = if got_events { took.saturating_sub(BLOCKED_NS) } else { took };
+        let from = self.last.max(ws);
+        let to = poll_end.min(we);
+        self.last = poll_end;
+        if ws == 0 || to <= from {
+            return;
+        }
+        let span = to - from;
+        let idle = idle.min(span);
+        self.observed_total += span;
+        self.idle_total += idle;
+        if self.sec_start < ws {
+            self.sec_start = ws;
             self.sec_idle = 0;
+        }
+        self.sec_idle += idle;
+        // Seconds are aligned on the window's start; idle time carries into the next.
+        while to >= self.sec_start + 1_000_000_000 {
+            let this = self.sec_idle.min(1_000_000_000);
+            self.observed_secs += 1;
+            if this * 100 < 1_000_000_000 {
+                self.saturated_secs += 1;
+            }
+            self.sec_idle -= this;
+            self.sec_start += 1_000_000_000;
+        }
+    }
+
+    fn busy(&self) -> f64 {
+        if self.observed_total == 0 {
+            0.0
+        } else {
+            1.0 - (self.idle_total as f64 / self.observed_total as f64).clamp(0.0, 1.0)
         }
     }
 }
@@ -675,17 +694,17 @@ pub fn run<D: Driver>(io: &mut Io<D::State>, driver: &mut D) {
     // Whatever is left (close timeouts cut short by the end of the run).
     let keys: Vec<usize> = io.conns.iter().map(|(k, _)| k).collect();
     for key in keys {
-        let end = io.conns.get(key).map_or(End::ClosedByGenerator, |c| {
-            end_for_error(c, FailCause::Timeout)
-        });
+        let end = io
+            .conns
+            .get(key)
+            .map_or(End::ClosedByGenerator, |c| end_for_error(c, FailCause::Timeout));
         end_conn(io, driver, key, end);
     }
     io.publish_progress();
-    let observed = meter.observed_total.max(1);
     io.stats.threads.push(crate::stats::ThreadLoad {
         worker: 0,
         thread: io.thread,
-        busy: 1.0 - (meter.idle_total as f64 / observed as f64).clamp(0.0, 1.0),
+        busy: meter.busy(),
         saturated_secs: meter.saturated_secs,
         observed_secs: meter.observed_secs,
     });
@@ -896,14 +915,8 @@ enum Item {
 
 fn summarize(item: Incoming<'_>, kind: PayloadKind) -> Item {
     match item {
-        Incoming::Text(t) => Item::Data(Msg {
-            stamp: kind.read_stamp(t.as_bytes()),
-            len: t.len(),
-        }),
-        Incoming::Binary(b) => Item::Data(Msg {
-            stamp: kind.read_stamp(&b),
-            len: b.len(),
-        }),
+        Incoming::Text(t) => Item::Data(Msg { stamp: kind.read_stamp(t.as_bytes()), len: t.len() }),
+        Incoming::Binary(b) => Item::Data(Msg { stamp: kind.read_stamp(&b), len: b.len() }),
         Incoming::Ping(p) => {
             let mut buf = [0u8; 125];
             let n = p.len().min(125);
@@ -1089,19 +1102,13 @@ mod tests {
     fn timeouts_spin_only_near_precise_deadlines() {
         assert_eq!(poll_timeout(100, 50, true), Duration::ZERO);
         assert_eq!(poll_timeout(0, 500_000, true), Duration::ZERO);
-        assert_eq!(
-            poll_timeout(0, 5_000_000, true),
-            Duration::from_nanos(4_000_000)
-        );
-        assert_eq!(
-            poll_timeout(0, 500_000, false),
-            Duration::from_nanos(500_000)
-        );
+        assert_eq!(poll_timeout(0, 5_000_000, true), Duration::from_nanos(4_000_000));
+        assert_eq!(poll_timeout(0, 500_000, false), Duration::from_nanos(500_000));
     }
 
     #[test]
     fn meter_flags_a_second_without_idle() {
-        let mut m = LoadMeter::new(1_000);
+        let mut m = LoadMeter::new(0);
         let window = (1_000, u64::MAX / 2);
         // A whole second of polls that always returned events at once.
         let mut t = 1_000;
@@ -1112,8 +1119,13 @@ mod tests {
         assert_eq!(m.saturated_secs, 1);
         // A second that slept half the time.
         m.account(t, t + 600_000_000, false, window);
-        m.account(t + 600_000_000, t + 1_200_000_000, true, window);
+        m.account(t + 1_199_999_000, t + 1_200_000_000, true, window);
         assert_eq!(m.observed_secs, 2);
         assert_eq!(m.saturated_secs, 1);
+        assert!(m.busy() > 0.6 && m.busy() < 0.9, "{}", m.busy());
+        // Nothing before the window counts.
+        let mut early = LoadMeter::new(0);
+        early.account(0, 500, false, (1_000, 2_000));
+        assert_eq!(early.observed_total, 0);
     }
 }

@@ -2,10 +2,7 @@
 
 /// Soft and hard `RLIMIT_NOFILE`.
 fn nofile() -> Option<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
     #[allow(unsafe_code)]
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
@@ -21,10 +18,8 @@ pub fn ensure_open_files(needed: u64) -> u64 {
     if soft >= needed || soft >= hard {
         return soft;
     }
-    let lim = libc::rlimit {
-        rlim_cur: needed.min(hard) as libc::rlim_t,
-        rlim_max: hard as libc::rlim_t,
-    };
+    let lim =
+        libc::rlimit { rlim_cur: needed.min(hard) as libc::rlim_t, rlim_max: hard as libc::rlim_t };
     // SAFETY: `lim` is a valid rlimit read by the call; raising the soft limit up to the
     // hard limit needs no privilege and affects only this process.
     #[allow(unsafe_code)]

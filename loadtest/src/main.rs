@@ -22,9 +22,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match action {
-        Action::Sink(args) => sink::run_cli(&args)
-            .map(|_| ExitCode::SUCCESS)
-            .map_err(|e| e.to_string()),
+        Action::Sink(args) => {
+            sink::run_cli(&args).map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
+        }
         Action::Run(spec, output) => run(&spec, &output),
     };
     match result {
@@ -37,12 +37,11 @@ fn main() -> ExitCode {
 }
 
 fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
-    let per_process = spec
-        .connections
-        .div_ceil(
-            spec.worker_count
-                .max(if spec.is_worker { 1 } else { spec.procs }),
-        );
+    let per_process = spec.connections.div_ceil(spec.worker_count.max(if spec.is_worker {
+        1
+    } else {
+        spec.procs
+    }));
     let needed = per_process as u64 + 64;
     let limit = limits::ensure_open_files(needed);
     if limit != 0 && limit < needed && !spec.is_worker {
@@ -65,9 +64,7 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
     let report = Report::build(spec, &outcome);
     print!("{}", report.table());
     if let Some(path) = &output.json {
-        report
-            .write_json(path)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        report.write_json(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &output.plot {
         plot::write_svg(&report, path).map_err(|e| e.to_string())?;

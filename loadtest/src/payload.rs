@@ -90,10 +90,9 @@ impl PayloadKind {
                 let seq = u64::from_le_bytes(payload[8..16].try_into().ok()?);
                 Some(Stamp { ts, seq })
             }
-            PayloadKind::Text => Some(Stamp {
-                ts: read_hex(&payload[0..16])?,
-                seq: read_hex(&payload[16..32])?,
-            }),
+            PayloadKind::Text => {
+                Some(Stamp { ts: read_hex(&payload[0..16])?, seq: read_hex(&payload[16..32])? })
+            }
             PayloadKind::Json => {
                 if !payload.starts_with(b"{\"t\":\"") {
                     return None;
@@ -191,10 +190,7 @@ mod tests {
                 let t = Template::new(kind, size, &mut rng);
                 assert_eq!(t.len(), size.max(kind.min_size()));
                 let mut p = t.bytes().to_vec();
-                let stamp = Stamp {
-                    ts: 0x0123_4567_89ab_cdef,
-                    seq: u64::MAX - 3,
-                };
+                let stamp = Stamp { ts: 0x0123_4567_89ab_cdef, seq: u64::MAX - 3 };
                 kind.write_stamp(&mut p, stamp);
                 assert_eq!(kind.read_stamp(&p), Some(stamp), "{kind:?} {size}");
                 if kind != PayloadKind::Binary {
@@ -211,10 +207,7 @@ mod tests {
     #[test]
     fn foreign_payloads_have_no_stamp() {
         assert_eq!(PayloadKind::Binary.read_stamp(b"short"), None);
-        assert_eq!(
-            PayloadKind::Text.read_stamp(b"hello world, this is not hex at all!"),
-            None
-        );
+        assert_eq!(PayloadKind::Text.read_stamp(b"hello world, this is not hex at all!"), None);
         assert_eq!(PayloadKind::Json.read_stamp(&[b'x'; 80]), None);
     }
 }

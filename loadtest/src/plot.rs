@@ -76,10 +76,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), PlotError> {
             &bottom,
             points,
             "messages per second",
-            &[
-                ("received", &|p: &Point| p.received as f64),
-                ("sent", &|p: &Point| p.sent as f64),
-            ],
+            &[("received", &|p: &Point| p.received as f64), ("sent", &|p: &Point| p.sent as f64)],
         )?;
     }
     root.present().map_err(draw_err)?;
@@ -106,11 +103,7 @@ fn draw_latency(area: &Area<'_>, points: &[Point], what: &str) -> Result<(), Plo
         .filter(|p| p.latency_us.count > 0)
         .flat_map(|p| series.iter().map(move |(_, f)| f(p)));
     let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if hi <= 0.0 {
-        (1.0, 10.0)
-    } else {
-        ((lo * 0.8).max(0.1), hi * 1.25)
-    };
+    let (lo, hi) = if hi <= 0.0 { (1.0, 10.0) } else { ((lo * 0.8).max(0.1), hi * 1.25) };
     let mut chart = ChartBuilder::on(area)
         .caption(format!("{what} (µs, log scale)"), ("sans-serif", 16))
         .margin(12)
@@ -158,10 +151,8 @@ fn draw_counts(
     what: &str,
     series: &[(&str, Pick<'_>)],
 ) -> Result<(), PlotError> {
-    let hi = points
-        .iter()
-        .flat_map(|p| series.iter().map(move |(_, f)| f(p)))
-        .fold(0.0f64, f64::max);
+    let hi =
+        points.iter().flat_map(|p| series.iter().map(move |(_, f)| f(p))).fold(0.0f64, f64::max);
     let hi = if hi <= 0.0 { 1.0 } else { hi * 1.15 };
     let mut chart = ChartBuilder::on(area)
         .caption(what, ("sans-serif", 16))
@@ -178,11 +169,8 @@ fn draw_counts(
         .map_err(draw_err)?;
     for (i, (name, pick)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let data: Vec<(f64, f64)> = points
-            .iter()
-            .enumerate()
-            .map(|(t, p)| (t as f64 + 0.5, pick(p)))
-            .collect();
+        let data: Vec<(f64, f64)> =
+            points.iter().enumerate().map(|(t, p)| (t as f64 + 0.5, pick(p))).collect();
         chart
             .draw_series(LineSeries::new(data, color.stroke_width(2)))
             .map_err(draw_err)?

@@ -56,10 +56,7 @@ impl ParentMsg {
         match line {
             "RELEASE" => Some(ParentMsg::Release),
             "ABORT" => Some(ParentMsg::Abort),
-            _ => line
-                .strip_prefix("GO ")
-                .and_then(|t| t.parse().ok())
-                .map(ParentMsg::Go),
+            _ => line.strip_prefix("GO ").and_then(|t| t.parse().ok()).map(ParentMsg::Go),
         }
     }
 }
@@ -83,10 +80,9 @@ impl WorkerMsg {
         match self {
             WorkerMsg::Ready => "READY".into(),
             WorkerMsg::Held => "HELD".into(),
-            WorkerMsg::Progress(p) => format!(
-                "P {} {} {} {} {}",
-                p.open, p.sent, p.received, p.failed, p.p99_ns
-            ),
+            WorkerMsg::Progress(p) => {
+                format!("P {} {} {} {} {}", p.open, p.sent, p.received, p.failed, p.p99_ns)
+            }
             WorkerMsg::Result(stats) => match serde_json::to_string(stats) {
                 Ok(json) => format!("RESULT {json}"),
                 Err(e) => format!("FAILED cannot serialize results: {e}"),
@@ -170,26 +166,21 @@ fn spawn_workers(spec: &RunSpec, tx: &mpsc::Sender<Event>) -> Result<Vec<Worker>
                 for w in &mut workers {
                     w.tell(ParentMsg::Abort);
                 }
-                return Err(CoordError::Worker {
-                    index,
-                    reason: format!("cannot start: {e}"),
-                });
+                return Err(CoordError::Worker { index, reason: format!("cannot start: {e}") });
             }
         };
         let stdin = child.stdin.take();
         if let Some(stdout) = child.stdout.take() {
             let tx = tx.clone();
-            let _ = std::thread::Builder::new()
-                .name(format!("worker-{index}"))
-                .spawn(move || {
-                    for line in BufReader::new(stdout).lines() {
-                        let Ok(line) = line else { break };
-                        if tx.send(Event::Line(index, line)).is_err() {
-                            return;
-                        }
+            let _ = std::thread::Builder::new().name(format!("worker-{index}")).spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(Event::Line(index, line)).is_err() {
+                        return;
                     }
-                    let _ = tx.send(Event::Eof(index));
-                });
+                }
+                let _ = tx.send(Event::Eof(index));
+            });
         }
         workers.push(Worker {
             child,
@@ -262,8 +253,7 @@ pub fn run_parent(spec: &RunSpec, progress: &mut Progress) -> Result<Outcome, Co
         progress.update(snap);
         if now_ns() > deadline && !aborted {
             aborted = true;
-            out.warnings
-                .push("the run overran its deadline and was stopped".into());
+            out.warnings.push("the run overran its deadline and was stopped".into());
             for w in &mut workers {
                 w.tell(ParentMsg::Abort);
             }
@@ -301,13 +291,7 @@ mod tests {
             assert_eq!(ParentMsg::parse(&m.encode()), Some(m));
         }
         assert_eq!(ParentMsg::parse("GO x"), None);
-        let p = ProgressSnapshot {
-            open: 1,
-            sent: 2,
-            received: 3,
-            failed: 4,
-            p99_ns: 5,
-        };
+        let p = ProgressSnapshot { open: 1, sent: 2, received: 3, failed: 4, p99_ns: 5 };
         match WorkerMsg::parse(&WorkerMsg::Progress(p).encode()) {
             Ok(WorkerMsg::Progress(q)) => assert_eq!(p, q),
             other => panic!("{other:?}"),

@@ -32,14 +32,7 @@ impl Progress {
             bar.set_message(format!("{scenario}: opening connections"));
             bar
         });
-        Progress {
-            bar,
-            scenario,
-            connections,
-            start: 0,
-            last: None,
-            rate: 0.0,
-        }
+        Progress { bar, scenario, connections, start: 0, last: None, rate: 0.0 }
     }
 
     /// A progress line that draws nothing.
@@ -72,10 +65,8 @@ impl Progress {
         } else {
             format!("{:.1} s", (now - self.start) as f64 / 1e9)
         };
-        let mut msg = format!(
-            "{}  {elapsed}  conns {}/{}",
-            self.scenario, snap.open, self.connections
-        );
+        let mut msg =
+            format!("{}  {elapsed}  conns {}/{}", self.scenario, snap.open, self.connections);
         if snap.failed > 0 {
             msg.push_str(&format!(" ({} failed)", snap.failed));
         }

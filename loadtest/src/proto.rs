@@ -46,13 +46,8 @@ pub fn push_close(out: &mut Vec<u8>, code: u16, mask: [u8; 4]) {
 }
 
 fn push_header(out: &mut Vec<u8>, opcode: OpCode, len: usize, mask: [u8; 4]) -> usize {
-    let header = FrameHeader {
-        fin: true,
-        rsv1: false,
-        opcode,
-        mask: Some(mask),
-        payload_len: len as u64,
-    };
+    let header =
+        FrameHeader { fin: true, rsv1: false, opcode, mask: Some(mask), payload_len: len as u64 };
     let mut buf = [0u8; MAX_HEADER_LEN];
     let used = header.encode(&mut buf);
     out.reserve(used + len);
@@ -64,19 +59,14 @@ fn push_header(out: &mut Vec<u8>, opcode: OpCode, len: usize, mask: [u8; 4]) -> 
 pub fn client_decoder(max_message: usize) -> Decoder {
     Decoder::new(
         Role::Client,
-        DecoderLimits {
-            max_message_size: max_message,
-            max_frame_size: max_message,
-        },
+        DecoderLimits { max_message_size: max_message, max_frame_size: max_message },
     )
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64 (24 characters).
 pub fn handshake_key(random: [u8; 16]) -> [u8; 24] {
     let mut key = [0u8; 24];
-    let n = base64::engine::general_purpose::STANDARD
-        .encode_slice(random, &mut key)
-        .unwrap_or(0);
+    let n = base64::engine::general_purpose::STANDARD.encode_slice(random, &mut key).unwrap_or(0);
     debug_assert_eq!(n, 24, "16 bytes are 24 base64 characters");
     key
 }
@@ -175,15 +165,12 @@ pub fn check_response(
         if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade |= value.eq_ignore_ascii_case("websocket");
         } else if h.name.eq_ignore_ascii_case("connection") {
-            connection |= value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+            connection |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
         } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
             accept = Some(value);
         } else if h.name.eq_ignore_ascii_case("sec-websocket-extensions") && !value.is_empty() {
-            let is_deflate = value
-                .split(',')
-                .all(|ext| ext.trim().starts_with("permessage-deflate"));
+            let is_deflate =
+                value.split(',').all(|ext| ext.trim().starts_with("permessage-deflate"));
             if !(offered_deflate && is_deflate) {
                 return Err(HandshakeFailure::UnexpectedExtension);
             }
@@ -226,16 +213,10 @@ mod tests {
             check_response(b"HTTP/1.1 404 Not Found\r\n\r\n", &key, false),
             Err(HandshakeFailure::Status(404))
         );
-        assert_eq!(
-            check_response(b"NOPE\r\n\r\n", &key, false),
-            Err(HandshakeFailure::Malformed)
-        );
+        assert_eq!(check_response(b"NOPE\r\n\r\n", &key, false), Err(HandshakeFailure::Malformed));
         let huge = vec![b'a'; MAX_RESPONSE_HEAD + 1];
         let mut big = b"HTTP/1.1 101 OK\r\nX: ".to_vec();
         big.extend_from_slice(&huge);
-        assert_eq!(
-            check_response(&big, &key, false),
-            Err(HandshakeFailure::TooLarge)
-        );
+        assert_eq!(check_response(&big, &key, false), Err(HandshakeFailure::TooLarge));
     }
 }

@@ -209,11 +209,7 @@ impl Report {
             spec.plan.duration_ns as f64 / 1e9
         };
         let per_sec = |n: u64| {
-            if window_s > 0.0 {
-                n as f64 / window_s
-            } else {
-                0.0
-            }
+            if window_s > 0.0 { n as f64 / window_s } else { 0.0 }
         };
         let msgs_per_sec = per_sec(c.received_measured);
         let accounted = match spec.scenario {
@@ -367,17 +363,18 @@ impl Report {
             let _ = write!(line, " · every {i} ms");
         }
         if let Some(r) = s.rate {
-            let unit = if self.scenario == "broadcast" {
-                "msg/s"
-            } else {
-                "conn/s"
-            };
+            let unit = if self.scenario == "broadcast" { "msg/s" } else { "conn/s" };
             if r > 0.0 {
                 let _ = write!(line, " · {r} {unit}");
             }
         }
         if !matches!(self.scenario.as_str(), "connect" | "hold") {
-            let _ = write!(line, " · {} B {:?}", s.size, s.payload);
+            let kind = match s.payload {
+                PayloadKind::Binary => "binary",
+                PayloadKind::Text => "text",
+                PayloadKind::Json => "json",
+            };
+            let _ = write!(line, " · {} B {kind}", s.size);
         }
         if self.scenario != "connect" {
             let _ = write!(line, " · {:.1} s", self.throughput.window_s);
@@ -419,11 +416,7 @@ impl Report {
                         group(m.received),
                         group(m.lost),
                         group(m.in_flight),
-                        if m.accounted {
-                            "(all accounted for)"
-                        } else {
-                            "(MISMATCH)"
-                        }
+                        if m.accounted { "(all accounted for)" } else { "(MISMATCH)" }
                     ),
                 );
             }
@@ -468,10 +461,7 @@ impl Report {
             "connect" => row(
                 &mut t,
                 "throughput",
-                &format!(
-                    "{} connections/s",
-                    group(tp.connects_per_sec.round() as u64)
-                ),
+                &format!("{} connections/s", group(tp.connects_per_sec.round() as u64)),
             ),
             "churn" => row(
                 &mut t,
@@ -485,11 +475,7 @@ impl Report {
             _ => {}
         }
         if self.latency_us.count > 0 {
-            let label = if self.scenario == "broadcast" {
-                "delivery"
-            } else {
-                "round trip"
-            };
+            let label = if self.scenario == "broadcast" { "delivery" } else { "round trip" };
             row(&mut t, label, &percentiles(&self.latency_us));
         }
         if self.handshake_us.count > 0 {
@@ -543,11 +529,7 @@ fn row(t: &mut String, label: &str, text: &str) {
 }
 
 fn us(v: f64) -> String {
-    if v >= 10_000.0 {
-        format!("{:.1} ms", v / 1000.0)
-    } else {
-        format!("{v:.1} µs")
-    }
+    if v >= 1_000.0 { format!("{:.2} ms", v / 1000.0) } else { format!("{v:.1} µs") }
 }
 
 fn percentiles(s: &Summary) -> String {
@@ -589,10 +571,7 @@ fn warnings(r: &Report, spec: &RunSpec) -> Vec<String> {
         ));
     }
     if c.unstamped > 0 {
-        w.push(format!(
-            "{} message(s) arrived without a stamp of ours",
-            group(c.unstamped)
-        ));
+        w.push(format!("{} message(s) arrived without a stamp of ours", group(c.unstamped)));
     }
     if c.out_of_order > 0 {
         w.push(format!("{} answer(s) out of order", group(c.out_of_order)));

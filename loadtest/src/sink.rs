@@ -143,11 +143,7 @@ fn listener(addr: SocketAddr) -> Result<std::net::TcpListener, SinkError> {
 /// # Errors
 /// [`SinkError`] when it cannot bind or start its threads.
 pub fn start(cfg: SinkConfig) -> Result<SinkHandle, SinkError> {
-    let threads = if cfg.mode == SinkMode::Broadcast {
-        1
-    } else {
-        cfg.threads.max(1)
-    };
+    let threads = if cfg.mode == SinkMode::Broadcast { 1 } else { cfg.threads.max(1) };
     let first = listener(cfg.addr)?;
     let addr = first.local_addr().map_err(SinkError::Bind)?;
     let mut listeners = vec![first];
@@ -182,12 +178,7 @@ pub fn start(cfg: SinkConfig) -> Result<SinkHandle, SinkError> {
             .map_err(SinkError::Setup)?;
         handles.push(h);
     }
-    Ok(SinkHandle {
-        addr,
-        stop,
-        wakers,
-        threads: handles,
-    })
+    Ok(SinkHandle { addr, stop, wakers, threads: handles })
 }
 
 enum Phase {
@@ -241,11 +232,7 @@ enum Reply {
 impl SinkThread {
     fn run(&mut self, stop: &AtomicBool, deadline: Instant) {
         let mut events = Events::with_capacity(1024);
-        if self
-            .poll
-            .registry()
-            .register(&mut self.listener, LISTENER, Interest::READABLE)
-            .is_err()
+        if self.poll.registry().register(&mut self.listener, LISTENER, Interest::READABLE).is_err()
         {
             return;
         }
@@ -294,11 +281,7 @@ impl SinkThread {
                     if self
                         .poll
                         .registry()
-                        .register(
-                            &mut stream,
-                            Token(key),
-                            Interest::READABLE | Interest::WRITABLE,
-                        )
+                        .register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
                         .is_ok()
                     {
                         entry.insert(SinkConn {
@@ -480,21 +463,15 @@ impl SinkThread {
                     match item {
                         Incoming::Text(t) => {
                             self.stats.messages += 1;
-                            let target = if mode == SinkMode::Broadcast {
-                                &mut broadcast
-                            } else {
-                                out
-                            };
+                            let target =
+                                if mode == SinkMode::Broadcast { &mut broadcast } else { out };
                             push_server_frame(target, OpCode::Text, t.as_bytes());
                             Reply::Wrote
                         }
                         Incoming::Binary(b) => {
                             self.stats.messages += 1;
-                            let target = if mode == SinkMode::Broadcast {
-                                &mut broadcast
-                            } else {
-                                out
-                            };
+                            let target =
+                                if mode == SinkMode::Broadcast { &mut broadcast } else { out };
                             push_server_frame(target, OpCode::Binary, &b);
                             Reply::Wrote
                         }

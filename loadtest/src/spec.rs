@@ -197,28 +197,14 @@ impl RunSpec {
                 shared,
                 thread,
                 seed,
-                Rate::new(
-                    lc(false, false),
-                    opener,
-                    template,
-                    *interval_ns,
-                    self.connections,
-                ),
+                Rate::new(lc(false, false), opener, template, *interval_ns, self.connections),
             )?,
-            ScenarioSpec::Connect { .. } => drive(
-                cfg,
-                shared,
-                thread,
-                seed,
-                Connect::new(lc(false, true), opener),
-            )?,
-            ScenarioSpec::Hold { .. } => drive(
-                cfg,
-                shared,
-                thread,
-                seed,
-                Hold::new(lc(true, false), opener),
-            )?,
+            ScenarioSpec::Connect { .. } => {
+                drive(cfg, shared, thread, seed, Connect::new(lc(false, true), opener))?
+            }
+            ScenarioSpec::Hold { .. } => {
+                drive(cfg, shared, thread, seed, Hold::new(lc(true, false), opener))?
+            }
             ScenarioSpec::Broadcast { rate, .. } => {
                 let sender = (self.worker_index == 0 && thread == 0).then_some(self.connections);
                 let secs = (self.plan.warmup_ns + self.plan.duration_ns) as f64 / 1e9;
@@ -238,13 +224,9 @@ impl RunSpec {
                 seed,
                 Churn::new(lc(false, false), opener, template, *messages),
             )?,
-            ScenarioSpec::Send => drive(
-                cfg,
-                shared,
-                thread,
-                seed,
-                Send::new(lc(false, false), opener, template),
-            )?,
+            ScenarioSpec::Send => {
+                drive(cfg, shared, thread, seed, Send::new(lc(false, false), opener, template))?
+            }
         };
         for t in &mut stats.threads {
             t.worker = self.worker_index;

@@ -57,11 +57,7 @@ impl Hist {
 
     /// The value at quantile `q` (0..=1), nanoseconds; 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.0.is_empty() {
-            0
-        } else {
-            self.0.value_at_quantile(q)
-        }
+        if self.0.is_empty() { 0 } else { self.0.value_at_quantile(q) }
     }
 
     /// The headline percentiles, in microseconds.
@@ -110,14 +106,8 @@ impl<'de> Deserialize<'de> for Hist {
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| serde::de::Error::custom(format!("histogram: {e:?}")))?;
         // Re-home into our bounds so merges never fail.
-        let mut out = if h.sigfig() >= 3 {
-            Hist::precise()
-        } else {
-            Hist::coarse()
-        };
-        out.0
-            .add(&h)
-            .map_err(|e| serde::de::Error::custom(format!("histogram: {e:?}")))?;
+        let mut out = if h.sigfig() >= 3 { Hist::precise() } else { Hist::coarse() };
+        out.0.add(&h).map_err(|e| serde::de::Error::custom(format!("histogram: {e:?}")))?;
         Ok(out)
     }
 }
@@ -533,10 +523,7 @@ mod tests {
         }
         a.counters.sent = 4;
         a.failures.record(FailCause::Http(404));
-        a.bucket(10, 3, 10 + 1_500_000_000)
-            .expect("inside")
-            .latency
-            .record(7);
+        a.bucket(10, 3, 10 + 1_500_000_000).expect("inside").latency.record(7);
         let json = serde_json::to_string(&a).expect("serializes");
         let b: RunStats = serde_json::from_str(&json).expect("parses");
         assert_eq!(b.latency.count(), 4);

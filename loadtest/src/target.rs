@@ -47,9 +47,7 @@ impl Target {
     /// [`UrlError`] for another scheme, a missing host, a bad port or a name that does not
     /// resolve.
     pub fn parse(url: &str) -> Result<Target, UrlError> {
-        let rest = url
-            .strip_prefix("ws://")
-            .ok_or_else(|| UrlError::Scheme(url.to_string()))?;
+        let rest = url.strip_prefix("ws://").ok_or_else(|| UrlError::Scheme(url.to_string()))?;
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -68,11 +66,7 @@ impl Target {
             .map_err(|_| UrlError::Resolve(host.to_string()))?
             .next()
             .ok_or_else(|| UrlError::Resolve(host.to_string()))?;
-        Ok(Target {
-            addr,
-            host: authority.to_string(),
-            path,
-        })
+        Ok(Target { addr, host: authority.to_string(), path })
     }
 }
 
@@ -116,26 +110,14 @@ mod tests {
         assert_eq!(t.path, "/?a");
         let t = Target::parse("ws://[::1]:9/").expect("valid");
         assert_eq!(t.addr.port(), 9);
-        assert_eq!(
-            Target::parse("ws://127.0.0.1/").expect("valid").addr.port(),
-            80
-        );
+        assert_eq!(Target::parse("ws://127.0.0.1/").expect("valid").addr.port(), 80);
     }
 
     #[test]
     fn refuses_bad_urls() {
-        assert!(matches!(
-            Target::parse("wss://127.0.0.1/"),
-            Err(UrlError::Scheme(_))
-        ));
+        assert!(matches!(Target::parse("wss://127.0.0.1/"), Err(UrlError::Scheme(_))));
         assert_eq!(Target::parse("ws:///x"), Err(UrlError::MissingHost));
-        assert!(matches!(
-            Target::parse("ws://127.0.0.1:0/"),
-            Err(UrlError::BadPort(_))
-        ));
-        assert!(matches!(
-            Target::parse("ws://127.0.0.1:70000/"),
-            Err(UrlError::BadPort(_))
-        ));
+        assert!(matches!(Target::parse("ws://127.0.0.1:0/"), Err(UrlError::BadPort(_))));
+        assert!(matches!(Target::parse("ws://127.0.0.1:70000/"), Err(UrlError::BadPort(_))));
     }
 }

@@ -79,10 +79,7 @@ impl Broadcast {
             if due > io.now {
                 return Some(due);
             }
-            let stamp = Stamp {
-                ts: due,
-                seq: self.published,
-            };
+            let stamp = Stamp { ts: due, seq: self.published };
             if !io.send(key, &self.template, stamp) {
                 io.stats.counters.skipped += 1;
                 if !io.is_open(key) {
@@ -104,9 +101,7 @@ impl Broadcast {
         }
         self.next_check = io.now + 5_000_000;
         io.all_keys().into_iter().all(|k| match io.state(k) {
-            Some(BroadcastConn::Subscriber {
-                got, counted: true, ..
-            }) => *got >= published,
+            Some(BroadcastConn::Subscriber { got, counted: true, .. }) => *got >= published,
             _ => true,
         })
     }

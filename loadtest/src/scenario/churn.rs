@@ -29,12 +29,7 @@ pub struct Churn {
 impl Churn {
     /// A driver cycling connections at the opener's rate, `messages` echoes per cycle.
     pub fn new(lc: Lifecycle, opener: Opener, template: Template, messages: u64) -> Churn {
-        Churn {
-            lc,
-            opener,
-            template,
-            messages,
-        }
+        Churn { lc, opener, template, messages }
     }
 }
 
@@ -61,10 +56,7 @@ impl Driver for Churn {
         }
         if self.lc.loading(io.now) {
             let now = io.now;
-            due = self.opener.open_due(io, |_| ChurnConn {
-                started: now,
-                ..ChurnConn::default()
-            });
+            due = self.opener.open_due(io, |_| ChurnConn { started: now, ..ChurnConn::default() });
         }
         earliest(self.lc.wake(io.now), due)
     }

@@ -28,13 +28,7 @@ pub struct Echo {
 impl Echo {
     /// A driver keeping `window` copies of `template` in flight per connection.
     pub fn new(lc: Lifecycle, opener: Opener, template: Template, window: usize) -> Echo {
-        Echo {
-            lc,
-            opener,
-            template,
-            window: window.max(1),
-            outstanding: 0,
-        }
+        Echo { lc, opener, template, window: window.max(1), outstanding: 0 }
     }
 
     fn send(&mut self, io: &mut Io<EchoConn>, key: usize) {

@@ -84,12 +84,7 @@ pub struct Opener {
 impl Opener {
     /// An opener that has not started.
     pub fn new(share: Share) -> Opener {
-        Opener {
-            share,
-            next: share.first,
-            issued: 0,
-            started: 0,
-        }
+        Opener { share, next: share.first, issued: 0, started: 0 }
     }
 
     /// Connections this thread owns.
@@ -194,14 +189,8 @@ impl Lifecycle {
 
     /// How long the opening stage may take for `conns` connections at `rate` per second.
     pub fn opening_budget(plan: &Plan, conns: usize, rate: f64) -> u64 {
-        let pacing = if rate > 0.0 {
-            (conns as f64 / rate * 1e9) as u64
-        } else {
-            0
-        };
-        pacing
-            .saturating_add(plan.connect_timeout_ns)
-            .saturating_add(1_000_000_000)
+        let pacing = if rate > 0.0 { (conns as f64 / rate * 1e9) as u64 } else { 0 };
+        pacing.saturating_add(plan.connect_timeout_ns).saturating_add(1_000_000_000)
     }
 
     /// Whether load should be generated now (inside Running, before the window's end).
@@ -222,11 +211,7 @@ impl Lifecycle {
     }
 
     fn plan_buckets_open(&self) -> usize {
-        if self.open_window {
-            3600
-        } else {
-            self.plan.buckets()
-        }
+        if self.open_window { 3600 } else { self.plan.buckets() }
     }
 
     /// Moves forward by at most one stage; returns the stage entered, if any. Call in a
@@ -261,11 +246,7 @@ impl Lifecycle {
                     } else {
                         self.measure_start.saturating_add(self.plan.duration_ns)
                     };
-                    io.set_window(
-                        self.measure_start,
-                        self.measure_end,
-                        self.plan_buckets_open(),
-                    );
+                    io.set_window(self.measure_start, self.measure_end, self.plan_buckets_open());
                 }
                 if now >= go {
                     self.stage = Stage::Running;

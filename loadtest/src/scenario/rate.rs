@@ -73,14 +73,7 @@ impl Rate {
             if s.next_due != due || !io.is_open(key) || due >= self.lc.measure_end {
                 continue;
             }
-            if io.send(
-                key,
-                &self.template,
-                Stamp {
-                    ts: due,
-                    seq: s.sent,
-                },
-            ) {
+            if io.send(key, &self.template, Stamp { ts: due, seq: s.sent }) {
                 self.outstanding += 1;
                 if let Some(st) = io.state_mut(key) {
                     st.sent += 1;
@@ -101,10 +94,7 @@ impl Driver for Rate {
     fn tick(&mut self, io: &mut Io<RateConn>) -> Tick {
         let mut due = None;
         if self.lc.stage == Stage::Opening {
-            due = self.opener.open_due(io, |index| RateConn {
-                index,
-                ..RateConn::default()
-            });
+            due = self.opener.open_due(io, |index| RateConn { index, ..RateConn::default() });
         }
         loop {
             let opened_all = self.opener.exhausted() && io.pending_count() == 0;

@@ -27,12 +27,7 @@ pub struct Send {
 impl Send {
     /// A driver blasting `template` on the opener's connections.
     pub fn new(lc: Lifecycle, opener: Opener, template: Template) -> Send {
-        Send {
-            lc,
-            opener,
-            template,
-            again: Vec::new(),
-        }
+        Send { lc, opener, template, again: Vec::new() }
     }
 
     fn fill(&mut self, io: &mut Io<u64>, key: usize) {
