@@ -109,8 +109,8 @@ pub fn group(n: u64) -> String {
 
 /// Nanoseconds as a short human duration.
 pub fn micros(ns: u64) -> String {
-    if ns >= 10_000_000 {
-        format!("{:.1} ms", ns as f64 / 1e6)
+    if ns >= 1_000_000 {
+        format!("{:.2} ms", ns as f64 / 1e6)
     } else {
         format!("{:.1} µs", ns as f64 / 1e3)
     }
@@ -127,6 +127,6 @@ mod tests {
         assert_eq!(group(1000), "1,000");
         assert_eq!(group(1234567), "1,234,567");
         assert_eq!(micros(12_345), "12.3 µs");
-        assert_eq!(micros(25_000_000), "25.0 ms");
+        assert_eq!(micros(25_000_000), "25.00 ms");
     }
 }
