@@ -6,9 +6,10 @@
 //!
 //! mio's readiness rules, as this loop follows them:
 //! - Sockets are registered once for READABLE | WRITABLE, edge-triggered; a readable socket
-//!   is read until `WouldBlock` (or a per-turn budget, after which it is revisited on the
-//!   next turn without waiting), and a write that hits `WouldBlock` waits for the next
-//!   writable event. `Interrupted` is retried.
+//!   is read until `WouldBlock` or a short read (on Linux new data after a short read
+//!   raises a new edge, as tokio also relies on), or until a per-turn budget, after which
+//!   it is revisited on the next turn without waiting. A write that hits `WouldBlock`
+//!   waits for the next writable event. `Interrupted` is retried.
 //! - Events may be spurious: a connect is complete only when `peer_addr` says so, and an
 //!   event for a slab key freed earlier in the same batch finds `slab.get()` empty (or a new
 //!   connection in the slot, which tolerates a spurious event).
@@ -676,15 +677,16 @@ pub fn run<D: Driver>(io: &mut Io<D::State>, driver: &mut D) {
         io.now = t1;
         for ev in events.iter() {
             let key = ev.token().0;
-            let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+            let hup = ev.is_read_closed() || ev.is_error();
+            let readable = ev.is_readable() || hup;
             let writable = ev.is_writable() || ev.is_write_closed();
-            on_event(io, driver, key, readable, writable);
+            on_event(io, driver, key, readable, writable, hup);
             end_broken(io, driver);
         }
         let again = std::mem::take(&mut io.again);
         for key in again {
             if io.conns.get(key).is_some() {
-                read_frames(io, driver, key);
+                read_frames(io, driver, key, true);
                 end_broken(io, driver);
             }
         }
@@ -788,6 +790,7 @@ fn on_event<D: Driver>(
     key: usize,
     readable: bool,
     writable: bool,
+    hup: bool,
 ) {
     let Some(conn) = io.conns.get_mut(key) else {
         return;
@@ -836,7 +839,7 @@ fn on_event<D: Driver>(
                 driver.on_writable(io, key);
             }
             if readable {
-                read_frames(io, driver, key);
+                read_frames(io, driver, key, hup);
             }
         }
     }
@@ -899,7 +902,7 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
             driver.on_open(io, key);
             // Frames that came with the 101, and anything after.
             if io.conns.get(key).is_some() {
-                read_frames(io, driver, key);
+                read_frames(io, driver, key, true);
             }
         }
     }
@@ -935,7 +938,7 @@ enum ReadEnd {
     Protocol,
 }
 
-fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) {
+fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup: bool) {
     let kind = io.cfg.payload;
     let max_buf = io.cfg.max_message.saturating_add(64).max(SCRATCH);
     let mut buf = std::mem::take(&mut io.scratch);
@@ -961,6 +964,7 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) {
         }
     };
     let mut reads = 0;
+    let mut short_read = false;
     let outcome = 'outer: loop {
         // Decode everything complete in buf[..filled].
         let mut pos = 0;
@@ -990,6 +994,11 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) {
             }
             buf.resize((buf.len() * 2).min(max_buf), 0);
         }
+        if short_read {
+            // A read that did not fill the buffer drained the socket: on Linux, data that
+            // arrives after it raises a new edge, so the `WouldBlock` read is saved.
+            break ReadEnd::Drained;
+        }
         if reads >= READ_BUDGET {
             io.again.push(key);
             break ReadEnd::Drained;
@@ -997,11 +1006,14 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) {
         let Some(conn) = io.conns.get_mut(key) else {
             break ReadEnd::Drained;
         };
+        let space = buf.len() - filled;
         match conn.stream.read(&mut buf[filled..]) {
             Ok(0) => break ReadEnd::Eof,
             Ok(n) => {
                 filled += n;
                 reads += 1;
+                // Only without a hang-up in this event: its FIN may sit behind the data.
+                short_read = n < space && !hup;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break ReadEnd::Drained,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -256,8 +256,9 @@ impl SinkThread {
                         if ev.is_writable() {
                             self.flush(key);
                         }
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read(key);
+                        let hup = ev.is_read_closed() || ev.is_error();
+                        if ev.is_readable() || hup {
+                            self.read(key, hup);
                         }
                     }
                 }
@@ -343,7 +344,7 @@ impl SinkThread {
         }
     }
 
-    fn read(&mut self, key: usize) {
+    fn read(&mut self, key: usize, hup: bool) {
         let mut buf = std::mem::take(&mut self.scratch);
         while let Some(c) = self.conns.get_mut(key) {
             let start = c.inbuf.len();
@@ -374,7 +375,9 @@ impl SinkThread {
                 }
             };
             let filled = start + n;
-            if !self.consume(key, &mut buf, filled) {
+            let short = filled < buf.len() && !hup;
+            if !self.consume(key, &mut buf, filled) || short {
+                // A short read drained the socket (Linux raises a new edge for later data).
                 break;
             }
         }
