@@ -59,7 +59,15 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), PlotError> {
     } else {
         "round-trip latency"
     };
-    draw_latency(&top, points, what)?;
+    // Without per-second latencies (hold: every handshake happened before the window),
+    // draw the run's percentiles as flat lines so the panel still says something.
+    let fallback = if connection_scenario { &report.handshake_us } else { &report.latency_us };
+    let what = if points.iter().all(|p| p.latency_us.count == 0) && fallback.count > 0 {
+        format!("{what}, all {} before the window", fallback.count)
+    } else {
+        what.to_string()
+    };
+    draw_latency(&top, points, &what, fallback)?;
     if connection_scenario {
         draw_counts(
             &bottom,
@@ -89,8 +97,31 @@ fn x_range(points: &[Point]) -> std::ops::Range<f64> {
     0.0..(points.len().max(1) as f64)
 }
 
-fn draw_latency(area: &Area<'_>, points: &[Point], what: &str) -> Result<(), PlotError> {
+fn draw_latency(
+    area: &Area<'_>,
+    points: &[Point],
+    what: &str,
+    fallback: &crate::stats::Summary,
+) -> Result<(), PlotError> {
     type Pick = fn(&Point) -> f64;
+    let flat: Vec<Point>;
+    let points = if points.iter().all(|p| p.latency_us.count == 0) && fallback.count > 0 {
+        flat = (0..points.len().max(1))
+            .map(|t| Point {
+                t: t as u64,
+                sent: 0,
+                received: 0,
+                opened: 0,
+                failed: 0,
+                closed: 0,
+                open: 0,
+                latency_us: *fallback,
+            })
+            .collect();
+        &flat[..]
+    } else {
+        points
+    };
     let series: [(&str, Pick); 5] = [
         ("p50", |p| p.latency_us.p50_us),
         ("p90", |p| p.latency_us.p90_us),
@@ -115,6 +146,7 @@ fn draw_latency(area: &Area<'_>, points: &[Point], what: &str) -> Result<(), Plo
         .configure_mesh()
         .x_desc("seconds into the measurement window")
         .y_desc("µs")
+        .y_label_formatter(&|v| short(*v))
         .draw()
         .map_err(draw_err)?;
     for (i, (name, pick)) in series.iter().enumerate() {
@@ -192,9 +224,13 @@ fn draw_counts(
 fn short(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
-    } else if v >= 1e3 {
+    } else if v >= 1e4 {
         format!("{:.0}k", v / 1e3)
-    } else {
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if v >= 10.0 || v == 0.0 {
         format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
     }
 }
