@@ -63,6 +63,9 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
     .map_err(|e| e.to_string())?;
     let report = Report::build(spec, &outcome);
     print!("{}", report.table());
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(path) = &output.json {
         report.write_json(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }

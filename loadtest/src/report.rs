@@ -341,7 +341,8 @@ impl Report {
         std::fs::write(path, json + "\n")
     }
 
-    /// The final table.
+    /// The final table (warnings are not in it: see [`Report::warnings`], printed on
+    /// stderr by the binary).
     pub fn table(&self) -> String {
         let mut t = String::new();
         let s = &self.settings;
@@ -513,9 +514,6 @@ impl Report {
                 busiest * 100.0
             ),
         );
-        for w in &self.warnings {
-            let _ = writeln!(t, "warning: {w}");
-        }
         t
     }
 }
@@ -547,6 +545,14 @@ fn percentiles(s: &Summary) -> String {
 fn warnings(r: &Report, spec: &RunSpec) -> Vec<String> {
     let mut w = Vec::new();
     for g in &r.generator {
+        if g.saturated_secs == 0 && g.busy >= 0.9 {
+            w.push(format!(
+                "generator thread {}.{} was {:.0}% busy: close to its own limit; add --threads or --procs",
+                g.worker,
+                g.thread,
+                g.busy * 100.0
+            ));
+        }
         if g.saturated_secs > 0 {
             w.push(format!(
                 "generator thread {}.{} was saturated (never idle) for {} of {} s: the figures may \
