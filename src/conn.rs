@@ -10,7 +10,9 @@ use std::io::{self, IoSlice, Read, Write};
 use bytes::{Buf, Bytes};
 use mio::net::TcpStream;
 
+use crate::compress::OwnCodecs;
 use crate::event::DisconnectReason;
+use crate::protocol::deflate::Agreed;
 use crate::protocol::message::Decoder;
 
 /// Where a connection is in its life (RFC 6455 §4, §7).
@@ -83,6 +85,10 @@ pub(crate) struct Conn {
     pub(crate) last_message: u32,
     /// The tick a ping went out with no answer yet; 0 when none.
     pub(crate) ping_sent: u32,
+    /// permessage-deflate parameters, when negotiated.
+    pub(crate) deflate: Option<Agreed>,
+    /// Codecs for the directions that keep their context (the dedicated mode).
+    pub(crate) codecs: Option<Box<OwnCodecs>>,
     /// The first cause of the end, once known.
     pub(crate) reason: Option<Box<DisconnectReason>>,
 }
@@ -112,6 +118,8 @@ impl Conn {
             last_seen: 0,
             last_message: 0,
             ping_sent: 0,
+            deflate: None,
+            codecs: None,
             reason: None,
         }
     }

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
@@ -81,7 +82,8 @@ pub(crate) struct Queues {
     senders: Vec<Sender<Vec<Envelope>>>,
     batches: Vec<Vec<Envelope>>,
     backlog: Vec<VecDeque<Vec<Envelope>>>,
-    next: usize,
+    /// Shared by every reactor, so connections spread over workers evenly.
+    next: Arc<AtomicUsize>,
 }
 
 impl Queues {
@@ -93,13 +95,16 @@ impl Queues {
 }
 
 impl Dispatcher {
-    pub(crate) fn queued(senders: Vec<Sender<Vec<Envelope>>>) -> Dispatcher {
+    pub(crate) fn queued(
+        senders: Vec<Sender<Vec<Envelope>>>,
+        next: Arc<AtomicUsize>,
+    ) -> Dispatcher {
         let n = senders.len();
         Dispatcher::Queued(Queues {
             senders,
             batches: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
-            next: 0,
+            next,
         })
     }
 
@@ -108,9 +113,7 @@ impl Dispatcher {
         match self {
             Dispatcher::Inline { .. } => 0,
             Dispatcher::Queued(q) => {
-                let w = q.next;
-                q.next = (q.next + 1) % q.senders.len();
-                w as u16
+                (q.next.fetch_add(1, Ordering::Relaxed) % q.senders.len()) as u16
             }
         }
     }

@@ -69,6 +69,10 @@ pub enum ConfigError {
     WorkerQueue(usize),
     /// `max_backpressure` must be 1 byte to 2 GiB.
     MaxBackpressure(usize),
+    /// `compression_level` must be 0 to 9.
+    CompressionLevel(u32),
+    /// `Compression::Dedicated { window_bits }` must be 8 to 15.
+    WindowBits(u8),
 }
 
 impl fmt::Display for ConfigError {
@@ -83,6 +87,8 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxHeaderBytes(n) => write!(f, "max_header_bytes = {n}, must be >= 256"),
             ConfigError::MaxConnections(n) => write!(f, "max_connections = {n}, out of range"),
             ConfigError::WorkerQueue(n) => write!(f, "worker_queue = {n}, must be at least 1"),
+            ConfigError::CompressionLevel(n) => write!(f, "compression_level = {n}, must be 0..=9"),
+            ConfigError::WindowBits(n) => write!(f, "window_bits = {n}, must be 8..=15"),
             ConfigError::MaxBackpressure(n) => {
                 write!(f, "max_backpressure = {n}, must be 1..=2^31")
             }

@@ -25,7 +25,8 @@ impl ConnId {
         ConnId(reactor | generation | (slot as u64 & 0xffff_ffff))
     }
 
-    pub(crate) fn reactor(self) -> usize {
+    /// The index of the reactor thread that owns this connection.
+    pub fn reactor(self) -> usize {
         (self.0 >> 56) as usize
     }
 

@@ -12,12 +12,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 
+use crate::compress::Outgoing;
 use crate::config::Backpressure;
 use crate::error::{CloseError, SendError, SendErrorKind};
 use crate::event::{ConnId, Message};
 use crate::liveness::{LiveTable, Liveness, Refused};
 use crate::metrics::{Counters, Stats};
 use crate::protocol::CloseCode;
+use crate::protocol::frame::OpCode;
+use crate::pubsub::{SubscribeError, Topics};
 use crate::wire;
 
 /// What a reactor is asked to do by other threads.
@@ -26,12 +29,20 @@ pub(crate) enum Command {
         id: ConnId,
         frame: Bytes,
     },
+    /// To a connection that compresses: the reactor compresses and frames it; `reserved`
+    /// bytes were reserved for it.
+    SendUnframed {
+        id: ConnId,
+        opcode: OpCode,
+        payload: Bytes,
+        reserved: usize,
+    },
     SendMany {
         ids: Vec<ConnId>,
-        frame: Bytes,
+        out: Outgoing,
     },
     Broadcast {
-        frame: Bytes,
+        out: Outgoing,
     },
     Close {
         id: ConnId,
@@ -41,6 +52,12 @@ pub(crate) enum Command {
     /// Over `max_backpressure` under `Backpressure::Close`.
     SlowConsumer {
         id: ConnId,
+    },
+    /// Fan a frame out to this reactor's members of `topic`.
+    Publish {
+        topic: Arc<str>,
+        out: Outgoing,
+        except: Option<ConnId>,
     },
     /// Every event of `id` sent before its barrier has been handled.
     BarrierPassed {
@@ -83,6 +100,9 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) max_backpressure: usize,
     pub(crate) backpressure: Backpressure,
+    pub(crate) topics: Topics,
+    /// Messages at least this long are compressed where negotiated (`usize::MAX`: never).
+    pub(crate) compression_threshold: usize,
 }
 
 /// Sends, closes and counts connections from any thread. Cheap to clone.
@@ -131,10 +151,22 @@ impl Handle {
         let Some(remote) = self.remote(id) else {
             return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
         };
-        let frame = wire::message_frame(&message);
-        let kind = match remote.live.reserve(id, frame.len(), self.shared.max_backpressure) {
-            Ok(()) if remote.push(Command::Send { id, frame }) => return Ok(()),
-            Ok(()) => SendErrorKind::ServerStopped,
+        let frame_len = wire::frame_len(message.len());
+        let kind = match remote.live.reserve(id, frame_len, self.shared.max_backpressure) {
+            Ok(()) => {
+                let compress = message.len() >= self.shared.compression_threshold
+                    && remote.live.compresses(id);
+                let command = if compress {
+                    let (opcode, payload) = wire::into_payload(message.clone());
+                    Command::SendUnframed { id, opcode, payload, reserved: frame_len }
+                } else {
+                    Command::Send { id, frame: wire::message_frame(&message) }
+                };
+                if remote.push(command) {
+                    return Ok(());
+                }
+                SendErrorKind::ServerStopped
+            }
             Err(Refused::Gone) => SendErrorKind::UnknownConnection,
             Err(Refused::Closing) => SendErrorKind::Closing,
             Err(Refused::Full) => {
@@ -167,9 +199,11 @@ impl Handle {
     /// The server's counters now.
     pub fn stats(&self) -> Stats {
         let shared = &self.shared;
-        shared
-            .counters
-            .snapshot(shared.open.load(Ordering::Relaxed), shared.sockets.load(Ordering::Relaxed))
+        shared.counters.snapshot(
+            shared.open.load(Ordering::Relaxed),
+            shared.sockets.load(Ordering::Relaxed),
+            shared.topics.topic_count(),
+        )
     }
 
     /// Queues one message for many connections. The frame is encoded once and its bytes
@@ -177,7 +211,7 @@ impl Handle {
     ///
     /// Returns how many ids were queued.
     pub fn send_many(&self, ids: &[ConnId], message: impl Into<Message>) -> usize {
-        let frame = wire::message_frame(&message.into());
+        let out = self.outgoing(message.into());
         let mut per_reactor: Vec<Vec<ConnId>> = vec![Vec::new(); self.shared.reactors.len()];
         for &id in ids {
             if let Some(remote) = self.remote(id)
@@ -189,7 +223,7 @@ impl Handle {
         let mut queued = 0;
         for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
             let n = ids.len();
-            if n > 0 && remote.push(Command::SendMany { ids, frame: frame.clone() }) {
+            if n > 0 && remote.push(Command::SendMany { ids, out: out.clone() }) {
                 queued += n;
             }
         }
@@ -198,9 +232,9 @@ impl Handle {
 
     /// Queues one message for every open connection; the frame is encoded once.
     pub fn broadcast(&self, message: impl Into<Message>) {
-        let frame = wire::message_frame(&message.into());
+        let out = self.outgoing(message.into());
         for remote in self.shared.reactors.iter() {
-            remote.push(Command::Broadcast { frame: frame.clone() });
+            remote.push(Command::Broadcast { out: out.clone() });
         }
     }
 
@@ -230,6 +264,82 @@ impl Handle {
         } else {
             Err(CloseError::ServerStopped)
         }
+    }
+
+    /// Adds `id` to `topic` (created on first use). Subscribing twice is a no-op; the
+    /// membership ends by itself when the connection does.
+    ///
+    /// # Errors
+    /// The id is not open, or a limit (`max_topics_per_connection`,
+    /// `max_subscribers_per_topic`) is reached; the error names which.
+    pub fn subscribe(&self, id: ConnId, topic: &str) -> Result<(), SubscribeError> {
+        let remote = self.remote(id).ok_or(SubscribeError::UnknownConnection)?;
+        self.shared.topics.subscribe(id, topic, || remote.live.get(id) == Liveness::Open)?;
+        Ok(())
+    }
+
+    /// Removes `id` from `topic`; returns whether it was a member.
+    pub fn unsubscribe(&self, id: ConnId, topic: &str) -> bool {
+        self.shared.topics.unsubscribe(id, topic)
+    }
+
+    /// Sends `message` to every member of `topic`. The frame is encoded once; each
+    /// reactor with members writes the same bytes to all of its members. Messages
+    /// published from one thread reach each member in publish order. Returns how many
+    /// members there were when it was published.
+    pub fn publish(&self, topic: &str, message: impl Into<Message>) -> usize {
+        self.publish_to(topic, message.into(), None)
+    }
+
+    /// [`Handle::publish`] to every member but `except` (e.g. the sender of a chat
+    /// message).
+    pub fn publish_except(
+        &self,
+        topic: &str,
+        message: impl Into<Message>,
+        except: ConnId,
+    ) -> usize {
+        self.publish_to(topic, message.into(), Some(except))
+    }
+
+    fn publish_to(&self, topic: &str, message: Message, except: Option<ConnId>) -> usize {
+        let reactors = self.shared.topics.reactors_of(topic);
+        if reactors.is_empty() {
+            return 0;
+        }
+        let out = self.outgoing(message);
+        let topic: Arc<str> = Arc::from(topic);
+        for index in reactors {
+            if let Some(remote) = self.shared.reactors.get(index) {
+                let (topic, out) = (topic.clone(), out.clone());
+                remote.push(Command::Publish { topic, out, except });
+            }
+        }
+        self.shared.topics.size(&topic)
+    }
+
+    /// A message for many recipients: framed once, and its payload kept for the reactors
+    /// to compress once when it is worth it.
+    fn outgoing(&self, message: Message) -> Outgoing {
+        let plain = wire::message_frame(&message);
+        let payload = (message.len() >= self.shared.compression_threshold)
+            .then(|| wire::into_payload(message));
+        Outgoing { plain, payload }
+    }
+
+    /// Members of `topic` now.
+    pub fn topic_size(&self, topic: &str) -> usize {
+        self.shared.topics.size(topic)
+    }
+
+    /// The topics `id` is in.
+    pub fn topics_of(&self, id: ConnId) -> Vec<String> {
+        self.shared.topics.topics_of(id)
+    }
+
+    /// The members of `topic` (for admin pages: it copies the whole set).
+    pub fn connections_of(&self, topic: &str) -> Vec<ConnId> {
+        self.shared.topics.members(topic)
     }
 
     pub(crate) fn barrier_passed(&self, id: ConnId) {

@@ -41,6 +41,7 @@
 
 pub mod protocol;
 
+mod compress;
 mod config;
 mod conn;
 mod dispatch;
@@ -49,6 +50,7 @@ mod event;
 mod handle;
 mod liveness;
 mod metrics;
+mod pubsub;
 mod reactor;
 mod server;
 mod session;
@@ -56,7 +58,7 @@ mod timer;
 mod upgrade;
 mod wire;
 
-pub use config::{Backpressure, Config, Dispatch};
+pub use config::{Backpressure, Compression, Config, Dispatch};
 pub use dispatch::{Events, Handler};
 pub use error::{CloseError, ConfigError, Error, SendError, SendErrorKind};
 pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};
@@ -64,6 +66,7 @@ pub use handle::Handle;
 pub use metrics::Stats;
 pub use protocol::CloseCode;
 pub use protocol::handshake::Request;
+pub use pubsub::SubscribeError;
 pub use server::Server;
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
 

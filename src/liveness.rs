@@ -18,6 +18,8 @@ use crate::event::ConnId;
 const CHUNK: usize = 4096;
 const OPEN: u64 = 1 << 63;
 const CLOSING: u64 = 1 << 62;
+/// permessage-deflate was negotiated: sends worth compressing go to the reactor unframed.
+const COMPRESSES: u64 = 1 << 61;
 const GEN_SHIFT: u32 = 32;
 const BYTES: u64 = 0xffff_ffff;
 
@@ -75,6 +77,20 @@ impl LiveTable {
             None => Liveness::Gone,
             Some((_, v)) if v & CLOSING != 0 => Liveness::Closing,
             Some(_) => Liveness::Open,
+        }
+    }
+
+    /// Whether `id` negotiated permessage-deflate.
+    pub(crate) fn compresses(&self, id: ConnId) -> bool {
+        self.current(id).is_some_and(|(_, v)| v & COMPRESSES != 0)
+    }
+
+    /// Marks `id` as compressing (owning reactor only, before it opens).
+    pub(crate) fn set_compresses(&self, id: ConnId) {
+        if let Some(cell) = self.cell(id.slot())
+            && generation_of(cell.load(Ordering::Acquire)) == id.generation()
+        {
+            cell.fetch_or(COMPRESSES, Ordering::AcqRel);
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Stats {
     pub connections: usize,
     /// Accepted sockets, handshaking or open (what `max_connections` bounds).
     pub sockets: usize,
+    /// Topics with at least one member.
+    pub topics: usize,
     /// Sockets accepted since start.
     pub accepted: u64,
     /// Connections answered 503 because `max_connections` was reached.
@@ -43,11 +45,12 @@ pub struct Stats {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, connections: usize, sockets: usize) -> Stats {
+    pub(crate) fn snapshot(&self, connections: usize, sockets: usize, topics: usize) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             connections,
             sockets,
+            topics,
             accepted: get(&self.accepted),
             rejected_full: get(&self.rejected_full),
             slow_consumers_closed: get(&self.slow_consumers_closed),

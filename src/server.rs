@@ -15,6 +15,7 @@ use crate::dispatch::{self, Dispatcher, Envelope, Events, Handler};
 use crate::error::Error;
 use crate::handle::{Handle, Remote, Shared};
 use crate::liveness::LiveTable;
+use crate::pubsub::Topics;
 use crate::reactor::{LISTENER, Reactor, ReactorParts, WAKER};
 
 /// A running server. Dropping it shuts it down and waits for its threads.
@@ -132,6 +133,15 @@ impl Server {
             counters: Default::default(),
             max_backpressure: config.max_backpressure,
             backpressure: config.backpressure,
+            compression_threshold: match config.compression {
+                crate::config::Compression::Disabled => usize::MAX,
+                _ => config.compression_threshold,
+            },
+            topics: Topics::new(
+                config.reactors,
+                config.max_topics_per_connection,
+                config.max_subscribers_per_topic,
+            ),
         });
         let handle = Handle { shared: shared.clone() };
         let mut threads = Vec::new();
@@ -167,7 +177,10 @@ fn dispatchers(
     threads: &mut Vec<JoinHandle<()>>,
 ) -> Result<Box<dyn Fn() -> Dispatcher>, Error> {
     match (outlet, config.dispatch) {
-        (Outlet::Channel(tx), _) => Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()]))),
+        (Outlet::Channel(tx), _) => {
+            let next = Arc::new(AtomicUsize::new(0));
+            Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()], next.clone())))
+        }
         (Outlet::Handler(handler), Dispatch::Inline) => {
             let handle = handle.clone();
             Ok(Box::new(move || Dispatcher::Inline {
@@ -185,7 +198,8 @@ fn dispatchers(
                     dispatch::run_worker(handler, handle, rx)
                 })?);
             }
-            Ok(Box::new(move || Dispatcher::queued(senders.clone())))
+            let next = Arc::new(AtomicUsize::new(0));
+            Ok(Box::new(move || Dispatcher::queued(senders.clone(), next.clone())))
         }
     }
 }

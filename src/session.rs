@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
 
-use crate::config::{Backpressure, Config};
+use crate::compress::{Compressor, Outgoing};
+use crate::config::{Backpressure, Compression, Config};
 use crate::conn::{Conn, Phase};
 use crate::dispatch::Dispatcher;
 use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};
 use crate::handle::{Command, Remote, Shared};
 use crate::liveness::Liveness;
 use crate::metrics::Counters;
+use crate::protocol::deflate::{self, Agreed, DeflatePolicy};
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::{self, Request};
 use crate::protocol::message::{DecoderLimits, Incoming};
@@ -31,6 +33,7 @@ pub(crate) struct Ctx {
     pub(crate) config: Arc<Config>,
     pub(crate) commands: Receiver<Command>,
     pub(crate) dispatcher: Dispatcher,
+    pub(crate) compressor: Compressor,
     pub(crate) wheel: TimerWheel,
     pub(crate) limits: DecoderLimits,
     /// The tick this turn runs in.
@@ -94,6 +97,54 @@ impl Ctx {
     pub(crate) fn queue_own(&mut self, slot: usize, conn: &mut Conn, frame: Bytes) {
         self.remote().live.add(self.id(slot, conn), frame.len());
         self.queue_reserved(slot, conn, frame);
+    }
+
+    /// Compresses and queues a message a `Handle` reserved `reserved` bytes for (the
+    /// size of its plain frame), then settles the count with the real size.
+    pub(crate) fn queue_compressed(
+        &mut self,
+        slot: usize,
+        conn: &mut Conn,
+        opcode: OpCode,
+        payload: &[u8],
+        reserved: usize,
+    ) {
+        let frame = match &conn.deflate {
+            Some(agreed) => self.compressor.frame_for(agreed, &mut conn.codecs, opcode, payload),
+            None => wire::frame(opcode, payload),
+        };
+        let id = self.id(slot, conn);
+        let live = &self.remote().live;
+        if frame.len() < reserved {
+            live.release(id, reserved - frame.len());
+        } else {
+            live.add(id, frame.len() - reserved);
+        }
+        self.queue_reserved(slot, conn, frame);
+    }
+
+    /// Queues one recipient's copy of a fan-out message: the plain frame, or the
+    /// compressed one, made at most once per reactor (`once`) for every recipient the
+    /// shared deflater may serve.
+    pub(crate) fn queue_fanout(
+        &mut self,
+        slot: usize,
+        conn: &mut Conn,
+        out: &Outgoing,
+        once: &mut Option<Bytes>,
+    ) {
+        let frame = match (&conn.deflate, &out.payload) {
+            (Some(agreed), Some((opcode, payload)))
+                if agreed.fits_shared_deflater(payload.len()) =>
+            {
+                once.get_or_insert_with(|| self.compressor.shared_frame(*opcode, payload)).clone()
+            }
+            (Some(agreed), Some((opcode, payload))) => {
+                self.compressor.frame_for(agreed, &mut conn.codecs, *opcode, payload)
+            }
+            _ => out.plain.clone(),
+        };
+        self.queue_shared(slot, conn, frame);
     }
 
     /// Queues a frame shared by many recipients, under the backpressure policy.
@@ -206,6 +257,8 @@ impl Ctx {
         }
         let id = self.id(slot, conn);
         self.remote().live.set(id, Liveness::Gone);
+        // After `Gone`: a subscribe racing with this end fails, or is undone here.
+        self.shared.topics.remove_connection(id);
         self.shared.open.fetch_sub(1, Ordering::AcqRel);
         let reason = conn.reason.take().map_or(DisconnectReason::Abnormal, |r| *r);
         self.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
@@ -301,6 +354,7 @@ pub(crate) fn handshake_bytes(
 /// What the upgrade decided.
 struct Accepted {
     response: Bytes,
+    deflate: Option<Agreed>,
     protocol: Option<String>,
     user_data: Option<UserData>,
 }
@@ -312,12 +366,36 @@ fn upgrade(ctx: &Ctx, request: &Request) -> Result<Accepted, u16> {
         return Err(403);
     }
     let protocol = handshake::select_protocol(request, &config.subprotocols);
+    let deflate = negotiate_deflate(config, request)?;
     let user_data = match &config.on_upgrade {
         Some(hook) => hook(request).map_err(|r| r.status())?.user_data,
         None => None,
     };
-    let response = Bytes::from(handshake::accept_response(request, protocol, None));
-    Ok(Accepted { response, protocol: protocol.map(str::to_owned), user_data })
+    let extensions = deflate.map(|agreed| agreed.response_header());
+    let response = handshake::accept_response(request, protocol, extensions.as_deref());
+    Ok(Accepted {
+        response: Bytes::from(response),
+        deflate,
+        protocol: protocol.map(str::to_owned),
+        user_data,
+    })
+}
+
+/// The permessage-deflate parameters for this request, if the client offered any the
+/// configured mode can honour; 400 for a malformed `Sec-WebSocket-Extensions`.
+fn negotiate_deflate(config: &Config, request: &Request) -> Result<Option<Agreed>, u16> {
+    let policy = match config.compression {
+        Compression::Disabled => return Ok(None),
+        Compression::Shared => DeflatePolicy::Shared,
+        Compression::Dedicated { window_bits } => DeflatePolicy::Dedicated { window_bits },
+    };
+    let mut offers = Vec::new();
+    for (name, value) in request.headers() {
+        if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            offers.push(std::str::from_utf8(value).map_err(|_| 400u16)?);
+        }
+    }
+    deflate::negotiate(offers.into_iter(), &policy).map_err(|_| 400)
 }
 
 fn reject(ctx: &mut Ctx, slot: usize, conn: &mut Conn, status: u16) {
@@ -337,6 +415,11 @@ fn open(ctx: &mut Ctx, slot: usize, conn: &mut Conn, request: &Request, accepted
         ctx.set_deadline(slot, conn, tick);
     }
     let id = ctx.id(slot, conn);
+    if accepted.deflate.is_some() {
+        conn.deflate = accepted.deflate;
+        conn.decoder.set_compression(true);
+        ctx.remote().live.set_compresses(id);
+    }
     ctx.remote().live.set(id, Liveness::Open);
     ctx.shared.open.fetch_add(1, Ordering::AcqRel);
     let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -408,6 +491,35 @@ fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
         }
         // The answer to our close (§7.1.2): the handshake is complete.
         Incoming::Close(_) => ctx.flush_then_close(slot, conn),
-        Incoming::Text(_) | Incoming::Binary(_) | Incoming::Ping(_) | Incoming::Pong(_) => {}
+        Incoming::Compressed { text, body } if conn.phase.is_open() => {
+            inflated(ctx, slot, conn, text, &body);
+        }
+        Incoming::Text(_)
+        | Incoming::Binary(_)
+        | Incoming::Ping(_)
+        | Incoming::Pong(_)
+        | Incoming::Compressed { .. } => {}
     }
+}
+
+/// Inflates a compressed message (RFC 7692 §7.2.2) and delivers it; bad data fails the
+/// connection (1007), too much of it as well (1009, before more than the limit is held).
+fn inflated(ctx: &mut Ctx, slot: usize, conn: &mut Conn, text: bool, body: &[u8]) {
+    let Some(agreed) = conn.deflate else {
+        return ctx.fail(slot, conn, ProtocolError::ReservedBits);
+    };
+    let max = ctx.config.max_message_size;
+    let data = match ctx.compressor.inflate(&agreed, &mut conn.codecs, body, max) {
+        Ok(data) => data,
+        Err(error) => return ctx.fail(slot, conn, error),
+    };
+    let message = if text {
+        match String::from_utf8(data) {
+            Ok(s) => Message::Text(s),
+            Err(_) => return ctx.fail(slot, conn, ProtocolError::InvalidUtf8),
+        }
+    } else {
+        Message::Binary(data)
+    };
+    emit_message(ctx, slot, conn, message);
 }

@@ -23,6 +23,24 @@ pub(crate) fn frame(opcode: OpCode, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The length of the frame that carries a payload of `len` bytes.
+pub(crate) fn frame_len(len: usize) -> usize {
+    let header = match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    };
+    header + len
+}
+
+/// A message's opcode and payload, without copying it.
+pub(crate) fn into_payload(message: Message) -> (OpCode, Bytes) {
+    match message {
+        Message::Text(s) => (OpCode::Text, Bytes::from(s)),
+        Message::Binary(b) => (OpCode::Binary, Bytes::from(b)),
+    }
+}
+
 /// The frame carrying a data message.
 pub(crate) fn message_frame(message: &Message) -> Bytes {
     match message {

@@ -3,43 +3,14 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use util::*;
 
 const CONNECTIONS: usize = 10_000;
 const MAX_BYTES_PER_CONN: usize = 2048;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_bytes(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
-    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
-}
-
-fn start_binary() -> (Killed, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsloop"))
-        .args(["--addr", "127.0.0.1:0", "--reactors", "2", "--workers", "2"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn wsloop");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit("ws://").next().unwrap().parse().expect("address line");
-    (Killed(child), addr)
-}
 
 /// Opens `n` connections with a raw handshake each, pipelined in batches.
 fn open_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
@@ -61,18 +32,18 @@ fn open_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 #[test]
 fn ten_thousand_idle_connections_cost_under_2_kib_each() {
     let _w = Watchdog::new("memory", Duration::from_secs(120));
-    let (server, addr) = start_binary();
-    let pid = server.0.id();
+    let (server, addr) = start_binary(&[]);
+    let pid = server.pid();
     // Warm the reactors' and workers' own buffers with a little traffic first.
     let mut warm = connect(addr);
     for _ in 0..10 {
         assert_echo(&mut warm, &"w".repeat(1000));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let before = rss_bytes(pid);
+    let before = proc_bytes(pid, "VmRSS:");
     let conns = open_idle(addr, CONNECTIONS);
     std::thread::sleep(Duration::from_millis(500));
-    let after = rss_bytes(pid);
+    let after = proc_bytes(pid, "VmRSS:");
     let per_conn = after.saturating_sub(before) / CONNECTIONS;
     println!(
         "idle connections: {CONNECTIONS}, rss before {before} B, after {after} B, {per_conn} B per connection"

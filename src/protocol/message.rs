@@ -48,6 +48,16 @@
 //!
 //! Control frames (§5.5) are never reassembled: they are at most 125 bytes, so the
 //! decoder waits until one is wholly in the buffer and returns it borrowed.
+//!
+//! # Compressed messages
+//!
+//! Once permessage-deflate is negotiated ([`Decoder::set_compression`]), a message whose
+//! first frame has RSV1 set is compressed (RFC 7692 §6.1). The decoder assembles its
+//! frames like any other (borrowed on the fast path, owned otherwise) but does not check
+//! UTF-8, and returns it as [`Incoming::Compressed`]: the caller inflates it with a
+//! [`deflate::Inflater`](super::deflate::Inflater) and validates text afterwards. The
+//! limits apply to the compressed bytes here; the inflater enforces `max_message_size` on
+//! the output.
 
 use std::borrow::Cow;
 
@@ -165,6 +175,16 @@ pub enum Incoming<'a> {
     Pong(&'a [u8]),
     /// A close frame; `None` when it had no payload.
     Close(Option<CloseFrame<'a>>),
+    /// A complete compressed message (RSV1 on its first frame, RFC 7692 §6.1), not yet
+    /// inflated and so not yet checked for UTF-8.
+    Compressed {
+        /// The message is text (its first frame's opcode was 0x1), to be validated as
+        /// UTF-8 once inflated.
+        text: bool,
+        /// The compressed body: every frame's payload, unmasked and concatenated, without
+        /// the `00 00 ff ff` tail (§7.2.2).
+        body: Cow<'a, [u8]>,
+    },
 }
 
 /// The per-connection decoder state. Holds no buffer while no message is in progress.
@@ -194,8 +214,8 @@ enum DataKind {
 #[derive(Debug)]
 struct Partial {
     kind: DataKind,
-    /// RSV1 on the first frame: the payload is deflated (RFC 7692 §6.1). Always `false`
-    /// for now, since the header parser refuses RSV1.
+    /// RSV1 on the first frame: the payload is deflated (RFC 7692 §6.1), so it is not
+    /// validated as UTF-8 here.
     compressed: bool,
     /// The unmasked payload so far.
     payload: Vec<u8>,
@@ -298,9 +318,10 @@ impl Partial {
     /// Hands over the completed message, and its buffer with it.
     fn finish(self) -> Result<Incoming<'static>, ProtocolError> {
         if self.compressed {
-            // Unreachable until permessage-deflate sets `rsv1_allowed`; the inflater will
-            // slot in here.
-            return Err(ProtocolError::InvalidCompressedData);
+            return Ok(Incoming::Compressed {
+                text: self.kind == DataKind::Text,
+                body: Cow::Owned(self.payload),
+            });
         }
         match self.kind {
             // One full pass: safe code cannot build a `String` without validating it.
@@ -317,6 +338,16 @@ impl Decoder {
     /// A decoder for `role` under `limits`.
     pub fn new(role: Role, limits: DecoderLimits) -> Decoder {
         Decoder { role, limits, rsv1_allowed: false, message: None }
+    }
+
+    /// Turns permessage-deflate's RSV1 bit on or off (RFC 7692 §6.1); off by default.
+    ///
+    /// Call it once the extension is negotiated, before the first frame is decoded. While
+    /// on, RSV1 is allowed on a data message's first frame and marks it compressed
+    /// ([`Incoming::Compressed`]); on a continuation or control frame it is still
+    /// [`ProtocolError::ReservedBits`]. While off, RSV1 anywhere is that error.
+    pub fn set_compression(&mut self, enabled: bool) {
+        self.rsv1_allowed = enabled;
     }
 
     /// Consumes bytes from the front of `buf`, returning `(used, item)`.
@@ -356,6 +387,11 @@ impl Decoder {
 
         match header.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                // RFC 7692 §6.1: "An endpoint MUST NOT set the "Per-Message Compressed"
+                // bit of control frames".
+                if header.rsv1 {
+                    return Err(ProtocolError::ReservedBits);
+                }
                 Self::control_frame(header.opcode, header.mask, header_len, len, buf)
             }
             OpCode::Continuation => {
@@ -385,8 +421,15 @@ impl Decoder {
                 let kind =
                     if header.opcode == OpCode::Text { DataKind::Text } else { DataKind::Binary };
                 let frame_end = header_len.saturating_add(len);
-                if header.fin && !header.rsv1 && buf.len() >= frame_end {
-                    return Self::whole_message(kind, header.mask, header_len, frame_end, buf);
+                if header.fin && buf.len() >= frame_end {
+                    return Self::whole_message(
+                        kind,
+                        header.rsv1,
+                        header.mask,
+                        header_len,
+                        frame_end,
+                        buf,
+                    );
                 }
                 let mut partial = Partial::new(kind, header.rsv1);
                 partial.begin_frame(&header, len, self.limits.max_message_size);
@@ -411,9 +454,11 @@ impl Decoder {
         }
     }
 
-    /// The fast path: a whole unfragmented data frame, unmasked and validated in place.
+    /// The fast path: a whole unfragmented data frame, unmasked and validated in place
+    /// (compressed ones are not validated: their text is not there yet).
     fn whole_message<'a>(
         kind: DataKind,
+        compressed: bool,
         mask: Option<[u8; 4]>,
         header_len: usize,
         frame_end: usize,
@@ -426,6 +471,11 @@ impl Decoder {
             apply_mask(payload, mask, 0);
         }
         let payload: &'a [u8] = payload;
+        if compressed {
+            let body = Cow::Borrowed(payload);
+            let text = kind == DataKind::Text;
+            return Ok((frame_end, Some(Incoming::Compressed { text, body })));
+        }
         let item = match kind {
             DataKind::Text => {
                 let text =
@@ -505,6 +555,8 @@ mod tests {
         Ping(Vec<u8>),
         Pong(Vec<u8>),
         Close(Option<(u16, String)>),
+        /// `text`, the compressed body, borrowed.
+        Compressed(bool, Vec<u8>, bool),
     }
 
     impl Item {
@@ -513,6 +565,7 @@ mod tests {
             match self {
                 Item::Text(t, _) => Item::Text(t.clone(), false),
                 Item::Binary(b, _) => Item::Binary(b.clone(), false),
+                Item::Compressed(t, b, _) => Item::Compressed(*t, b.clone(), false),
                 other => other.clone(),
             }
         }
@@ -531,6 +584,10 @@ mod tests {
             Incoming::Ping(p) => Item::Ping(p.to_vec()),
             Incoming::Pong(p) => Item::Pong(p.to_vec()),
             Incoming::Close(c) => Item::Close(c.map(|c| (c.code.0, c.reason.to_owned()))),
+            Incoming::Compressed { text, body } => {
+                let borrowed = matches!(body, Cow::Borrowed(_));
+                Item::Compressed(text, body.into_owned(), borrowed)
+            }
         }
     }
 
@@ -1039,10 +1096,142 @@ mod tests {
     fn rsv1_on_continuation_is_refused() {
         // Structure for permessage-deflate: RSV1 only ever belongs on a first frame.
         let mut dec = server();
-        dec.rsv1_allowed = true;
+        dec.set_compression(true);
         let mut wire = cframe(OpCode::Binary, false, b"a");
         wire.extend(frame_with(OpCode::Continuation, true, true, b"b", Some(KEY)));
         assert_eq!(decode_all(&mut dec, &wire), Err(ProtocolError::ReservedBits));
+    }
+
+    // ---- permessage-deflate (RFC 7692 §6.1) -----------------------------------------
+
+    /// RFC 7692 §7.2.3.1: "Hello", compressed.
+    const HELLO_DEFLATED: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+    fn compressing_server() -> Decoder {
+        let mut dec = server();
+        dec.set_compression(true);
+        dec
+    }
+
+    /// A masked client frame with RSV1 set.
+    fn zframe(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        frame_with(opcode, fin, true, payload, Some(KEY))
+    }
+
+    #[test]
+    fn rfc_compressed_hello_frame() {
+        // §7.2.3.1's unmasked frame, read by a client.
+        let mut wire = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let mut dec = Decoder::new(Role::Client, DecoderLimits::default());
+        assert_eq!(dec.decode(&mut wire), Err(ProtocolError::ReservedBits));
+        dec.set_compression(true);
+        let (used, item) = dec.decode(&mut wire).unwrap();
+        assert_eq!(used, 9);
+        assert_eq!(
+            item,
+            Some(Incoming::Compressed { text: true, body: Cow::Borrowed(&HELLO_DEFLATED[..]) })
+        );
+        // The body inflates to the text.
+        let mut inflater = super::super::deflate::Inflater::new(15, false);
+        let mut out = Vec::new();
+        inflater.decompress(&HELLO_DEFLATED, 100, &mut out).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn compressed_fast_path_is_borrowed_and_not_utf8_checked() {
+        // Compressed bytes are rarely UTF-8; they are the inflater's to judge.
+        let body = [0xff, 0xfe, 0x00, 0xc0];
+        for (opcode, text) in [(OpCode::Text, true), (OpCode::Binary, false)] {
+            let wire = zframe(opcode, true, &body);
+            assert_eq!(
+                decode_all(&mut compressing_server(), &wire),
+                Ok(vec![Item::Compressed(text, body.to_vec(), true)])
+            );
+        }
+    }
+
+    #[test]
+    fn compressed_message_fragmented_and_in_pieces() {
+        // "Hello" deflated, split over three frames (RSV1 on the first only, §6.1),
+        // with a ping between fragments.
+        let mut wire = zframe(OpCode::Text, false, &HELLO_DEFLATED[..2]);
+        wire.extend(cframe(OpCode::Ping, true, b"p"));
+        wire.extend(cframe(OpCode::Continuation, false, &HELLO_DEFLATED[2..5]));
+        wire.extend(cframe(OpCode::Continuation, true, &HELLO_DEFLATED[5..]));
+        // Then an uncompressed message: RSV1 clear means not compressed (§6).
+        wire.extend(cframe(OpCode::Text, true, b"plain"));
+        let expected = vec![
+            Item::Ping(b"p".to_vec()),
+            Item::Compressed(true, HELLO_DEFLATED.to_vec(), false),
+            text("plain", true),
+        ];
+        let mut dec = compressing_server();
+        assert_eq!(decode_all(&mut dec, &wire), Ok(expected.clone()));
+        assert!(dec.is_idle());
+        let contents = |items: &[Item]| items.iter().map(Item::content).collect::<Vec<_>>();
+        for size in [1, 2, 5, 7] {
+            let mut dec = compressing_server();
+            let items = decode_in_pieces(&mut dec, &wire, &[size]).unwrap();
+            assert_eq!(contents(&items), contents(&expected), "pieces of {size}");
+        }
+        // A single compressed frame that arrives in pieces is returned owned.
+        let wire = zframe(OpCode::Binary, true, &HELLO_DEFLATED);
+        assert_eq!(
+            decode_in_pieces(&mut compressing_server(), &wire, &[4]),
+            Ok(vec![Item::Compressed(false, HELLO_DEFLATED.to_vec(), false)])
+        );
+    }
+
+    #[test]
+    fn rsv1_only_on_a_first_data_frame() {
+        // On a continuation.
+        let mut wire = zframe(OpCode::Text, false, b"a");
+        wire.extend(zframe(OpCode::Continuation, true, b"b"));
+        assert_eq!(decode_all(&mut compressing_server(), &wire), Err(ProtocolError::ReservedBits));
+        // On control frames, alone or between fragments.
+        for opcode in [OpCode::Ping, OpCode::Pong, OpCode::Close] {
+            let wire = zframe(opcode, true, b"");
+            assert_eq!(
+                decode_all(&mut compressing_server(), &wire),
+                Err(ProtocolError::ReservedBits),
+                "{opcode:?}"
+            );
+            let mut wire = zframe(OpCode::Binary, false, b"a");
+            wire.extend(zframe(opcode, true, b""));
+            assert_eq!(
+                decode_all(&mut compressing_server(), &wire),
+                Err(ProtocolError::ReservedBits),
+                "{opcode:?}"
+            );
+        }
+        // Without compression, RSV1 is refused on a first frame too, and turning it off
+        // again restores that.
+        let wire = zframe(OpCode::Text, true, &HELLO_DEFLATED);
+        assert_eq!(decode_all(&mut server(), &wire), Err(ProtocolError::ReservedBits));
+        let mut dec = compressing_server();
+        dec.set_compression(false);
+        assert_eq!(decode_all(&mut dec, &wire), Err(ProtocolError::ReservedBits));
+    }
+
+    #[test]
+    fn limits_apply_to_compressed_bytes() {
+        let mut dec = Decoder::new(Role::Server, limits(10, 8));
+        dec.set_compression(true);
+        let wire = zframe(OpCode::Binary, true, &[0; 9]);
+        assert_eq!(dec.decode(&mut wire[..6].to_vec()), Err(ProtocolError::FrameTooLarge));
+        let mut dec = Decoder::new(Role::Server, limits(10, 8));
+        dec.set_compression(true);
+        let mut wire = zframe(OpCode::Binary, false, &[0; 6]);
+        wire.extend(cframe(OpCode::Continuation, true, &[0; 5]));
+        assert_eq!(decode_all(&mut dec, &wire), Err(ProtocolError::MessageTooLarge));
+        // At the limit, fine: the inflater bounds what it inflates to.
+        let mut dec = Decoder::new(Role::Server, limits(10, 8));
+        dec.set_compression(true);
+        let mut wire = zframe(OpCode::Binary, false, &[1; 5]);
+        wire.extend(cframe(OpCode::Continuation, true, &[2; 5]));
+        let body = [[1u8; 5], [2; 5]].concat();
+        assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Compressed(false, body, false)]));
     }
 
     // ---- limits ----------------------------------------------------------------------
@@ -1248,8 +1437,14 @@ mod tests {
         for _ in 0..2000 {
             let len = rng.below(64);
             let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            for role in [Role::Server, Role::Client] {
+            for (role, compression) in [
+                (Role::Server, false),
+                (Role::Client, false),
+                (Role::Server, true),
+                (Role::Client, true),
+            ] {
                 let mut dec = Decoder::new(role, limits(64, 32));
+                dec.set_compression(compression);
                 let mut pos = 0;
                 while pos < bytes.len() {
                     match dec.decode(&mut bytes[pos..]) {

@@ -6,7 +6,10 @@
 //! - [`handshake`]: the HTTP/1.1 upgrade request (RFC 6455 §4.2) and its responses.
 //! - [`frame`]: frame headers (RFC 6455 §5.2) and masking.
 //! - [`message`]: the streaming decoder: frames → messages, control frames, close payloads.
+//! - [`deflate`]: permessage-deflate (RFC 7692): offer negotiation, and the per-message
+//!   deflater and inflater with a bound on inflated size.
 
+pub mod deflate;
 pub mod frame;
 pub mod handshake;
 pub mod message;

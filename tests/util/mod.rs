@@ -2,8 +2,9 @@
 //! raw-socket frame crafting, and a watchdog per test.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -204,5 +205,79 @@ pub fn sees_eof(s: &mut TcpStream) -> bool {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
             Err(_) => return false,
         }
+    }
+}
+
+// ---- the binary as a child process ----
+
+/// The `wsloop` binary, killed when dropped.
+pub struct ServerProcess(Child);
+
+impl ServerProcess {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `wsloop --addr 127.0.0.1:0 <args>` and reads the address it prints.
+pub fn start_binary(args: &[&str]) -> (ServerProcess, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsloop"))
+        .args(["--addr", "127.0.0.1:0", "--reactors", "2", "--workers", "2"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn wsloop");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("ws://").next().unwrap().parse().expect("address line");
+    (ServerProcess(child), addr)
+}
+
+/// A field of `/proc/<pid>/status` in bytes (`VmRSS`, `VmHWM`...).
+pub fn proc_bytes(pid: u32, field: &str) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status.lines().find(|l| l.starts_with(field)).expect("field");
+    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// Percentile of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Echo round trips of a probe connection: one every `every` until `stop` is set.
+pub fn probe_rtts(
+    addr: SocketAddr,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Duration> {
+    let mut client = connect(addr);
+    let mut rtts = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let t = std::time::Instant::now();
+        assert_echo(&mut client, "probe");
+        rtts.push(t.elapsed());
+        std::thread::sleep(every);
+    }
+    rtts.sort();
+    rtts
+}
+
+/// A read timeout short enough for a loop that polls a deadline.
+pub fn set_short_timeout(client: &Client) {
+    if let MaybeTlsStream::Plain(s) = client.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     }
 }
