@@ -482,7 +482,8 @@ impl SinkThread {
                             push_server_frame(out, OpCode::Pong, p);
                             Reply::Wrote
                         }
-                        Incoming::Pong(_) => Reply::None,
+                        // The sink never negotiates compression, so its decoder refuses RSV1.
+                        Incoming::Pong(_) | Incoming::Compressed { .. } => Reply::None,
                         Incoming::Close(frame) => {
                             let code = frame.map_or(1000, |f| f.code.0);
                             push_server_frame(out, OpCode::Close, &code.to_be_bytes());

@@ -5,7 +5,8 @@ mod util;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use util::{Watchdog, echo_server, fake_server, run, serial};
+use util::{Watchdog, echo_server, fake_server, run, serial, sink_server};
+use wsloop_loadtest::sink::SinkMode;
 
 #[test]
 fn connect_opens_and_times_every_connection() {
@@ -89,10 +90,26 @@ fn accepted_compression_is_an_error() {
 }
 
 #[test]
+fn compression_accepted_by_wsloop_is_an_error() {
+    let _w = Watchdog::new("compression_accepted_by_wsloop", Duration::from_secs(60));
+    let _s = serial();
+    let Some(server) = echo_server() else { return };
+    let url = server.url("/");
+    let r = run(
+        "deflate-wsloop",
+        &["echo", "--url", &url, "-c", "2", "-d", "0.5", "--compression"],
+        Duration::from_secs(30),
+    );
+    assert_ne!(r.code, Some(0));
+    assert!(r.stderr.contains("compression is not yet supported"), "{}", r.stderr);
+}
+
+#[test]
 fn compression_offer_refused_by_the_server_runs_uncompressed() {
     let _w = Watchdog::new("compression_offer_refused", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    // The sink never negotiates extensions.
+    let server = sink_server(SinkMode::Echo);
     let url = server.url("/");
     let r = run(
         "compression-refused",
