@@ -1,0 +1,35 @@
+//! wsloop-loadtest: the bundled WebSocket load generator of wsloop.
+//!
+//! Threads of `mio::Poll` loops, no async runtime, HdrHistogram figures. The pieces:
+//!
+//! - [`cli`]: subcommands and options, validated into a [`spec::RunSpec`].
+//! - [`engine`]: one generator thread: sockets, handshake, frames (through
+//!   `wsloop::protocol`), batching, saturation metering. Scenarios plug in as a
+//!   [`engine::Driver`].
+//! - [`scenario`]: `echo`, `rate`, `connect`, `hold`, `broadcast`, `churn`, `send`.
+//! - [`coord`] and [`procs`]: threads and worker processes kept in step; results merged.
+//! - [`stats`], [`report`], [`plot`], [`progress`]: figures, the table and JSON, the SVG,
+//!   the live line.
+//! - [`sink`]: a discard/echo/broadcast server to measure the generator itself.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod clock;
+pub mod coord;
+pub mod engine;
+pub mod limits;
+pub mod payload;
+pub mod plot;
+pub mod procs;
+pub mod progress;
+pub mod proto;
+pub mod report;
+pub mod rng;
+pub mod rss;
+pub mod scenario;
+pub mod shared;
+pub mod sink;
+pub mod spec;
+pub mod stats;
+pub mod target;

@@ -1,0 +1,87 @@
+//! The `wsloop-loadtest` binary: parse, run, report.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use wsloop_loadtest::cli::{Action, Cli, Output};
+use wsloop_loadtest::coord::{self, Outcome};
+use wsloop_loadtest::plot;
+use wsloop_loadtest::procs;
+use wsloop_loadtest::progress::Progress;
+use wsloop_loadtest::report::Report;
+use wsloop_loadtest::spec::RunSpec;
+use wsloop_loadtest::{limits, sink};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let action = match cli.command.into_action() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match action {
+        Action::Sink(args) => {
+            sink::run_cli(&args).map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
+        }
+        Action::Run(spec, output) => run(&spec, &output),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
+    let per_process = spec.connections.div_ceil(spec.worker_count.max(if spec.is_worker {
+        1
+    } else {
+        spec.procs
+    }));
+    let needed = per_process as u64 + 64;
+    let limit = limits::ensure_open_files(needed);
+    if limit != 0 && limit < needed && !spec.is_worker {
+        eprintln!(
+            "warning: {per_process} connections per process need about {needed} open files, the limit is {limit}: \
+             use --procs to spread them over processes"
+        );
+    }
+    if spec.is_worker {
+        coord::run_worker(spec).map_err(|e| e.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut progress = Progress::new(!output.quiet, spec.scenario.name(), spec.connections as u64);
+    let outcome: Outcome = if spec.procs > 1 {
+        procs::run_parent(spec, &mut progress)
+    } else {
+        coord::run_standalone(spec, &mut progress)
+    }
+    .map_err(|e| e.to_string())?;
+    let report = Report::build(spec, &outcome);
+    print!("{}", report.table());
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(path) = &output.json {
+        report.write_json(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &output.plot {
+        plot::write_svg(&report, path).map_err(|e| e.to_string())?;
+    }
+    if report.connections.failures.deflate > 0 {
+        return Err(
+            "the server accepted permessage-deflate: compression is not yet supported by the generator \
+             (run without --compression)"
+                .into(),
+        );
+    }
+    if report.connections.opened == 0 {
+        eprintln!("error: no connection opened");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,222 @@
+//! The generator's thin layer over `wsloop::protocol`: client frames out, server frames in,
+//! and the client side of the opening handshake.
+//!
+//! No WebSocket codec lives here: frame headers, masking, message decoding and the accept
+//! key all come from `wsloop::protocol`. This module only decides what the client sends
+//! (masked frames, the upgrade request) and checks the server's 101 response.
+
+use std::fmt;
+
+use base64::Engine as _;
+use wsloop::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
+use wsloop::protocol::handshake::accept_key;
+use wsloop::protocol::message::{Decoder, DecoderLimits, Role};
+
+use crate::target::Target;
+
+/// Largest response head accepted from a server.
+pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+
+/// Appends one masked, unfragmented client frame carrying `payload` to `out`.
+pub fn push_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], mask: [u8; 4]) {
+    let start = push_header(out, opcode, payload.len(), mask);
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], mask, 0);
+}
+
+/// Appends a masked frame whose payload is `template` with `patch` applied before masking
+/// (used to write a stamp into a copy of a payload template without a second copy).
+pub fn push_frame_with(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    template: &[u8],
+    mask: [u8; 4],
+    patch: impl FnOnce(&mut [u8]),
+) {
+    let start = push_header(out, opcode, template.len(), mask);
+    out.extend_from_slice(template);
+    let payload = &mut out[start..];
+    patch(payload);
+    apply_mask(payload, mask, 0);
+}
+
+/// Appends a close frame with `code` (masked) to `out`.
+pub fn push_close(out: &mut Vec<u8>, code: u16, mask: [u8; 4]) {
+    push_frame(out, OpCode::Close, &code.to_be_bytes(), mask);
+}
+
+fn push_header(out: &mut Vec<u8>, opcode: OpCode, len: usize, mask: [u8; 4]) -> usize {
+    let header =
+        FrameHeader { fin: true, rsv1: false, opcode, mask: Some(mask), payload_len: len as u64 };
+    let mut buf = [0u8; MAX_HEADER_LEN];
+    let used = header.encode(&mut buf);
+    out.reserve(used + len);
+    out.extend_from_slice(&buf[..used]);
+    out.len()
+}
+
+/// A decoder for frames a server sends (unmasked), bounded by `max_message` bytes.
+pub fn client_decoder(max_message: usize) -> Decoder {
+    Decoder::new(
+        Role::Client,
+        DecoderLimits { max_message_size: max_message, max_frame_size: max_message },
+    )
+}
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64 (24 characters).
+pub fn handshake_key(random: [u8; 16]) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    let n = base64::engine::general_purpose::STANDARD.encode_slice(random, &mut key).unwrap_or(0);
+    debug_assert_eq!(n, 24, "16 bytes are 24 base64 characters");
+    key
+}
+
+/// The HTTP/1.1 upgrade request for `target`, offering permessage-deflate when `deflate`.
+pub fn upgrade_request(target: &Target, key: &[u8; 24], deflate: bool) -> Vec<u8> {
+    let mut req = Vec::with_capacity(256);
+    req.extend_from_slice(b"GET ");
+    req.extend_from_slice(target.path.as_bytes());
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    req.extend_from_slice(target.host.as_bytes());
+    req.extend_from_slice(
+        b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ",
+    );
+    req.extend_from_slice(key);
+    if deflate {
+        req.extend_from_slice(
+            b"\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+        );
+    }
+    req.extend_from_slice(b"\r\nUser-Agent: wsloop-loadtest\r\n\r\n");
+    req
+}
+
+/// What the server agreed to in its 101.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upgraded {
+    /// The server accepted permessage-deflate.
+    pub deflate: bool,
+}
+
+/// Why a server's answer to the upgrade request is not a valid 101 (RFC 6455 §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// A status other than 101.
+    Status(u16),
+    /// Not parseable as an HTTP/1.1 response head.
+    Malformed,
+    /// The head grew past [`MAX_RESPONSE_HEAD`].
+    TooLarge,
+    /// `Upgrade: websocket` or `Connection: upgrade` missing.
+    MissingUpgrade,
+    /// `Sec-WebSocket-Accept` missing or wrong for our key.
+    BadAccept,
+    /// An extension we did not offer.
+    UnexpectedExtension,
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeFailure::Status(s) => write!(f, "HTTP status {s}"),
+            HandshakeFailure::Malformed => f.write_str("malformed HTTP response"),
+            HandshakeFailure::TooLarge => f.write_str("response head too large"),
+            HandshakeFailure::MissingUpgrade => f.write_str("no Upgrade/Connection headers"),
+            HandshakeFailure::BadAccept => f.write_str("wrong Sec-WebSocket-Accept"),
+            HandshakeFailure::UnexpectedExtension => f.write_str("extension not offered"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeFailure {}
+
+/// Checks the server's answer at the start of `buf`.
+///
+/// `Ok(None)`: the head is not complete yet. `Ok(Some((upgraded, used)))`: a valid 101 of
+/// `used` bytes; what follows in `buf` is already frames.
+///
+/// # Errors
+/// [`HandshakeFailure`] when the answer is complete and not a valid 101 for `key`.
+pub fn check_response(
+    buf: &[u8],
+    key: &[u8; 24],
+    offered_deflate: bool,
+) -> Result<Option<(Upgraded, usize)>, HandshakeFailure> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let used = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+            return Err(HandshakeFailure::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(HandshakeFailure::Malformed),
+    };
+    let code = resp.code.ok_or(HandshakeFailure::Malformed)?;
+    if code != 101 {
+        return Err(HandshakeFailure::Status(code));
+    }
+    let mut upgrade = false;
+    let mut connection = false;
+    let mut accept: Option<&str> = None;
+    let mut deflate = false;
+    for h in resp.headers.iter() {
+        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
+        if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade |= value.eq_ignore_ascii_case("websocket");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            connection |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
+            accept = Some(value);
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-extensions") && !value.is_empty() {
+            let is_deflate =
+                value.split(',').all(|ext| ext.trim().starts_with("permessage-deflate"));
+            if !(offered_deflate && is_deflate) {
+                return Err(HandshakeFailure::UnexpectedExtension);
+            }
+            deflate = true;
+        }
+    }
+    if !(upgrade && connection) {
+        return Err(HandshakeFailure::MissingUpgrade);
+    }
+    if accept != Some(accept_key(key).as_str()) {
+        return Err(HandshakeFailure::BadAccept);
+    }
+    Ok(Some((Upgraded { deflate }, used)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target::parse("ws://127.0.0.1:9/chat").expect("valid")
+    }
+
+    #[test]
+    fn request_shape() {
+        let key = handshake_key([7; 16]);
+        let req = upgrade_request(&target(), &key, true);
+        let text = String::from_utf8(req).expect("ascii");
+        assert!(text.starts_with("GET /chat HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"));
+        assert!(text.contains("Sec-WebSocket-Key: BwcHBwcHBwcHBwcHBwcHBw==\r\n"));
+        assert!(text.contains("permessage-deflate"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn refusals_are_classified() {
+        let key = handshake_key([1; 16]);
+        assert_eq!(check_response(b"HTTP/1.1 101 Swi", &key, false), Ok(None));
+        assert_eq!(
+            check_response(b"HTTP/1.1 404 Not Found\r\n\r\n", &key, false),
+            Err(HandshakeFailure::Status(404))
+        );
+        assert_eq!(check_response(b"NOPE\r\n\r\n", &key, false), Err(HandshakeFailure::Malformed));
+        let huge = vec![b'a'; MAX_RESPONSE_HEAD + 1];
+        let mut big = b"HTTP/1.1 101 OK\r\nX: ".to_vec();
+        big.extend_from_slice(&huge);
+        assert_eq!(check_response(&big, &key, false), Err(HandshakeFailure::TooLarge));
+    }
+}

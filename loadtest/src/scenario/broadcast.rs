@@ -1,0 +1,210 @@
+//! `broadcast`: N subscribers on a fan-out path and one sender publishing at `--rate`.
+//!
+//! The sender (on the first thread of the first worker) publishes messages stamped with
+//! their intended send time and a sequence number. Every subscriber keeps a bitmap of the
+//! sequence numbers it received, so each delivery is timed, and at the end the run knows
+//! what was delivered, what is missing and what came twice. The server is expected to
+//! deliver every message to every connection on the path, the sender included (wsloop's
+//! `/broadcast`); the sender's own copies are counted apart.
+
+use crate::engine::{Driver, End, Io, Msg, Tick};
+use crate::payload::{Stamp, Template};
+use crate::scenario::{Lifecycle, Opener, Stage, count_answer, count_sent, earliest};
+use crate::stats::Counters;
+
+/// Per-connection state.
+#[derive(Debug, Clone)]
+pub enum BroadcastConn {
+    /// The publishing connection.
+    Sender,
+    /// A subscriber.
+    Subscriber {
+        /// One bit per sequence number received.
+        seen: Vec<u64>,
+        /// Distinct messages received.
+        got: u64,
+        /// Open when publishing started (only these count toward expected deliveries).
+        counted: bool,
+    },
+}
+
+/// The broadcast driver.
+#[derive(Debug)]
+pub struct Broadcast {
+    lc: Lifecycle,
+    opener: Opener,
+    /// `Some(index)` on the thread that owns the sender (index picks its source address).
+    sender_index: Option<usize>,
+    sender_key: Option<usize>,
+    sender_tried: bool,
+    template: Template,
+    interval_ns: f64,
+    published: u64,
+    max_seq: u64,
+    next_check: u64,
+}
+
+impl Broadcast {
+    /// A driver for the opener's subscribers, plus the sender when `sender_index` is set.
+    /// `rate` is messages per second; `max_seq` bounds the sequence numbers accepted.
+    pub fn new(
+        lc: Lifecycle,
+        opener: Opener,
+        sender_index: Option<usize>,
+        template: Template,
+        rate: f64,
+        max_seq: u64,
+    ) -> Broadcast {
+        Broadcast {
+            lc,
+            opener,
+            sender_index,
+            sender_key: None,
+            sender_tried: false,
+            template,
+            interval_ns: 1e9 / rate.max(0.001),
+            published: 0,
+            max_seq,
+            next_check: 0,
+        }
+    }
+
+    fn publish_due(&mut self, io: &mut Io<BroadcastConn>) -> Option<u64> {
+        let key = self.sender_key?;
+        loop {
+            let due = self.lc.go + (self.published as f64 * self.interval_ns) as u64;
+            if due >= self.lc.measure_end {
+                return None;
+            }
+            if due > io.now {
+                return Some(due);
+            }
+            let stamp = Stamp { ts: due, seq: self.published };
+            if !io.send(key, &self.template, stamp) {
+                io.stats.counters.skipped += 1;
+                if !io.is_open(key) {
+                    return None;
+                }
+            } else {
+                count_sent(io, due, self.template.len());
+            }
+            self.published += 1;
+        }
+    }
+
+    fn all_delivered(&mut self, io: &mut Io<BroadcastConn>) -> bool {
+        let Some(published) = io.shared().published() else {
+            return false;
+        };
+        if io.now < self.next_check {
+            return false;
+        }
+        self.next_check = io.now + 5_000_000;
+        io.all_keys().into_iter().all(|k| match io.state(k) {
+            Some(BroadcastConn::Subscriber { got, counted: true, .. }) => *got >= published,
+            _ => true,
+        })
+    }
+}
+
+impl Driver for Broadcast {
+    type State = BroadcastConn;
+
+    fn tick(&mut self, io: &mut Io<BroadcastConn>) -> Tick {
+        let mut due = None;
+        if self.lc.stage == Stage::Opening {
+            if let (Some(index), false) = (self.sender_index, self.sender_tried) {
+                self.sender_tried = true;
+                self.sender_key = io.connect_alt(index, BroadcastConn::Sender).ok();
+            }
+            due = self.opener.open_due(io, |_| BroadcastConn::Subscriber {
+                seen: Vec::new(),
+                got: 0,
+                counted: false,
+            });
+        }
+        loop {
+            let opened_all = self.opener.exhausted() && io.pending_count() == 0;
+            let drained = self.all_delivered(io);
+            match self.lc.advance(io, opened_all, drained) {
+                None => break,
+                Some(Stage::Running) => {
+                    let mut subscribers = 0;
+                    for key in io.open_keys() {
+                        if let Some(BroadcastConn::Subscriber { counted, .. }) = io.state_mut(key) {
+                            *counted = true;
+                            subscribers += 1;
+                        }
+                    }
+                    io.stats.counters.subscribers += subscribers;
+                    if self.sender_key.is_some_and(|k| !io.is_open(k)) {
+                        self.sender_key = None;
+                    }
+                }
+                Some(Stage::Draining) if self.sender_index.is_some() => {
+                    io.stats.counters.published = self.published;
+                    io.shared().set_published(self.published);
+                }
+                Some(_) => {}
+            }
+        }
+        if self.lc.stage == Stage::Running {
+            due = self.publish_due(io);
+        }
+        earliest(self.lc.wake(io.now), due)
+    }
+
+    fn on_open(&mut self, _io: &mut Io<BroadcastConn>, _key: usize) {}
+
+    fn on_message(&mut self, io: &mut Io<BroadcastConn>, key: usize, msg: Msg) {
+        let max_seq = self.max_seq;
+        let Some(stamp) = msg.stamp.filter(|s| s.seq < max_seq) else {
+            io.stats.counters.unstamped += 1;
+            return;
+        };
+        let fresh = match io.state_mut(key) {
+            Some(BroadcastConn::Sender) => {
+                io.stats.counters.sender_echoes += 1;
+                return;
+            }
+            Some(BroadcastConn::Subscriber { counted: false, .. }) | None => return,
+            Some(BroadcastConn::Subscriber { seen, got, .. }) => {
+                let word = (stamp.seq / 64) as usize;
+                let bit = 1u64 << (stamp.seq % 64);
+                if seen.len() <= word {
+                    seen.resize(word + 1, 0);
+                }
+                let fresh = seen[word] & bit == 0;
+                seen[word] |= bit;
+                if fresh {
+                    *got += 1;
+                }
+                fresh
+            }
+        };
+        if fresh {
+            io.stats.counters.delivered += 1;
+            count_answer(io, stamp);
+        } else {
+            io.stats.counters.duplicates += 1;
+        }
+    }
+
+    fn on_end(
+        &mut self,
+        _io: &mut Io<BroadcastConn>,
+        key: usize,
+        _state: BroadcastConn,
+        _end: End,
+    ) {
+        if self.sender_key == Some(key) {
+            self.sender_key = None;
+        }
+    }
+}
+
+/// Fills in expected and missing deliveries once every worker's counts are merged.
+pub fn finalize(c: &mut Counters) {
+    c.expected = c.published * c.subscribers;
+    c.missing = c.expected.saturating_sub(c.delivered);
+}

@@ -1,0 +1,31 @@
+//! `hold` against the test echo server: every connection held, server RSS sampled.
+
+mod util;
+
+use std::time::Duration;
+
+use util::{Watchdog, echo_server, run, serial};
+
+#[test]
+fn hold_keeps_every_connection_open_and_measures_rss() {
+    let _w = Watchdog::new("hold_keeps_every_connection_open", Duration::from_secs(60));
+    let _s = serial();
+    let Some(server) = echo_server() else { return };
+    let url = server.url("/");
+    let pid = server.pid().to_string();
+    let r = run(
+        "hold",
+        &["hold", "--url", &url, "-c", "300", "-d", "1", "-t", "2", "--server-pid", &pid],
+        Duration::from_secs(30),
+    );
+    r.assert_ok();
+    assert_eq!(r.u("/connections/opened"), 300);
+    assert_eq!(r.u("/connections/open_at_end"), 300);
+    assert_eq!(r.u("/connections/closed_by_server"), 0);
+    assert_eq!(r.u("/messages/sent"), 0);
+    assert!(r.u("/memory/rss_before") > 0);
+    assert!(r.u("/memory/rss_after") > 0);
+    assert!(r.json()["memory"]["bytes_per_connection"].is_number());
+    let open = r.json()["timeline"][0]["open"].as_u64().expect("open gauge");
+    assert_eq!(open, 300);
+}

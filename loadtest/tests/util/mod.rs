@@ -1,0 +1,354 @@
+//! Shared helpers for the loadtest integration tests: the server under test (one place to
+//! change it), running the generator binary with a time limit, reading its JSON, and
+//! small fake servers for failure paths.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wsloop::{Config, ConnId, Handle, Handler, Message, Server};
+use wsloop_loadtest::sink::{self, SinkConfig, SinkHandle, SinkMode};
+
+/// The generator binary built by cargo for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_wsloop-loadtest");
+
+/// Load runs share two cores: one at a time per test binary.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the per-binary lock for a test's duration (a poisoned lock is still a lock).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Aborts the test process if the guard lives longer than `limit`.
+pub struct Watchdog(mpsc::Sender<()>);
+
+impl Watchdog {
+    /// Starts the watchdog.
+    pub fn new(name: &'static str, limit: Duration) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("watchdog: test `{name}` still running after {limit:?}");
+                std::process::abort();
+            }
+        });
+        Watchdog(tx)
+    }
+}
+
+/// A server the generator can be pointed at; stopped on drop.
+pub enum TestServer {
+    /// wsloop in-process.
+    Wsloop(Option<Server>),
+    /// The loadtest crate's own sink, in-process.
+    Sink(Option<SinkHandle>),
+    /// A peer binary from `shared/peers`.
+    Peer(Child, SocketAddr),
+}
+
+impl TestServer {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            TestServer::Wsloop(s) => s.as_ref().expect("running").local_addr(),
+            TestServer::Sink(s) => s.as_ref().expect("running").addr,
+            TestServer::Peer(_, a) => *a,
+        }
+    }
+
+    /// `ws://addr/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr())
+    }
+
+    /// The process id that holds the server's memory (this test process when in-process).
+    pub fn pid(&self) -> u32 {
+        match self {
+            TestServer::Peer(c, _) => c.id(),
+            _ => std::process::id(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        match self {
+            TestServer::Wsloop(s) => {
+                if let Some(s) = s.take() {
+                    s.stop();
+                }
+            }
+            TestServer::Sink(s) => {
+                if let Some(s) = s.take() {
+                    s.stop();
+                }
+            }
+            TestServer::Peer(c, _) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
+        let _ = handle.send(id, message);
+    }
+}
+
+/// THE server the scenario tests run against: an echo server on 127.0.0.1:0.
+/// Today: wsloop in-process (one reactor, one worker). `None` (the test prints why and
+/// passes) when it cannot be had.
+pub fn echo_server() -> Option<TestServer> {
+    let config = Config::default()
+        .addr("127.0.0.1:0".parse().expect("address"))
+        .reactors(1)
+        .workers(1)
+        .max_message_size(1 << 20);
+    match Server::start(config, Echo) {
+        Ok(s) => Some(TestServer::Wsloop(Some(s))),
+        Err(e) => {
+            eprintln!("skipped: wsloop server does not start: {e}");
+            None
+        }
+    }
+}
+
+/// The generator's own sink in `mode`, in-process.
+pub fn sink_server(mode: SinkMode) -> TestServer {
+    let handle = sink::start(SinkConfig {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        mode,
+        threads: 1,
+        duration: Duration::from_secs(120),
+    })
+    .expect("sink starts");
+    TestServer::Sink(Some(handle))
+}
+
+/// Where the peer binaries are built (`cd shared/peers && CARGO_TARGET_DIR=... cargo build
+/// --release`): `$WSLOOP_PEERS_TARGET`, else `/work/peers-target`, else `../shared/peers/target`.
+fn peer_binary(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(d) = std::env::var("WSLOOP_PEERS_TARGET") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(PathBuf::from("/work/peers-target"));
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/target"));
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/target"));
+    dirs.into_iter().map(|d| d.join("release").join(name)).find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The tokio-tungstenite peer echo server on a free port; `None` (with the reason printed)
+/// when its binary is not built.
+pub fn peer_echo_server() -> Option<TestServer> {
+    let Some(bin) = peer_binary("tokio-tungstenite-echo") else {
+        eprintln!(
+            "skipped: tokio-tungstenite-echo is not built (cd shared/peers && \
+             CARGO_TARGET_DIR=/work/peers-target cargo build --release)"
+        );
+        return None;
+    };
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let server = TestServer::Peer(child, addr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            eprintln!("skipped: the peer did not start listening");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(server)
+}
+
+/// What one generator run produced.
+pub struct Run {
+    /// Exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// stdout (the table).
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+    /// The `--json` document, when written.
+    pub json: Option<Value>,
+    /// The `--plot` file, when written.
+    pub svg: Option<String>,
+}
+
+/// A scratch directory for one test's output files.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsloop-loadtest-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs the generator with `args` plus `--json`/`--plot` into a scratch directory, killed
+/// after `limit`.
+pub fn run(test: &str, args: &[&str], limit: Duration) -> Run {
+    let dir = scratch_dir(test);
+    let json = dir.join("out.json");
+    let svg = dir.join("out.svg");
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&svg);
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the generator starts");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the generator ran longer than {limit:?}: {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let json = std::fs::read_to_string(&json)
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("--json output parses"));
+    let svg = std::fs::read_to_string(&svg).ok();
+    let _ = std::fs::remove_dir_all(&dir);
+    Run { code: status.code(), stdout, stderr, json, svg }
+}
+
+impl Run {
+    /// The JSON document; panics with the run's output when there is none.
+    pub fn json(&self) -> &Value {
+        self.json.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no JSON (exit {:?})\nstdout:\n{}\nstderr:\n{}",
+                self.code, self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// An unsigned figure at a JSON pointer such as `/messages/sent`.
+    pub fn u(&self, pointer: &str) -> u64 {
+        self.json()
+            .pointer(pointer)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("no unsigned {pointer} in {}", self.json()))
+    }
+
+    /// A float figure at a JSON pointer.
+    pub fn f(&self, pointer: &str) -> f64 {
+        self.json()
+            .pointer(pointer)
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| panic!("no number {pointer} in {}", self.json()))
+    }
+
+    /// Asserts a successful run with a valid SVG plot.
+    pub fn assert_ok(&self) {
+        assert_eq!(self.code, Some(0), "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        let svg = self.svg.as_deref().expect("--plot wrote a file");
+        assert!(
+            svg.starts_with("<svg") || svg.starts_with("<?xml"),
+            "not an SVG: {}",
+            &svg[..svg.len().min(80)]
+        );
+        assert!(svg.trim_end().ends_with("</svg>"), "SVG is not closed");
+        assert!(svg.contains("<polyline") || svg.contains("<path"), "SVG draws nothing");
+    }
+
+    /// Asserts `sent = received + lost + in_flight` and no losses.
+    pub fn assert_all_answered(&self) {
+        let sent = self.u("/messages/sent");
+        let received = self.u("/messages/received");
+        let lost = self.u("/messages/lost");
+        let in_flight = self.u("/messages/in_flight");
+        assert_eq!(sent, received + lost + in_flight, "accounting: {}", self.stdout);
+        assert_eq!(lost, 0, "{}", self.stdout);
+        assert_eq!(in_flight, 0, "{}", self.stdout);
+        assert_eq!(self.u("/messages/out_of_order"), 0);
+        assert_eq!(self.u("/messages/unstamped"), 0);
+        assert_eq!(self.json().pointer("/messages/accounted"), Some(&Value::Bool(true)));
+    }
+}
+
+/// A fake server: answers every connection's request head with `response` (where
+/// `{accept}` is replaced by the accept key), then holds the socket until the client
+/// closes. Stops after `connections` connections.
+pub fn fake_server(response: &'static str, connections: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let key = text
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("sec-websocket-key")
+                            .then(|| value.trim().to_string())
+                    })
+                    .unwrap_or_default();
+                let accept = wsloop::protocol::handshake::accept_key(key.as_bytes());
+                let reply = response.replace("{accept}", &accept);
+                let _ = stream.write_all(reply.as_bytes());
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
