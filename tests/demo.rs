@@ -99,6 +99,7 @@ fn broadcast_subscribers(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::
 #[test]
 fn ten_thousand_broadcast_subscribers_get_every_message_in_order() {
     let _w = Watchdog::new("broadcast_10k", Duration::from_secs(180));
+    let _turn = many_sockets();
     let (_server, addr) = start_binary(&[]);
     let mut subscribers = broadcast_subscribers(addr, 10_000);
     let mut sender = connect_path(addr, "/broadcast");
@@ -169,6 +170,7 @@ fn chat_sockets(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream
 #[test]
 fn memory_per_subscription_with_10k_connections_in_10_topics_each() {
     let _w = Watchdog::new("subscription_memory", Duration::from_secs(180));
+    let _turn = many_sockets();
     let (server, addr) = start_binary(&[]);
     let mut conns = chat_sockets(addr, 10_000);
     std::thread::sleep(Duration::from_millis(300));

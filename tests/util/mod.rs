@@ -281,3 +281,10 @@ pub fn set_short_timeout(client: &Client) {
         s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     }
 }
+
+/// Held by tests that open thousands of sockets, so two of them in one test binary never
+/// run at once (the process may hold 20,000 files).
+pub fn many_sockets() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
