@@ -135,16 +135,14 @@ pub fn sink_server(mode: SinkMode) -> TestServer {
     TestServer::Sink(Some(handle))
 }
 
-/// Where the peer binaries are built (`cd shared/peers && CARGO_TARGET_DIR=... cargo build
-/// --release`): `$WSLOOP_PEERS_TARGET`, else `/work/peers-target`, else `../shared/peers/target`.
+/// Where the peer binaries are built (`scripts/test.sh` builds them into `target/peers`):
+/// `$WSLOOP_PEERS_TARGET`, else the workspace's `target/peers`.
 fn peer_binary(name: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(d) = std::env::var("WSLOOP_PEERS_TARGET") {
         dirs.push(PathBuf::from(d));
     }
-    dirs.push(PathBuf::from("/work/peers-target"));
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/target"));
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/target"));
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers"));
     dirs.into_iter().map(|d| d.join("release").join(name)).find(|p| p.is_file())
 }
 
@@ -160,8 +158,7 @@ fn free_port() -> u16 {
 pub fn peer_echo_server() -> Option<TestServer> {
     let Some(bin) = peer_binary("tokio-tungstenite-echo") else {
         eprintln!(
-            "skipped: tokio-tungstenite-echo is not built (cd shared/peers && \
-             CARGO_TARGET_DIR=/work/peers-target cargo build --release)"
+            "skipped: tokio-tungstenite-echo is not built (scripts/build-peers.sh builds it)"
         );
         return None;
     };
