@@ -389,13 +389,19 @@ fn negotiate_deflate(config: &Config, request: &Request) -> Result<Option<Agreed
         Compression::Shared => DeflatePolicy::Shared,
         Compression::Dedicated { window_bits } => DeflatePolicy::Dedicated { window_bits },
     };
-    let mut offers = Vec::new();
-    for (name, value) in request.headers() {
-        if name.eq_ignore_ascii_case("sec-websocket-extensions") {
-            offers.push(std::str::from_utf8(value).map_err(|_| 400u16)?);
-        }
-    }
-    deflate::negotiate(offers.into_iter(), &policy).map_err(|_| 400)
+    // Straight from the headers, without collecting them: nothing is allocated per
+    // handshake here.
+    let mut not_utf8 = false;
+    let offers = request
+        .headers()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .filter_map(|(_, value)| {
+            let value = std::str::from_utf8(value).ok();
+            not_utf8 |= value.is_none();
+            value
+        });
+    let agreed = deflate::negotiate(offers, &policy).map_err(|_| 400u16)?;
+    if not_utf8 { Err(400) } else { Ok(agreed) }
 }
 
 fn reject(ctx: &mut Ctx, slot: usize, conn: &mut Conn, status: u16) {

@@ -1,0 +1,196 @@
+//! permessage-deflate over real sockets: negotiation answers, a deflate bomb, memory per
+//! connection in the shared and dedicated modes, and bytes on the wire.
+
+mod util;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use util::*;
+use wsloop::protocol::deflate::{Deflater, Inflater};
+
+const OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+/// A raw connection that offered permessage-deflate; returns the socket and the answer.
+fn open_offering(addr: SocketAddr, path: &str) -> (TcpStream, String) {
+    let mut s = raw(addr);
+    let head = request(addr, OFFER).replace("GET / ", &format!("GET {path} "));
+    s.write_all(head.as_bytes()).unwrap();
+    let answer = read_head(&mut s);
+    assert_eq!(status_of(&answer), 101, "{answer}");
+    (s, answer)
+}
+
+/// A masked client frame with RSV1 set and a compressed body.
+fn compressed(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    Deflater::new(15, 6, true).compress(payload, &mut body);
+    let mut f = masked(true, opcode, &body);
+    f[0] |= 0x40;
+    f
+}
+
+fn json_1k() -> String {
+    let mut s = String::from("[");
+    let mut i = 0;
+    while s.len() < 1024 {
+        s.push_str(&format!(
+            r#"{{"id":{i},"user":"user{i}","online":true,"score":{}}},"#,
+            i * 37 % 1000
+        ));
+        i += 1;
+    }
+    s.pop();
+    s.push(']');
+    s
+}
+
+#[test]
+fn shared_mode_answers_no_context_takeover_and_echoes_compressed() {
+    let _w = Watchdog::new("shared_answer", Duration::from_secs(20));
+    let server = echo_server(config());
+    let (mut s, answer) = open_offering(server.local_addr(), "/");
+    assert!(
+        answer.contains("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+        "{answer}"
+    );
+    let text = json_1k();
+    s.write_all(&compressed(0x1, text.as_bytes())).unwrap();
+    let raw = s.try_clone().unwrap();
+    drop(raw);
+    let mut h = [0u8; 2];
+    std::io::Read::read_exact(&mut s, &mut h).unwrap();
+    assert_eq!(h[0], 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
+    let len = match h[1] {
+        126 => {
+            let mut b = [0u8; 2];
+            std::io::Read::read_exact(&mut s, &mut b).unwrap();
+            usize::from(u16::from_be_bytes(b))
+        }
+        n => usize::from(n),
+    };
+    let mut body = vec![0u8; len];
+    std::io::Read::read_exact(&mut s, &mut body).unwrap();
+    let mut out = Vec::new();
+    Inflater::new(15, true).decompress(&body, 1 << 20, &mut out).unwrap();
+    assert_eq!(out, text.as_bytes());
+    println!(
+        "wire: a {}-byte JSON message is {} bytes on the wire compressed (shared, level 1) vs {} uncompressed",
+        text.len(),
+        2 + 2 + len,
+        2 + 2 + text.len()
+    );
+    // Under the threshold: sent plain.
+    s.write_all(&compressed(0x1, b"tiny")).unwrap();
+    assert_eq!(read_frame(&mut s), Some((true, 0x1, b"tiny".to_vec())));
+}
+
+#[test]
+fn disabled_compression_declines_and_rsv1_is_a_protocol_error() {
+    let server = echo_server(config().compression(wsloop::Compression::Disabled));
+    let (mut s, answer) = open_offering(server.local_addr(), "/");
+    assert!(!answer.contains("Sec-WebSocket-Extensions"), "{answer}");
+    s.write_all(&compressed(0x1, b"hello")).unwrap();
+    assert_eq!(read_close_code(&mut s), Some(1002));
+}
+
+#[test]
+fn malformed_extension_header_gets_400() {
+    let server = echo_server(config());
+    let addr = server.local_addr();
+    let head = request(addr, "Sec-WebSocket-Extensions: permessage-deflate; =\r\n");
+    assert_eq!(status_of(&http_exchange(addr, head.as_bytes())), 400);
+}
+
+#[test]
+fn a_deflate_bomb_closes_1009_without_inflating_it() {
+    let _w = Watchdog::new("bomb", Duration::from_secs(30));
+    let server = echo_server(config().max_message_size(64 << 10));
+    let addr = server.local_addr();
+    let mut healthy = connect(addr);
+    let (mut s, _) = open_offering(addr, "/");
+    // 10 MB of zeros compresses to about 10 KB: under the frame limit, far over the
+    // message limit once inflated.
+    let bomb = compressed(0x2, &vec![0u8; 10_000_000]);
+    assert!(bomb.len() < 64 << 10, "{} bytes compressed", bomb.len());
+    s.write_all(&bomb).unwrap();
+    assert_eq!(read_close_code(&mut s), Some(1009));
+    assert_echo(&mut healthy, "unharmed");
+    // Garbage that does not inflate: 1007.
+    let (mut s, _) = open_offering(addr, "/");
+    let mut junk = masked(true, 0x1, &[0xff, 0xfe, 0xfd, 0xfc, 0x00, 0x01]);
+    junk[0] |= 0x40;
+    s.write_all(&junk).unwrap();
+    assert_eq!(read_close_code(&mut s), Some(1007));
+}
+
+fn idle_growth(args: &[&str], offer: bool, n: usize) -> usize {
+    let (server, addr) = start_binary(args);
+    let mut warm = connect(addr);
+    assert_echo(&mut warm, &"w".repeat(2000));
+    std::thread::sleep(Duration::from_millis(200));
+    let before = proc_bytes(server.pid(), "VmRSS:");
+    let extra = if offer { OFFER } else { "" };
+    let head = request(addr, extra);
+    let mut conns = Vec::with_capacity(n);
+    while conns.len() < n {
+        let mut batch: Vec<_> = (0..100.min(n - conns.len())).map(|_| raw(addr)).collect();
+        for s in &mut batch {
+            s.write_all(head.as_bytes()).unwrap();
+        }
+        for s in &mut batch {
+            let answer = read_head(s);
+            assert_eq!(status_of(&answer), 101);
+            assert_eq!(answer.contains("permessage-deflate"), offer);
+        }
+        conns.extend(batch);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    proc_bytes(server.pid(), "VmRSS:").saturating_sub(before)
+}
+
+#[test]
+fn ten_thousand_idle_connections_with_shared_compression_cost_no_more() {
+    let _w = Watchdog::new("shared_memory", Duration::from_secs(120));
+    let _turn = many_sockets();
+    let plain = idle_growth(&["--compression", "off"], false, 10_000);
+    let shared = idle_growth(&["--compression", "shared"], true, 10_000);
+    println!(
+        "idle memory: 10,000 connections: uncompressed {} B/conn, shared compression {} B/conn",
+        plain / 10_000,
+        shared / 10_000
+    );
+    assert!(shared * 10 <= plain * 11, "shared {shared} vs plain {plain}");
+}
+
+#[test]
+fn dedicated_compression_cost_per_connection_is_measured() {
+    let _w = Watchdog::new("dedicated_memory", Duration::from_secs(120));
+    let _turn = many_sockets();
+    let (server, addr) = start_binary(&["--compression", "dedicated"]);
+    let text = json_1k();
+    let mut warm = connect(addr);
+    assert_echo(&mut warm, "warm");
+    std::thread::sleep(Duration::from_millis(200));
+    let before = proc_bytes(server.pid(), "VmRSS:");
+    let n = 200;
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        let (mut s, answer) = open_offering(addr, "/");
+        assert!(answer.contains("Sec-WebSocket-Extensions: permessage-deflate\r\n"), "{answer}");
+        // Context takeover: both directions keep a window, so both codecs are built.
+        let mut body = Vec::new();
+        Deflater::new(15, 6, false).compress(text.as_bytes(), &mut body);
+        let mut f = masked(true, 0x1, &body);
+        f[0] |= 0x40;
+        s.write_all(&f).unwrap();
+        let (_, opcode, _) = read_frame(&mut s).unwrap();
+        assert_eq!(opcode, 0x1);
+        conns.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let per_conn = proc_bytes(server.pid(), "VmRSS:").saturating_sub(before) / n;
+    println!("dedicated compression: {per_conn} bytes per connection with both codecs built");
+    assert!(per_conn > 100_000, "both codecs are held per connection");
+}
