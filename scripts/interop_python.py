@@ -2,7 +2,10 @@
 """Interop checks against a running wsloop echo server, with Python `websockets`
 as an independent client (sync API).
 
-Usage: scripts/interop_python.py ws://127.0.0.1:PORT
+Usage: scripts/interop_python.py ws://127.0.0.1:PORT [--deflate]
+
+With --deflate the client offers permessage-deflate (the library's default) and the
+checks also require it to be negotiated, and add 1 MiB messages and 1,000 in a row.
 
 Prints one line per check and exits non-zero if any check failed.
 """
@@ -17,18 +20,24 @@ from websockets.sync.client import connect
 TIMEOUT = 10  # seconds per receive/handshake: a hung server fails, never stalls CI
 
 
+COMPRESSION = None  # "deflate" with --deflate
+
+
 def dial(url):
-    # compression=None: no permessage-deflate offer until wsloop negotiates it.
     # proxy=None: never route loopback tests through an *_proxy from the environment.
-    return connect(
+    ws = connect(
         url,
-        compression=None,
+        compression=COMPRESSION,
         proxy=None,
         open_timeout=TIMEOUT,
         close_timeout=TIMEOUT,
         max_size=None,
         ping_interval=None,
     )
+    if COMPRESSION:
+        extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        expect("negotiated extension", extensions.startswith("permessage-deflate"), True)
+    return ws
 
 
 def expect(what, got, want):
@@ -110,12 +119,43 @@ CHECKS = [
 ]
 
 
+def check_text_1m(url):
+    message = "".join(f'{{"n":{i},"word":"w{i % 97}"}}' for i in range(60_000))[: 1 << 20]
+    echo(url, message)
+
+
+def check_binary_1m(url):
+    message = bytes((i * 7) % 251 for i in range(1 << 20))
+    echo(url, message)
+
+
+def check_1000_in_a_row(url):
+    with dial(url) as ws:
+        sent = [f'{{"seq":{i},"payload":"{"abc" * 400}"}}' for i in range(1000)]
+        for m in sent:
+            ws.send(m)
+            expect("echo", ws.recv(timeout=TIMEOUT), m)
+
+
+DEFLATE_CHECKS = [
+    ("text echo, 1 MiB", check_text_1m),
+    ("binary echo, 1 MiB", check_binary_1m),
+    ("1,000 compressible messages in a row", check_1000_in_a_row),
+]
+
+
 def main():
-    if len(sys.argv) != 2:
-        sys.exit(f"usage: {sys.argv[0]} ws://HOST:PORT")
-    url = sys.argv[1]
+    global COMPRESSION
+    args = sys.argv[1:]
+    if "--deflate" in args:
+        COMPRESSION = "deflate"
+        args.remove("--deflate")
+    if len(args) != 1:
+        sys.exit(f"usage: {sys.argv[0]} ws://HOST:PORT [--deflate]")
+    url = args[0]
+    checks = CHECKS + (DEFLATE_CHECKS if COMPRESSION else [])
     failed = 0
-    for name, check in CHECKS:
+    for name, check in checks:
         try:
             check(url)
             print(f"ok    {name}", flush=True)
@@ -124,7 +164,8 @@ def main():
             print(f"FAIL  {name}: {type(e).__name__}: {e}", flush=True)
             if os.environ.get("INTEROP_VERBOSE"):
                 traceback.print_exc()
-    print(f"python websockets interop: {len(CHECKS) - failed} of {len(CHECKS)} checks ok")
+    mode = "with permessage-deflate" if COMPRESSION else "uncompressed"
+    print(f"python websockets interop ({mode}): {len(checks) - failed} of {len(checks)} checks ok")
     sys.exit(1 if failed else 0)
 
 

@@ -44,31 +44,54 @@ scripts/build-peers.sh
 cargo test --workspace
 ok
 
-begin "python websockets interop"
+begin "interop setup"
 if ! .venv-test/bin/python -c "import sys, websockets; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
   [[ -x .venv-test/bin/python ]] || python3 -m venv .venv-test
   .venv-test/bin/pip install -q --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION"
 fi
+if ! command -v node >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+[[ -d scripts/node/node_modules/ws ]] || (cd scripts/node && npm ci --silent --no-audit --no-fund)
 [[ -n ${WSLOOP_SERVER_CMD:-} ]] || cargo build --release --bin wsloop
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cmd=${SERVER_CMD//\{port\}/$port}
-mkdir -p target
-bash -c "exec $cmd" >target/interop-server.log 2>&1 &
-server_pid=$!
-for ((i = 0; ; i++)); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  if ! kill -0 "$server_pid" 2>/dev/null || ((i == 100)); then
-    echo "server did not start listening on port $port: $cmd"
-    tail -20 target/interop-server.log
-    exit 1
-  fi
-  sleep 0.1
-done
-timeout 120 .venv-test/bin/python scripts/interop_python.py "ws://127.0.0.1:$port"
-kill "$server_pid"
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
 ok
+
+# Starts the server with extra flags on a free port; sets server_pid and port.
+start_server() {
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  local cmd="${SERVER_CMD//\{port\}/$port} $*"
+  mkdir -p target
+  bash -c "exec $cmd" >target/interop-server.log 2>&1 &
+  server_pid=$!
+  for ((i = 0; ; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    if ! kill -0 "$server_pid" 2>/dev/null || ((i == 100)); then
+      echo "server did not start listening on port $port: $cmd"
+      tail -20 target/interop-server.log
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
+stop_server() {
+  kill "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+# Python websockets without and with permessage-deflate, and Node ws with it, against
+# each compression mode.
+for mode in shared dedicated; do
+  begin "interop, $mode compression (python websockets, node ws)"
+  [[ -n ${WSLOOP_SERVER_CMD:-} ]] && flags="" || flags="--compression $mode"
+  start_server $flags
+  timeout 120 .venv-test/bin/python scripts/interop_python.py "ws://127.0.0.1:$port"
+  timeout 120 .venv-test/bin/python scripts/interop_python.py "ws://127.0.0.1:$port" --deflate
+  timeout 120 node scripts/node/interop.js "ws://127.0.0.1:$port"
+  stop_server
+  ok
+done
 
 # The core suite, then the compression cases (12.*, 13.*) against each deflate mode.
 # wstest is slow on those (about ten minutes each, its own CPU), so both modes run at
