@@ -166,8 +166,6 @@ impl Conn {
             total += written;
             self.consume(written);
         }
-        // Give the queue's memory back: an idle connection holds no buffer.
-        self.out = VecDeque::new();
         (Ok(Flushed::All), total)
     }
 

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySen
 
 use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
 use crate::handle::Handle;
+use crate::outbox;
 
 /// The application's side of a server: called for every event.
 ///
@@ -62,12 +63,16 @@ pub(crate) fn run_worker(
     handle: Handle,
     batches: Receiver<Vec<Envelope>>,
 ) {
+    outbox::become_worker(&handle.shared);
     for batch in batches {
         for envelope in batch {
             match envelope {
                 Envelope::Event(event) => deliver(&*handler, &handle, event),
                 Envelope::Barrier(id) => handle.barrier_passed(id),
             }
+            // What one handler call sent leaves when it returns, as one command per
+            // reactor: a handler that sends and then blocks does not hold its sends back.
+            outbox::flush_worker(&handle.shared);
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{CloseError, SendError, SendErrorKind};
 use crate::event::{ConnId, Message};
 use crate::liveness::{LiveTable, Liveness, Refused};
 use crate::metrics::{Counters, Stats};
+use crate::outbox;
 use crate::protocol::CloseCode;
 use crate::protocol::frame::OpCode;
 use crate::pubsub::{SubscribeError, Topics};
@@ -66,10 +67,14 @@ pub(crate) enum Command {
     Shutdown {
         timeout: Option<Duration>,
     },
+    /// Commands a worker made while handling one batch of events, in order.
+    Batch(Vec<Command>),
 }
 
 /// A reactor as seen from other threads.
 pub(crate) struct Remote {
+    /// This reactor's index in `Shared::reactors`.
+    pub(crate) index: usize,
     pub(crate) commands: Sender<Command>,
     pub(crate) waker: mio::Waker,
     /// True while the reactor is running a turn (it will drain `commands` before sleeping).
@@ -78,7 +83,8 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    fn push(&self, command: Command) -> bool {
+    /// Through the channel, waking the reactor if it sleeps.
+    pub(crate) fn send(&self, command: Command) -> bool {
         if self.commands.send(command).is_err() {
             return false;
         }
@@ -162,7 +168,7 @@ impl Handle {
                 } else {
                     Command::Send { id, frame: wire::message_frame(&message) }
                 };
-                if remote.push(command) {
+                if self.push(remote, command) {
                     return Ok(());
                 }
                 SendErrorKind::ServerStopped
@@ -183,7 +189,7 @@ impl Handle {
             Backpressure::Drop => Counters::bump(&counters.messages_dropped),
             Backpressure::Close => {
                 if remote.live.mark_closing(id) {
-                    remote.push(Command::SlowConsumer { id });
+                    self.push(remote, Command::SlowConsumer { id });
                 }
             }
         }
@@ -223,7 +229,7 @@ impl Handle {
         let mut queued = 0;
         for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
             let n = ids.len();
-            if n > 0 && remote.push(Command::SendMany { ids, out: out.clone() }) {
+            if n > 0 && self.push(remote, Command::SendMany { ids, out: out.clone() }) {
                 queued += n;
             }
         }
@@ -234,7 +240,7 @@ impl Handle {
     pub fn broadcast(&self, message: impl Into<Message>) {
         let out = self.outgoing(message.into());
         for remote in self.shared.reactors.iter() {
-            remote.push(Command::Broadcast { out: out.clone() });
+            self.push(remote, Command::Broadcast { out: out.clone() });
         }
     }
 
@@ -259,7 +265,7 @@ impl Handle {
             return Err(CloseError::UnknownConnection);
         }
         let frame = wire::close_frame(Some(code), reason);
-        if remote.push(Command::Close { id, code, frame }) {
+        if self.push(remote, Command::Close { id, code, frame }) {
             Ok(())
         } else {
             Err(CloseError::ServerStopped)
@@ -312,7 +318,7 @@ impl Handle {
         for index in reactors {
             if let Some(remote) = self.shared.reactors.get(index) {
                 let (topic, out) = (topic.clone(), out.clone());
-                remote.push(Command::Publish { topic, out, except });
+                self.push(remote, Command::Publish { topic, out, except });
             }
         }
         self.shared.topics.size(&topic)
@@ -342,9 +348,18 @@ impl Handle {
         self.shared.topics.members(topic)
     }
 
+    /// Queues a command for `remote`: kept in this thread's outbox when it is a reactor or
+    /// worker thread of this server, else sent through the channel.
+    fn push(&self, remote: &Remote, command: Command) -> bool {
+        match outbox::hold(&self.shared, remote, command) {
+            None => true,
+            Some(command) => remote.send(command),
+        }
+    }
+
     pub(crate) fn barrier_passed(&self, id: ConnId) {
         if let Some(remote) = self.remote(id) {
-            remote.push(Command::BarrierPassed { id });
+            self.push(remote, Command::BarrierPassed { id });
         }
     }
 
@@ -375,7 +390,7 @@ impl Handle {
             return;
         }
         for remote in self.shared.reactors.iter() {
-            remote.push(Command::Shutdown { timeout });
+            self.push(remote, Command::Shutdown { timeout });
         }
     }
 }

@@ -50,6 +50,7 @@ mod event;
 mod handle;
 mod liveness;
 mod metrics;
+mod outbox;
 mod pubsub;
 mod reactor;
 mod server;

@@ -38,6 +38,7 @@ use crate::event::{ConnId, DisconnectReason, Event};
 use crate::handle::{Command, Shared};
 use crate::liveness::Liveness;
 use crate::metrics::Counters;
+use crate::outbox;
 use crate::protocol::CloseCode;
 use crate::protocol::handshake;
 use crate::protocol::message::{Decoder, DecoderLimits, Role};
@@ -50,6 +51,9 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Bytes read from one connection per turn before others get their go.
 const READ_BUDGET: usize = 256 << 10;
+/// Write queues kept for reuse, and the largest kept.
+const MAX_POOLED: usize = 1024;
+const MAX_POOLED_QUEUE: usize = 64;
 /// Bytes one `read` asks for.
 const READ_CHUNK: usize = 64 << 10;
 
@@ -70,6 +74,8 @@ pub(crate) struct Reactor {
     /// front of them and parsed as one slice.
     scratch: Vec<u8>,
     front: usize,
+    /// Reused buffer for the commands this thread sent itself.
+    own_commands: Vec<Command>,
     ctx: Ctx,
 }
 
@@ -86,6 +92,7 @@ impl Reactor {
             conns: Slab::new(),
             scratch: vec![0; front + READ_CHUNK],
             front,
+            own_commands: Vec::new(),
             ctx: Ctx {
                 index: parts.index,
                 shared,
@@ -98,6 +105,7 @@ impl Reactor {
                 limits,
                 now: 0,
                 next_generation: 1,
+                queues: Vec::new(),
                 dirty: Vec::new(),
                 read_again: Vec::new(),
                 paused: Vec::new(),
@@ -108,6 +116,7 @@ impl Reactor {
 
     /// Runs until shutdown has closed every connection.
     pub(crate) fn run(mut self) {
+        outbox::become_reactor(self.ctx.remote());
         let mut events = Events::with_capacity(1024);
         loop {
             self.ctx.remote().awake.store(false, Ordering::SeqCst);
@@ -334,6 +343,10 @@ impl Reactor {
                 self.discard_input(slot);
             }
             Ok(Flushed::All) => {
+                let queue = std::mem::take(&mut conn.out);
+                if queue.capacity() <= MAX_POOLED_QUEUE && self.ctx.queues.len() < MAX_POOLED {
+                    self.ctx.queues.push(queue);
+                }
                 if std::mem::take(&mut conn.backlogged)
                     && self.ctx.config.drain_events
                     && conn.connected
@@ -417,6 +430,13 @@ impl Reactor {
     // ---- commands ----
 
     fn drain_commands(&mut self) {
+        // Commands an inline handler made on this thread: no channel.
+        let mut own = std::mem::take(&mut self.own_commands);
+        outbox::take_own(&mut own);
+        for command in own.drain(..) {
+            self.apply(command);
+        }
+        self.own_commands = own;
         while let Ok(command) = self.ctx.commands.try_recv() {
             self.apply(command);
         }
@@ -479,6 +499,11 @@ impl Reactor {
                 }
             }
             Command::Shutdown { timeout } => self.begin_shutdown(timeout),
+            Command::Batch(commands) => {
+                for command in commands {
+                    self.apply(command);
+                }
+            }
         }
     }
 

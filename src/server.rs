@@ -118,6 +118,7 @@ impl Server {
             let waker = Waker::new(poll.registry(), WAKER).map_err(Error::Io)?;
             let (tx, rx) = unbounded();
             remotes.push(Remote {
+                index,
                 commands: tx,
                 waker,
                 awake: AtomicBool::new(true),

@@ -2,6 +2,7 @@
 //! close handshake, the backpressure policy and heartbeats. The reactor does the IO and
 //! calls in here with the connection and its own shared state ([`Ctx`]).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -39,6 +40,9 @@ pub(crate) struct Ctx {
     /// The tick this turn runs in.
     pub(crate) now: u32,
     pub(crate) next_generation: u32,
+    /// Emptied write queues, lent to connections with something to write: an idle
+    /// connection holds no queue, and a busy one does not allocate one per turn.
+    pub(crate) queues: Vec<VecDeque<Bytes>>,
     /// Connections with frames queued this turn, written at its end.
     pub(crate) dirty: Vec<usize>,
     /// Connections whose read budget ran out, or whose reading resumed.
@@ -89,6 +93,11 @@ impl Ctx {
 
     /// Queues a frame whose bytes a `Handle` already reserved.
     pub(crate) fn queue_reserved(&mut self, slot: usize, conn: &mut Conn, frame: Bytes) {
+        if conn.out.capacity() == 0
+            && let Some(queue) = self.queues.pop()
+        {
+            conn.out = queue;
+        }
         conn.out.push_back(frame);
         self.mark_dirty(slot, conn);
     }
