@@ -28,7 +28,14 @@ fn slowloris_connections_are_closed_after_the_handshake_timeout() {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        dribblers.into_iter().map(|mut s| sees_eof(&mut s)).collect::<Vec<_>>()
+        // Short timeouts: a dribbler left open fails the assertion below, not the watchdog.
+        dribblers
+            .into_iter()
+            .map(|mut s| {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                sees_eof(&mut s)
+            })
+            .collect::<Vec<_>>()
     });
     std::thread::sleep(Duration::from_millis(300));
     let mut normal = connect(addr);
@@ -42,7 +49,8 @@ fn slowloris_connections_are_closed_after_the_handshake_timeout() {
     let at = started.elapsed();
     let closed = dribble.join().unwrap();
     let elapsed = started.elapsed();
-    assert!(closed.iter().all(|c| *c), "every dribbler was closed");
+    let open = closed.iter().filter(|c| !**c).count();
+    assert_eq!(open, 0, "{open} dribblers were still open");
     assert_eq!(left, 1, "only the normal client is left at {at:?}");
     assert_echo(&mut normal, "and it is still served");
     println!(
