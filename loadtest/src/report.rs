@@ -119,6 +119,9 @@ pub struct BroadcastFigures {
     pub duplicates: u64,
     /// Copies the sender got of its own messages.
     pub sender_echoes: u64,
+    /// Per message published in the window: publish → its last subscriber had it.
+    #[serde(default)]
+    pub last_delivery_us: Summary,
 }
 
 /// Server memory (`hold --server-pid`).
@@ -320,6 +323,7 @@ impl Report {
                 missing: c.missing,
                 duplicates: c.duplicates,
                 sender_echoes: c.sender_echoes,
+                last_delivery_us: last_delivery_summary(&stats.last_delivery),
             }),
             memory,
             timeline,
@@ -438,6 +442,9 @@ impl Report {
                     group(b.duplicates)
                 ),
             );
+        }
+        if let Some(b) = self.broadcast.as_ref().filter(|b| b.last_delivery_us.count > 0) {
+            row(&mut t, "to last subscriber", &percentiles(&b.last_delivery_us));
         }
         let tp = &self.throughput;
         match self.scenario.as_str() {
@@ -593,4 +600,14 @@ fn warnings(r: &Report, spec: &RunSpec) -> Vec<String> {
         w.push("no answer was measured: does the server echo (or fan out) messages?".into());
     }
     w
+}
+
+/// Percentiles of the per-message "last delivery" latencies (messages nobody got are left
+/// out: they are counted as missing).
+fn last_delivery_summary(last: &[u64]) -> Summary {
+    let mut hist = crate::stats::Hist::precise();
+    for &ns in last.iter().filter(|&&ns| ns > 0) {
+        hist.record(ns);
+    }
+    hist.summary()
 }

@@ -452,6 +452,10 @@ pub struct RunStats {
     /// Length of the measurement window actually run, nanoseconds (longest thread).
     #[serde(default)]
     pub window_ns: u64,
+    /// Broadcast: per sequence number published in the window, the latency of its latest
+    /// delivery (publish → the last subscriber had it), nanoseconds; 0 when none came.
+    #[serde(default)]
+    pub last_delivery: Vec<u64>,
 }
 
 impl Default for RunStats {
@@ -473,6 +477,7 @@ impl RunStats {
             timeline: Vec::new(),
             threads: Vec::new(),
             window_ns: 0,
+            last_delivery: Vec::new(),
         }
     }
 
@@ -492,6 +497,12 @@ impl RunStats {
         }
         self.threads.extend(o.threads.iter().cloned());
         self.window_ns = self.window_ns.max(o.window_ns);
+        if self.last_delivery.len() < o.last_delivery.len() {
+            self.last_delivery.resize(o.last_delivery.len(), 0);
+        }
+        for (a, b) in self.last_delivery.iter_mut().zip(&o.last_delivery) {
+            *a = (*a).max(*b);
+        }
     }
 
     /// The bucket for time `now`, given the window's start and its length in buckets;

@@ -184,6 +184,15 @@ impl Driver for Broadcast {
         };
         if fresh {
             io.stats.counters.delivered += 1;
+            if io.in_window(stamp.ts) {
+                // Bounded by max_seq, like the subscribers' bitmaps.
+                let seq = stamp.seq as usize;
+                let last = &mut io.stats.last_delivery;
+                if last.len() <= seq {
+                    last.resize(seq + 1, 0);
+                }
+                last[seq] = last[seq].max(io.now.saturating_sub(stamp.ts));
+            }
             count_answer(io, stamp);
         } else {
             io.stats.counters.duplicates += 1;
