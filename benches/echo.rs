@@ -1,0 +1,136 @@
+//! An in-process loopback echo round trip: one blocking client, one server, one message in
+//! flight.
+//!
+//! `cargo bench --bench echo` starts a [`wsloop::Server`] on `127.0.0.1:0` with one
+//! reactor, one worker and an echo handler, once with [`Dispatch::Inline`] and once with
+//! [`Dispatch::Workers`]. A client on a plain `std::net::TcpStream` upgrades once, then
+//! each iteration writes one masked 32-byte binary frame and reads the 34-byte echo, so
+//! the figure (round trips/s) is latency-bound: two loopback TCP hops, the reactor's wake
+//! and read and write, plus (with workers) the hand-off to the worker and back. Client
+//! and server share the machine's cores, so the figure is rough.
+//!
+//! Timings are short (1 s warm-up, 2 s measurement, 20 samples); command-line flags still
+//! apply.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server};
+
+/// Sends every message back to its sender.
+struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
+        let _ = handle.send(id, message);
+    }
+}
+
+const PAYLOAD_LEN: usize = 32;
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A fixed upgrade request, as a minimal client sends it (no Origin, no extensions).
+const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// The payload: 32 distinct bytes.
+fn payload() -> [u8; PAYLOAD_LEN] {
+    std::array::from_fn(|i| i as u8)
+}
+
+/// One masked binary frame carrying [`payload`]: FIN + binary, MASK + length 32, key.
+fn request_frame() -> [u8; 6 + PAYLOAD_LEN] {
+    let payload = payload();
+    let mut frame = [0u8; 6 + PAYLOAD_LEN];
+    frame[..2].copy_from_slice(&[0x82, 0x80 | PAYLOAD_LEN as u8]);
+    frame[2..6].copy_from_slice(&MASK);
+    for (i, (out, byte)) in frame[6..].iter_mut().zip(payload).enumerate() {
+        *out = byte ^ MASK[i % 4];
+    }
+    frame
+}
+
+/// The server's unmasked echo of [`request_frame`].
+fn reply_frame() -> [u8; 2 + PAYLOAD_LEN] {
+    let mut frame = [0u8; 2 + PAYLOAD_LEN];
+    frame[..2].copy_from_slice(&[0x82, PAYLOAD_LEN as u8]);
+    frame[2..].copy_from_slice(&payload());
+    frame
+}
+
+/// Connects and completes the upgrade, reading the response up to its blank line.
+///
+/// Panics if the server does not answer 101 within the read timeout.
+fn open(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    // A stuck server fails the bench instead of hanging it.
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(UPGRADE).expect("write upgrade");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte by byte, once: nothing after the head may be consumed here.
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("read response");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "upgrade refused: {}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// Writes one frame and reads its echo.
+fn round_trip(stream: &mut TcpStream, frame: &[u8], reply: &mut [u8]) {
+    stream.write_all(frame).expect("write frame");
+    stream.read_exact(reply).expect("read echo");
+}
+
+fn echo(c: &mut Criterion) {
+    let frame = request_frame();
+    let expected = reply_frame();
+    let mut group = c.benchmark_group("echo");
+    group.throughput(Throughput::Elements(1));
+    for (name, dispatch) in [("inline", Dispatch::Inline), ("workers", Dispatch::Workers)] {
+        // One server per dispatch mode, alive for the whole benchmark.
+        let config = Config::default()
+            .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .reactors(1)
+            .workers(1)
+            .dispatch(dispatch);
+        let server = Server::start(config, Echo).expect("server starts");
+        let mut stream = open(server.local_addr());
+        let mut reply = [0u8; 2 + PAYLOAD_LEN];
+        round_trip(&mut stream, &frame, &mut reply);
+        assert_eq!(reply, expected);
+
+        group.bench_function(BenchmarkId::new(name, format!("{PAYLOAD_LEN}B")), |b| {
+            b.iter(|| {
+                round_trip(&mut stream, black_box(&frame), &mut reply);
+                black_box(&reply);
+            });
+        });
+        // Still in step after every timed round trip.
+        round_trip(&mut stream, &frame, &mut reply);
+        assert_eq!(reply, expected);
+        drop(stream);
+        server.stop();
+    }
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+        .configure_from_args();
+    echo(&mut c);
+    c.final_summary();
+}
