@@ -67,7 +67,7 @@ struct Args {
     #[arg(long, default_value_t = 10.0, value_parser = seconds)]
     pong_timeout: f64,
     /// permessage-deflate for clients that offer it: off, shared (no memory per
-    /// connection) or dedicated (context takeover, ~430 KB per connection).
+    /// connection) or dedicated (context takeover, ~340 KB per connection).
     #[arg(long, value_enum, default_value = "shared")]
     compression: CompressionArg,
     /// LZ77 window bits (8-15) in dedicated compression.
