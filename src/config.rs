@@ -45,7 +45,8 @@ pub enum Compression {
     /// Context takeover (unless the client declines it) with LZ77 windows of at most
     /// `window_bits` (8–15): the best ratio for streams of similar messages, at about
     /// 340 KB per connection (measured with 200 connections, window 15; the codecs
-    /// themselves hold 430 KB at most) once it has sent and received a compressed message. Fan-out is compressed once per recipient.
+    /// themselves hold 430 KB at most) once it has sent and received a compressed
+    /// message. Fan-out is compressed once per recipient.
     Dedicated {
         /// Base-2 logarithm of the largest LZ77 window.
         window_bits: u8,
