@@ -17,7 +17,22 @@ fn broadcast_delivers_every_message_to_every_subscriber() {
     // 50 msg/s for 1 s = exactly 50 messages, to 20 subscribers.
     let r = run(
         "broadcast",
-        &["broadcast", "--url", &url, "-c", "20", "--rate", "50", "-d", "1", "-t", "2"],
+        // A long drain: it ends as soon as every delivery came, and a loaded machine is slow.
+        &[
+            "broadcast",
+            "--url",
+            &url,
+            "-c",
+            "20",
+            "--rate",
+            "50",
+            "-d",
+            "1",
+            "-t",
+            "2",
+            "--drain",
+            "10",
+        ],
         Duration::from_secs(30),
     );
     r.assert_ok();

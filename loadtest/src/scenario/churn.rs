@@ -7,7 +7,7 @@
 
 use crate::engine::{Driver, End, Io, Msg, Tick};
 use crate::payload::{Stamp, Template};
-use crate::scenario::{Lifecycle, Opener, Stage, count_answer, count_sent, earliest};
+use crate::scenario::{Answers, Lifecycle, Opener, Stage, count_sent, earliest, take_answer};
 
 /// Per-connection state.
 #[derive(Debug, Default, Clone, Copy)]
@@ -15,6 +15,12 @@ pub struct ChurnConn {
     started: u64,
     sent: u64,
     received: u64,
+}
+
+impl Answers for ChurnConn {
+    fn counts(&mut self) -> (u64, &mut u64) {
+        (self.sent, &mut self.received)
+    }
 }
 
 /// The churn driver.
@@ -80,25 +86,7 @@ impl Driver for Churn {
     }
 
     fn on_message(&mut self, io: &mut Io<ChurnConn>, key: usize, msg: Msg) {
-        let Some(stamp) = msg.stamp else {
-            io.stats.counters.unstamped += 1;
-            return;
-        };
-        let Some(s) = io.state_mut(key) else {
-            return;
-        };
-        if s.received >= s.sent {
-            io.stats.counters.unexpected += 1;
-            return;
-        }
-        let in_order = stamp.seq == s.received;
-        s.received += 1;
-        let done = s.received >= self.messages;
-        if !in_order {
-            io.stats.counters.out_of_order += 1;
-        }
-        count_answer(io, stamp);
-        if done {
+        if take_answer(io, key, msg.stamp).is_some_and(|received| received >= self.messages) {
             io.close(key);
         }
     }

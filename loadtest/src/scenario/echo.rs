@@ -6,13 +6,19 @@
 
 use crate::engine::{Driver, End, Io, Msg, Tick};
 use crate::payload::{Stamp, Template};
-use crate::scenario::{Lifecycle, Opener, Stage, count_answer, count_sent, earliest};
+use crate::scenario::{Answers, Lifecycle, Opener, Stage, count_sent, earliest, take_answer};
 
 /// Per-connection state.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EchoConn {
     sent: u64,
     received: u64,
+}
+
+impl Answers for EchoConn {
+    fn counts(&mut self) -> (u64, &mut u64) {
+        (self.sent, &mut self.received)
+    }
 }
 
 /// The echo driver.
@@ -95,24 +101,10 @@ impl Driver for Echo {
     }
 
     fn on_message(&mut self, io: &mut Io<EchoConn>, key: usize, msg: Msg) {
-        let Some(stamp) = msg.stamp else {
-            io.stats.counters.unstamped += 1;
+        if take_answer(io, key, msg.stamp).is_none() {
             return;
-        };
-        let Some(s) = io.state_mut(key) else {
-            return;
-        };
-        if s.received >= s.sent {
-            io.stats.counters.unexpected += 1;
-            return;
-        }
-        let in_order = stamp.seq == s.received;
-        s.received += 1;
-        if !in_order {
-            io.stats.counters.out_of_order += 1;
         }
         self.outstanding = self.outstanding.saturating_sub(1);
-        count_answer(io, stamp);
         if self.lc.loading(io.now) {
             self.send(io, key);
         }

@@ -324,6 +324,35 @@ pub fn count_sent<S>(io: &mut Io<S>, ts: u64, len: usize) {
     }
 }
 
+/// A connection that counts the messages it sent and the answers it received.
+pub trait Answers {
+    /// Messages sent and answers received so far.
+    fn counts(&mut self) -> (u64, &mut u64);
+}
+
+/// Takes an echoed message for `key`: counts it as unstamped or unexpected (more answers
+/// than messages sent) and returns `None`, or records it (and whether it came in order)
+/// and returns the connection's received count after it.
+pub fn take_answer<S: Answers>(io: &mut Io<S>, key: usize, stamp: Option<Stamp>) -> Option<u64> {
+    let Some(stamp) = stamp else {
+        io.stats.counters.unstamped += 1;
+        return None;
+    };
+    let (sent, received) = io.state_mut(key)?.counts();
+    if *received >= sent {
+        io.stats.counters.unexpected += 1;
+        return None;
+    }
+    let in_order = stamp.seq == *received;
+    *received += 1;
+    let now_received = *received;
+    if !in_order {
+        io.stats.counters.out_of_order += 1;
+    }
+    count_answer(io, stamp);
+    Some(now_received)
+}
+
 /// Counts one answer or delivery: latency from its stamp's send time to now.
 pub fn count_answer<S>(io: &mut Io<S>, stamp: Stamp) {
     let latency = io.now.saturating_sub(stamp.ts);

@@ -10,7 +10,7 @@ use std::collections::BinaryHeap;
 
 use crate::engine::{Driver, End, Io, Msg, Tick};
 use crate::payload::{Stamp, Template};
-use crate::scenario::{Lifecycle, Opener, Stage, count_answer, count_sent, earliest};
+use crate::scenario::{Answers, Lifecycle, Opener, Stage, count_sent, earliest, take_answer};
 
 /// Per-connection state.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,6 +19,12 @@ pub struct RateConn {
     sent: u64,
     received: u64,
     next_due: u64,
+}
+
+impl Answers for RateConn {
+    fn counts(&mut self) -> (u64, &mut u64) {
+        (self.sent, &mut self.received)
+    }
 }
 
 /// The rate driver.
@@ -141,24 +147,9 @@ impl Driver for Rate {
     }
 
     fn on_message(&mut self, io: &mut Io<RateConn>, key: usize, msg: Msg) {
-        let Some(stamp) = msg.stamp else {
-            io.stats.counters.unstamped += 1;
-            return;
-        };
-        let Some(s) = io.state_mut(key) else {
-            return;
-        };
-        if s.received >= s.sent {
-            io.stats.counters.unexpected += 1;
-            return;
+        if take_answer(io, key, msg.stamp).is_some() {
+            self.outstanding = self.outstanding.saturating_sub(1);
         }
-        let in_order = stamp.seq == s.received;
-        s.received += 1;
-        if !in_order {
-            io.stats.counters.out_of_order += 1;
-        }
-        self.outstanding = self.outstanding.saturating_sub(1);
-        count_answer(io, stamp);
     }
 
     fn on_end(&mut self, io: &mut Io<RateConn>, _key: usize, state: RateConn, _end: End) {
