@@ -140,6 +140,11 @@ impl Dispatcher {
         }
     }
 
+    /// Whether handlers run on the reactor thread.
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self, Dispatcher::Inline { .. })
+    }
+
     /// Whether the worker's channel is full, so its connections should not be read.
     pub(crate) fn is_congested(&self, worker: u16) -> bool {
         match self {

@@ -285,6 +285,14 @@ impl Reactor {
             if conn.phase.parses_input() && used < data.len() {
                 conn.carry = data[used..].to_vec();
             }
+            if self.ctx.dispatcher.is_inline() {
+                // The handler already answered: write now, not after every other socket
+                // of this turn has been read. Still one write for what this read produced.
+                self.drain_own_commands();
+                if self.conns.get(slot).is_some_and(|c| c.dirty) {
+                    self.flush(slot);
+                }
+            }
             if n < READ_CHUNK && !to_the_end {
                 return;
             }
@@ -429,14 +437,18 @@ impl Reactor {
 
     // ---- commands ----
 
-    fn drain_commands(&mut self) {
-        // Commands an inline handler made on this thread: no channel.
+    /// Applies the commands an inline handler made on this thread (no channel).
+    fn drain_own_commands(&mut self) {
         let mut own = std::mem::take(&mut self.own_commands);
         outbox::take_own(&mut own);
         for command in own.drain(..) {
             self.apply(command);
         }
         self.own_commands = own;
+    }
+
+    fn drain_commands(&mut self) {
+        self.drain_own_commands();
         while let Ok(command) = self.ctx.commands.try_recv() {
             self.apply(command);
         }
