@@ -374,7 +374,9 @@ def measured_run(server: Server, run: Run, out_dir: Path, argv: list[str],
         run.cpu_pct = 100.0 * cpu_s / span
         if run.msgs_per_sec:
             run.ns_per_msg = cpu_s * 1e9 / (run.msgs_per_sec * span)
-        for core in (ARGS.server_core, ARGS.client_core):
+        # /proc/stat's per-core figures are tick samples: fair for a core busy throughout
+        # (echo), not for the latency run's short timer-driven bursts.
+        for core in (ARGS.server_core, ARGS.client_core) if run.scenario.startswith("echo") else ():
             if core in a.cores and core in b.cores:
                 busy = b.cores[core][0] - a.cores[core][0]
                 total = b.cores[core][1] - a.cores[core][1]
@@ -448,6 +450,11 @@ class StraceResult:
     messages: int | None = None
     msgs_per_sec: float | None = None
     calls: dict = field(default_factory=dict)
+    # The same run without strace: write-family calls from /proc/PID/io.
+    plain_error: str | None = None
+    plain_messages: int | None = None
+    plain_msgs_per_sec: float | None = None
+    plain_syscw: int | None = None
 
 
 SYSCALL_MEANING = {
@@ -463,15 +470,56 @@ SYSCALL_MEANING = {
 }
 
 
+def proc_io(pid: int) -> dict[str, int]:
+    out = {}
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            k, v = line.split(":")
+            out[k.strip()] = int(v)
+    return out
+
+
+def strace_echo_argv(url: str) -> list[str]:
+    return ["echo", "--url", url, "-d", f"{ARGS.strace_seconds:g}", "--warmup", "0",
+            "-c", str(ECHO_CONNECTIONS), "-w", str(ECHO_WINDOW), "-s", "32", "--payload", "binary"]
+
+
+def plain_syscw_run(kind: ServerKind, out_dir: Path, res: StraceResult) -> None:
+    """The strace run's load on a fresh server without strace: `syscw` of /proc/PID/io
+    counts write-family calls (write, writev; not sendto) at full speed."""
+    server = None
+    try:
+        server = Server(kind, ARGS.server_core, out_dir / "plain.server.log")
+        server.wait_ready()
+        before = proc_io(server.pid)
+        run = Run("wsloop-inline", "plain-echo32")
+        p, jp, logf, dl = run_loadtest(strace_echo_argv(server.url), out_dir,
+                                       "plain.wsloop-inline.echo32",
+                                       timeout=ARGS.strace_seconds + 60)
+        rep = finish_loadtest(p, jp, logf, dl, run)
+        after = proc_io(server.pid)
+        if rep is None:
+            raise RuntimeError(run.error or "loadtest failed")
+        res.plain_messages = rep["counters"]["received"]
+        res.plain_msgs_per_sec = rep["throughput"]["msgs_per_sec"]
+        res.plain_syscw = after["syscw"] - before["syscw"]
+    except (RuntimeError, OSError, ValueError, KeyError) as e:
+        res.plain_error = str(e)
+    finally:
+        if server is not None:
+            server.close()
+
+
 def strace_run(out_dir: Path) -> StraceResult:
     res = StraceResult()
-    if shutil.which("strace") is None:
-        res.error = "strace not installed (apt-get install strace)"
-        return res
     kinds = {k.key: k for k in server_kinds()}
     kind = kinds["wsloop-inline"]
     if kind.missing:
         res.error = kind.missing
+        return res
+    plain_syscw_run(kind, out_dir, res)
+    if shutil.which("strace") is None:
+        res.error = "strace not installed (apt-get install strace)"
         return res
     server = tracer = None
     summary = out_dir / "strace.wsloop-inline.echo32.txt"
@@ -493,9 +541,7 @@ def strace_run(out_dir: Path) -> StraceResult:
             raise RuntimeError("strace did not attach within 10 s")
         time.sleep(0.5)
         run = Run("wsloop-inline", "strace-echo32")
-        argv = ["echo", "--url", server.url, "-d", f"{ARGS.strace_seconds:g}", "--warmup", "0",
-                "-c", str(ECHO_CONNECTIONS), "-w", str(ECHO_WINDOW), "-s", "32",
-                "--payload", "binary"]
+        argv = strace_echo_argv(server.url)
         t0 = time.monotonic()
         p, jp, logf, dl = run_loadtest(argv, out_dir, "strace.wsloop-inline.echo32",
                                        timeout=ARGS.strace_seconds + 60)
@@ -679,7 +725,13 @@ def render(kinds, runs, strace: StraceResult | None, meta: dict) -> str:
         L.append(f"## Syscalls per echoed message: wsloop inline, echo 32 B, under `strace -c -f`")
         L.append("")
         if not strace.ok:
-            L.append(f"Not measured: {strace.error}.")
+            L.append(f"Not measured under strace: {strace.error}.")
+            if strace.plain_syscw is not None and strace.plain_messages:
+                L.append("")
+                L.append(f"Without strace, `syscw` of `/proc/PID/io` (write, writev; not sendto) "
+                         f"counted {strace.plain_syscw:,} calls for {strace.plain_messages:,} "
+                         f"echoed messages: {strace.plain_syscw / strace.plain_messages:.4f} "
+                         f"per message.")
         else:
             L.append(f"`strace -c -f -p PID` attached to a fresh `wsloop --dispatch inline "
                      f"--reactors 1 --workers 1` before `wsloop-loadtest echo -c "
@@ -702,11 +754,22 @@ def render(kinds, runs, strace: StraceResult | None, meta: dict) -> str:
                     L.append(f"| {name} | {SYSCALL_MEANING.get(name, '')} | 0 | 0 |")
             total = sum(strace.calls.values())
             L.append(f"| all | | {total:,} | {total / strace.messages:.4f} |")
+        if strace.plain_syscw is not None and strace.plain_messages:
+            L.append(f"| write family, no strace | `syscw` of `/proc/PID/io` (write, writev; "
+                     f"not sendto) over the same load on a fresh server, "
+                     f"{fmt_rate(strace.plain_msgs_per_sec)} msg/s, "
+                     f"{strace.plain_messages:,} messages | {strace.plain_syscw:,} "
+                     f"| {strace.plain_syscw / strace.plain_messages:.4f} |")
+        elif strace.plain_error:
+            L.append(f"| write family, no strace | not measured: {strace.plain_error} | | |")
         L.append("")
 
     # How to read.
-    bound = [f"{k.label} {lab}" for k in kinds for s, lab, _ in SCENARIOS
-             if generator_bound(R.get((k.key, s)))]
+    bound = []
+    for k in kinds:
+        labs = [lab for s, lab, _ in SCENARIOS if generator_bound(R.get((k.key, s)))]
+        if labs:
+            bound.append(f"{k.label} ({', '.join(labs)})")
     L.append("## How to read it")
     L.append("")
     L.append("- **msg/s**: messages echoed per second in the measurement window (the "
@@ -717,7 +780,8 @@ def render(kinds, runs, strace: StraceResult | None, meta: dict) -> str:
              f"measurement window: from {CPU_START_MARGIN:g} s after the moment the server held "
              f"all {ECHO_CONNECTIONS} connections (seen in `/proc/PID/fd`) plus the warmup, to "
              f"that moment plus warmup plus duration less {CPU_END_MARGIN:g} s; so no connection "
-             f"setup, warmup, drain or close. 100% is one core.")
+             f"setup, warmup, drain or close. 100% is one core. The kernel derives these "
+             f"figures from the scheduler's exact run time, so each read is good to a tick.")
     L.append("- **server CPU ns/msg**: that CPU time ÷ (msg/s × the window's length). It stays "
              "valid when the generator, not the server, is the limit: compare servers on it "
              "then. It covers the server's own threads, kernel TCP work in its syscalls "
@@ -729,14 +793,19 @@ def render(kinds, runs, strace: StraceResult | None, meta: dict) -> str:
              "memory only (kernel socket buffers are not in RSS).")
     L.append("- **generator busy**: share of the window the generator's one thread was not "
              "idle in `poll`; \\* marks a run above 90% or with a saturated second, where "
-             "msg/s and latency show the generator's limit rather than the server's. "
-             + ("Generator-bound here: " + ", ".join(bound) + "." if bound
+             "msg/s and latency show the generator's limit rather than the server's (its "
+             "cost per message grows when a server writes each frame with its own syscall, "
+             "so it can be the limit at low msg/s too). "
+             + ("Generator-bound here: " + "; ".join(bound) + "." if bound
                 else "No run was generator-bound here."))
     L.append("- **ratios** are wsloop's figure ÷ the peer's, from this one run on a shared "
              "2-core virtual machine where other work may run at the same time: differences "
              "under ~10–15% are noise. The per-run details below show how busy each core was "
-             "in each CPU window (`/proc/stat`); \"others\" is the server core's busy share "
-             "not spent by the server, i.e. other processes competing with it. The raw JSON "
+             "in each echo run's CPU window (`/proc/stat`, tick-sampled, so only shown for "
+             "echo, where the cores are busy throughout); \"others\" is the server core's "
+             "busy share not spent by the server, i.e. other processes competing with it. "
+             "The latency runs' ns/msg is the cost of a message at low load (a wake-up per "
+             "message or so). The raw JSON "
              f"of every run is in `{meta['out_dir']}/`.")
     L.append("")
 
