@@ -68,6 +68,9 @@ use super::{CloseCode, ProtocolError};
 /// a control frame with the longest header and payload (14 + 125).
 pub const MAX_UNCONSUMED: usize = super::frame::MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD;
 
+/// The most a frame's declared length reserves ahead of the bytes that arrived.
+const RESERVE_AHEAD: usize = 64 << 10;
+
 /// Which side of the connection this decoder reads for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -272,7 +275,9 @@ impl Partial {
     /// many small fragments doubles, but never past `max_message_size`.
     fn begin_frame(&mut self, header: &FrameHeader, len: usize, max_message_size: usize) {
         self.frame = FrameProgress::new(header);
-        let needed = self.payload.len().saturating_add(len);
+        // Reserve for what a frame declares only up to RESERVE_AHEAD: past that the buffer
+        // grows as bytes arrive, so a bare header never makes us hold its whole length.
+        let needed = self.payload.len().saturating_add(len.min(RESERVE_AHEAD));
         if needed > self.payload.capacity() {
             let doubled = self.payload.capacity().saturating_mul(2);
             let target = needed.max(doubled.min(max_message_size));
@@ -621,6 +626,21 @@ mod tests {
 
     fn server() -> Decoder {
         Decoder::new(Role::Server, DecoderLimits::default())
+    }
+
+    #[test]
+    fn a_bare_header_reserves_little_of_its_declared_length() {
+        let mut dec = Decoder::new(Role::Server, limits(16 << 20, 16 << 20));
+        let whole = cframe(OpCode::Binary, true, &vec![7u8; 16 << 20]);
+        // The 14-byte header and 10 payload bytes of a 16 MiB frame.
+        let items = feed(&mut dec, &mut Vec::new(), &whole[..24]).unwrap();
+        assert!(items.is_empty());
+        let capacity = dec.message.as_ref().map_or(0, |m| m.payload.capacity());
+        assert!(capacity <= RESERVE_AHEAD + 10, "reserved {capacity} bytes");
+        // The rest still decodes to the whole message.
+        let mut pending = Vec::new();
+        let items = feed(&mut dec, &mut pending, &whole[24..]).unwrap();
+        assert_eq!(items.len(), 1);
     }
 
     /// Drives the decoder as the reactor does: `pending` is the connection's kept tail;
