@@ -1,18 +1,17 @@
-//! `broadcast` against a fan-out server (the generator's sink in broadcast mode, which
-//! behaves like wsloop's `/broadcast`): every delivery accounted for.
+//! `broadcast` against wsloop as a fan-out server (in-process, like the binary's
+//! `/broadcast`): every delivery accounted for.
 
 mod util;
 
 use std::time::Duration;
 
-use util::{Watchdog, run, serial, sink_server};
-use wsloop_loadtest::sink::SinkMode;
+use util::{Watchdog, broadcast_server, echo_server, run, serial};
 
 #[test]
 fn broadcast_delivers_every_message_to_every_subscriber() {
     let _w = Watchdog::new("broadcast_delivers_every_message", Duration::from_secs(60));
     let _s = serial();
-    let server = sink_server(SinkMode::Broadcast);
+    let server = broadcast_server();
     let url = server.url("/broadcast");
     // 50 msg/s for 1 s = exactly 50 messages, to 20 subscribers.
     let r = run(
@@ -51,7 +50,7 @@ fn broadcast_delivers_every_message_to_every_subscriber() {
 fn broadcast_on_an_echo_server_reports_missing_deliveries() {
     let _w = Watchdog::new("broadcast_missing", Duration::from_secs(60));
     let _s = serial();
-    let server = sink_server(SinkMode::Echo);
+    let server = echo_server();
     let url = server.url("/");
     let r = run(
         "broadcast-missing",

@@ -10,7 +10,7 @@ use util::{Watchdog, echo_server, run, serial};
 fn churn_cycles_at_the_rate() {
     let _w = Watchdog::new("churn_cycles_at_the_rate", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     // 100 opens/s for 1 s = exactly 100 cycles, 2 messages each.
     let r = run(

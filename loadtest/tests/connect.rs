@@ -12,7 +12,7 @@ use wsloop_loadtest::sink::SinkMode;
 fn connect_opens_and_times_every_connection() {
     let _w = Watchdog::new("connect_opens_and_times_every_connection", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     let r = run(
         "connect",
@@ -93,7 +93,7 @@ fn accepted_compression_is_an_error() {
 fn compression_accepted_by_wsloop_is_an_error() {
     let _w = Watchdog::new("compression_accepted_by_wsloop", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     let r = run(
         "deflate-wsloop",

@@ -10,7 +10,7 @@ use util::{Watchdog, echo_server, run, serial};
 fn echo_window_counts_every_message() {
     let _w = Watchdog::new("echo_window_counts_every_message", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     let r = run(
         "echo",
@@ -40,7 +40,7 @@ fn echo_window_counts_every_message() {
 fn text_and_json_payloads_round_trip() {
     let _w = Watchdog::new("text_and_json_payloads_round_trip", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     for (payload, size) in [("text", "40"), ("json", "200")] {
         let r = run(

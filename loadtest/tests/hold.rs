@@ -10,7 +10,7 @@ use util::{Watchdog, echo_server, run, serial};
 fn hold_keeps_every_connection_open_and_measures_rss() {
     let _w = Watchdog::new("hold_keeps_every_connection_open", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     let pid = server.pid().to_string();
     let r = run(

@@ -10,7 +10,7 @@ use util::{Watchdog, echo_server, run, serial};
 fn two_worker_processes_merge_exactly() {
     let _w = Watchdog::new("two_worker_processes_merge_exactly", Duration::from_secs(90));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     let r = run(
         "procs-rate",
@@ -47,7 +47,7 @@ fn two_worker_processes_merge_exactly() {
 fn hold_over_processes_and_sources() {
     let _w = Watchdog::new("hold_over_processes_and_sources", Duration::from_secs(90));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     let r = run(
         "procs-hold",

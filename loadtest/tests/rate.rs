@@ -10,7 +10,7 @@ use util::{Watchdog, echo_server, run, serial};
 fn rate_sends_exactly_the_schedule() {
     let _w = Watchdog::new("rate_sends_exactly_the_schedule", Duration::from_secs(60));
     let _s = serial();
-    let Some(server) = echo_server() else { return };
+    let server = echo_server();
     let url = server.url("/");
     // 20 connections × one message every 10 ms × 1 s = exactly 2,000 messages.
     let r = run(

@@ -105,25 +105,35 @@ impl Handler for Echo {
     }
 }
 
-/// THE server the scenario tests run against: an echo server on 127.0.0.1:0.
-/// Today: wsloop in-process (one reactor, one worker). `None` (the test prints why and
-/// passes) when it cannot be had.
-pub fn echo_server() -> Option<TestServer> {
+/// THE server the scenario tests run against: wsloop in-process on 127.0.0.1:0, echoing.
+pub fn echo_server() -> TestServer {
     let config = Config::default()
         .addr("127.0.0.1:0".parse().expect("address"))
         .reactors(1)
         .workers(1)
         .max_message_size(1 << 20);
-    match Server::start(config, Echo) {
-        Ok(s) => Some(TestServer::Wsloop(Some(s))),
-        Err(e) => {
-            eprintln!("skipped: wsloop server does not start: {e}");
-            None
-        }
+    TestServer::Wsloop(Some(Server::start(config, Echo).expect("wsloop starts")))
+}
+
+/// Every connection joins one topic; every message is published to it (the sender
+/// included), like the `wsloop` binary's `/broadcast`.
+struct FanOut;
+
+impl Handler for FanOut {
+    fn on_connect(&self, handle: &Handle, info: wsloop::ConnectInfo) {
+        let _ = handle.subscribe(info.id, "all");
+    }
+    fn on_message(&self, handle: &Handle, _: ConnId, message: Message) {
+        handle.publish("all", message);
     }
 }
 
-/// The generator's own sink in `mode`, in-process.
+/// wsloop in-process as a fan-out server (two reactors, so fan-out crosses them).
+pub fn broadcast_server() -> TestServer {
+    let config = Config::default().addr("127.0.0.1:0".parse().expect("address")).reactors(2);
+    TestServer::Wsloop(Some(Server::start(config, FanOut).expect("wsloop starts")))
+}
+
 pub fn sink_server(mode: SinkMode) -> TestServer {
     let handle = sink::start(SinkConfig {
         addr: "127.0.0.1:0".parse().expect("address"),
