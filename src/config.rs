@@ -243,7 +243,9 @@ impl Config {
 
     /// Bytes that may wait for one connection (in the command channel and its write
     /// queue) before [`Backpressure`] applies. Default 1 MiB; this bounds the memory a
-    /// connection that does not read can cost. At most 2^31.
+    /// connection that does not read can cost. At most 2^31. It counts frame bytes: each
+    /// queued frame also costs about 100 bytes of bookkeeping, which matters for floods of
+    /// tiny messages (1 MiB of 32-byte frames holds about 4 MiB).
     pub fn max_backpressure(mut self, bytes: usize) -> Config {
         self.max_backpressure = bytes;
         self

@@ -43,9 +43,37 @@ pub trait Handler: Send + Sync + 'static {
 
 /// What travels to a worker: an event, or a barrier that the worker hands straight back
 /// to the reactor once every earlier event of that connection has been handled.
+///
+/// `Connect` is boxed so the common entries stay small: an `Event` is as large as its
+/// `ConnectInfo`, and a batch can hold thousands of messages.
 pub(crate) enum Envelope {
-    Event(Event),
+    Connect(Box<ConnectInfo>),
+    Message { id: ConnId, message: Message },
+    Drain { id: ConnId },
+    Disconnect { id: ConnId, reason: DisconnectReason },
     Barrier(ConnId),
+}
+
+impl Envelope {
+    fn of(event: Event) -> Envelope {
+        match event {
+            Event::Connect(info) => Envelope::Connect(Box::new(info)),
+            Event::Message { id, message } => Envelope::Message { id, message },
+            Event::Drain { id } => Envelope::Drain { id },
+            Event::Disconnect { id, reason } => Envelope::Disconnect { id, reason },
+        }
+    }
+
+    /// The event inside; `Err` with the id for a barrier.
+    fn open(self) -> Result<Event, ConnId> {
+        Ok(match self {
+            Envelope::Connect(info) => Event::Connect(*info),
+            Envelope::Message { id, message } => Event::Message { id, message },
+            Envelope::Drain { id } => Event::Drain { id },
+            Envelope::Disconnect { id, reason } => Event::Disconnect { id, reason },
+            Envelope::Barrier(id) => return Err(id),
+        })
+    }
 }
 
 pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
@@ -66,9 +94,9 @@ pub(crate) fn run_worker(
     outbox::become_worker(&handle.shared);
     for batch in batches {
         for envelope in batch {
-            match envelope {
-                Envelope::Event(event) => deliver(&*handler, &handle, event),
-                Envelope::Barrier(id) => handle.barrier_passed(id),
+            match envelope.open() {
+                Ok(event) => deliver(&*handler, &handle, event),
+                Err(barrier) => handle.barrier_passed(barrier),
             }
             // What one handler call sent leaves when it returns, as one command per
             // reactor: a handler that sends and then blocks does not hold its sends back.
@@ -126,7 +154,7 @@ impl Dispatcher {
     pub(crate) fn emit(&mut self, worker: u16, event: Event) {
         match self {
             Dispatcher::Inline { handler, handle } => deliver(&**handler, handle, event),
-            Dispatcher::Queued(q) => q.push(worker, Envelope::Event(event)),
+            Dispatcher::Queued(q) => q.push(worker, Envelope::of(event)),
         }
     }
 
@@ -208,9 +236,9 @@ impl Events {
     /// The next event already received, handing barriers back on the way.
     fn next_pending(&mut self) -> Option<Event> {
         for envelope in self.pending.by_ref() {
-            match envelope {
-                Envelope::Event(event) => return Some(event),
-                Envelope::Barrier(id) => self.handle.barrier_passed(id),
+            match envelope.open() {
+                Ok(event) => return Some(event),
+                Err(barrier) => self.handle.barrier_passed(barrier),
             }
         }
         None
@@ -258,5 +286,17 @@ impl Iterator for Events {
     type Item = Event;
     fn next(&mut self) -> Option<Event> {
         self.recv()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_entries_stay_small() {
+        // A batch holds thousands of these; ConnectInfo alone is several times larger.
+        assert!(std::mem::size_of::<Envelope>() <= 56, "{}", std::mem::size_of::<Envelope>());
+        assert!(std::mem::size_of::<ConnectInfo>() > 100);
     }
 }
