@@ -16,7 +16,7 @@ use crate::compress::Outgoing;
 use crate::config::Backpressure;
 use crate::error::{CloseError, SendError, SendErrorKind};
 use crate::event::{ConnId, Message};
-use crate::liveness::{LiveTable, Liveness, Refused};
+use crate::liveness::{Compresses, LiveTable, Liveness, Refused};
 use crate::metrics::{Counters, Stats};
 use crate::outbox;
 use crate::protocol::CloseCode;
@@ -159,9 +159,8 @@ impl Handle {
         };
         let frame_len = wire::frame_len(message.len());
         let kind = match remote.live.reserve(id, frame_len, self.shared.max_backpressure) {
-            Ok(()) => {
-                let compress = message.len() >= self.shared.compression_threshold
-                    && remote.live.compresses(id);
+            Ok(Compresses(compresses)) => {
+                let compress = compresses && message.len() >= self.shared.compression_threshold;
                 let command = if compress {
                     let (opcode, payload) = wire::into_payload(message.clone());
                     Command::SendUnframed { id, opcode, payload, reserved: frame_len }

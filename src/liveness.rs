@@ -33,6 +33,10 @@ pub(crate) enum Liveness {
     Gone,
 }
 
+/// Whether a connection negotiated permessage-deflate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compresses(pub(crate) bool);
+
 /// Why a reservation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -80,11 +84,6 @@ impl LiveTable {
         }
     }
 
-    /// Whether `id` negotiated permessage-deflate.
-    pub(crate) fn compresses(&self, id: ConnId) -> bool {
-        self.current(id).is_some_and(|(_, v)| v & COMPRESSES != 0)
-    }
-
     /// Marks `id` as compressing (owning reactor only, before it opens).
     pub(crate) fn set_compresses(&self, id: ConnId) {
         if let Some(cell) = self.cell(id.slot())
@@ -99,8 +98,14 @@ impl LiveTable {
         self.current(id).map(|(_, v)| (v & BYTES) as usize)
     }
 
-    /// Reserves `len` bytes for a frame about to be queued from another thread.
-    pub(crate) fn reserve(&self, id: ConnId, len: usize, cap: usize) -> Result<(), Refused> {
+    /// Reserves `len` bytes for a frame about to be queued from another thread; says
+    /// whether the connection negotiated compression.
+    pub(crate) fn reserve(
+        &self,
+        id: ConnId,
+        len: usize,
+        cap: usize,
+    ) -> Result<Compresses, Refused> {
         let Some((cell, mut v)) = self.current(id) else {
             return Err(Refused::Gone);
         };
@@ -119,7 +124,7 @@ impl LiveTable {
             }
             match cell.compare_exchange_weak(v, v + len as u64, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(Compresses(v & COMPRESSES != 0)),
                 Err(now) => v = now,
             }
         }
@@ -218,12 +223,12 @@ mod tests {
         t.add(id, 129);
         t.set(id, Liveness::Open);
         assert_eq!(t.buffered(id), Some(129));
-        assert_eq!(t.reserve(id, 871, 1000), Ok(()));
+        assert_eq!(t.reserve(id, 871, 1000), Ok(Compresses(false)));
         assert_eq!(t.reserve(id, 1, 1000), Err(Refused::Full));
         t.release(id, 1000);
         assert_eq!(t.buffered(id), Some(0));
         assert_eq!(t.reserve(ConnId::new(0, 2, 3), 1, 1000), Err(Refused::Gone));
-        assert_eq!(t.reserve(id, 5000, 1000), Ok(()), "an empty buffer takes any message");
+        assert!(t.reserve(id, 5000, 1000).is_ok(), "an empty buffer takes any message");
         assert_eq!(t.reserve(id, 1, 1000), Err(Refused::Full));
         t.release(id, 5000);
         t.set(id, Liveness::Closing);
@@ -260,6 +265,20 @@ mod tests {
         t.release(old, 50);
         assert_eq!(t.buffered(new), Some(0));
         assert_eq!(t.get(new), Liveness::Open);
+    }
+
+    #[test]
+    fn reservations_say_whether_the_connection_compresses() {
+        let t = LiveTable::new(10);
+        let id = ConnId::new(0, 1, 3);
+        t.set(id, Liveness::Handshake);
+        t.set_compresses(id);
+        t.set(id, Liveness::Open);
+        assert_eq!(t.reserve(id, 10, 100), Ok(Compresses(true)));
+        let other = ConnId::new(0, 1, 4);
+        t.set(other, Liveness::Handshake);
+        t.set(other, Liveness::Open);
+        assert_eq!(t.reserve(other, 10, 100), Ok(Compresses(false)));
     }
 
     #[test]
