@@ -133,19 +133,9 @@ fn idle_growth(args: &[&str], offer: bool, n: usize) -> usize {
     let before = proc_bytes(server.pid(), "VmRSS:");
     let extra = if offer { OFFER } else { "" };
     let head = request(addr, extra);
-    let mut conns = Vec::with_capacity(n);
-    while conns.len() < n {
-        let mut batch: Vec<_> = (0..100.min(n - conns.len())).map(|_| raw(addr)).collect();
-        for s in &mut batch {
-            s.write_all(head.as_bytes()).unwrap();
-        }
-        for s in &mut batch {
-            let answer = read_head(s);
-            assert_eq!(status_of(&answer), 101);
-            assert_eq!(answer.contains("permessage-deflate"), offer);
-        }
-        conns.extend(batch);
-    }
+    let _conns = open_many(addr, &head, n, 100, |_, answer| {
+        assert_eq!(answer.contains("permessage-deflate"), offer);
+    });
     std::thread::sleep(Duration::from_millis(300));
     proc_bytes(server.pid(), "VmRSS:").saturating_sub(before)
 }

@@ -79,29 +79,13 @@ fn chat_rooms_speak_the_json_protocol() {
     assert_eq!(json_of(&mut alice)["type"], "joined");
 }
 
-/// Opens `n` raw `/broadcast` connections, pipelining handshakes in batches.
-fn broadcast_subscribers(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
-    let head = request(addr, "").replace("GET / ", "GET /broadcast ");
-    let mut all = Vec::with_capacity(n);
-    while all.len() < n {
-        let mut batch: Vec<_> = (0..500.min(n - all.len())).map(|_| raw(addr)).collect();
-        for s in &mut batch {
-            s.write_all(head.as_bytes()).unwrap();
-        }
-        for s in &mut batch {
-            assert_eq!(status_of(&read_head(s)), 101);
-        }
-        all.extend(batch);
-    }
-    all
-}
-
 #[test]
 fn ten_thousand_broadcast_subscribers_get_every_message_in_order() {
     let _w = Watchdog::new("broadcast_10k", Duration::from_secs(180));
     let _turn = many_sockets();
     let (_server, addr) = start_binary(&[]);
-    let mut subscribers = broadcast_subscribers(addr, 10_000);
+    let head = request(addr, "").replace("GET / ", "GET /broadcast ");
+    let mut subscribers = open_many(addr, &head, 10_000, 500, |_, _| {});
     let mut sender = connect_path(addr, "/broadcast");
     // Subscriptions happen in the handler after the 101; wait until a probe reaches the
     // last subscriber before measuring.
@@ -149,30 +133,15 @@ fn ten_thousand_broadcast_subscribers_get_every_message_in_order() {
     );
 }
 
-/// Opens `n` raw `/chat` connections and reads their welcome.
-fn chat_sockets(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
-    let head = request(addr, "").replace("GET / ", "GET /chat ");
-    let mut all = Vec::with_capacity(n);
-    while all.len() < n {
-        let mut batch: Vec<_> = (0..500.min(n - all.len())).map(|_| raw(addr)).collect();
-        for s in &mut batch {
-            s.write_all(head.as_bytes()).unwrap();
-        }
-        for s in &mut batch {
-            assert_eq!(status_of(&read_head(s)), 101);
-            assert_eq!(read_frame(s).map(|f| f.1), Some(0x1), "welcome");
-        }
-        all.extend(batch);
-    }
-    all
-}
-
 #[test]
 fn memory_per_subscription_with_10k_connections_in_10_topics_each() {
     let _w = Watchdog::new("subscription_memory", Duration::from_secs(180));
     let _turn = many_sockets();
     let (server, addr) = start_binary(&[]);
-    let mut conns = chat_sockets(addr, 10_000);
+    let head = request(addr, "").replace("GET / ", "GET /chat ");
+    let mut conns = open_many(addr, &head, 10_000, 500, |s, _| {
+        assert_eq!(read_frame(s).map(|f| f.1), Some(0x1), "welcome");
+    });
     std::thread::sleep(Duration::from_millis(300));
     let before = proc_bytes(server.pid(), "VmRSS:");
     for s in &mut conns {

@@ -3,31 +3,12 @@
 
 mod util;
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use util::*;
 
 const CONNECTIONS: usize = 10_000;
 const MAX_BYTES_PER_CONN: usize = 2048;
-
-/// Opens `n` connections with a raw handshake each, pipelined in batches.
-fn open_idle(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
-    let req = request(addr, "");
-    let mut conns = Vec::with_capacity(n);
-    for chunk in 0..n.div_ceil(500) {
-        let mut batch: Vec<TcpStream> = (0..500.min(n - chunk * 500)).map(|_| raw(addr)).collect();
-        for s in &mut batch {
-            s.write_all(req.as_bytes()).unwrap();
-        }
-        for s in &mut batch {
-            assert_eq!(status_of(&read_head(s)), 101);
-        }
-        conns.extend(batch);
-    }
-    conns
-}
 
 #[test]
 fn ten_thousand_idle_connections_cost_under_2_kib_each() {
@@ -41,7 +22,7 @@ fn ten_thousand_idle_connections_cost_under_2_kib_each() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let before = proc_bytes(pid, "VmRSS:");
-    let conns = open_idle(addr, CONNECTIONS);
+    let conns = open_many(addr, &request(addr, ""), CONNECTIONS, 500, |_, _| {});
     std::thread::sleep(Duration::from_millis(500));
     let after = proc_bytes(pid, "VmRSS:");
     let per_conn = after.saturating_sub(before) / CONNECTIONS;

@@ -288,3 +288,28 @@ pub fn many_sockets() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Opens `n` raw connections sending `head`, `batch` at a time (handshakes pipelined),
+/// asserts each gets 101 and hands `check` the socket and its response head.
+pub fn open_many(
+    addr: SocketAddr,
+    head: &str,
+    n: usize,
+    batch: usize,
+    mut check: impl FnMut(&mut TcpStream, &str),
+) -> Vec<TcpStream> {
+    let mut all = Vec::with_capacity(n);
+    while all.len() < n {
+        let mut group: Vec<TcpStream> = (0..batch.min(n - all.len())).map(|_| raw(addr)).collect();
+        for s in &mut group {
+            s.write_all(head.as_bytes()).unwrap();
+        }
+        for s in &mut group {
+            let answer = read_head(s);
+            assert_eq!(status_of(&answer), 101, "{answer}");
+            check(s, &answer);
+        }
+        all.extend(group);
+    }
+    all
+}
