@@ -128,9 +128,14 @@ impl Handler for FanOut {
     }
 }
 
-/// wsloop in-process as a fan-out server (two reactors, so fan-out crosses them).
+/// wsloop in-process as a fan-out server (two reactors, so fan-out crosses them). Inline
+/// dispatch: `on_connect` subscribes before the 101 is written, so a subscriber the
+/// generator sees open is already in the topic when publishing starts.
 pub fn broadcast_server() -> TestServer {
-    let config = Config::default().addr("127.0.0.1:0".parse().expect("address")).reactors(2);
+    let config = Config::default()
+        .addr("127.0.0.1:0".parse().expect("address"))
+        .reactors(2)
+        .dispatch(wsloop::Dispatch::Inline);
     TestServer::Wsloop(Some(Server::start(config, FanOut).expect("wsloop starts")))
 }
 
