@@ -325,7 +325,10 @@ impl Reactor {
     fn flush_dirty(&mut self) {
         let mut slots = std::mem::take(&mut self.ctx.dirty);
         for &slot in &slots {
-            self.flush(slot);
+            // Inline dispatch may have written it already, right after its read.
+            if self.conns.get(slot).is_some_and(|c| c.dirty) {
+                self.flush(slot);
+            }
         }
         // Keep the list's memory for the next turn.
         slots.clear();
@@ -339,7 +342,9 @@ impl Reactor {
         conn.dirty = false;
         let id = self.ctx.id(slot, conn);
         let (flushed, written) = conn.flush();
-        self.ctx.remote().live.release(id, written);
+        if written > 0 {
+            self.ctx.remote().live.release(id, written);
+        }
         match flushed {
             Ok(Flushed::All) if conn.phase == Phase::Flushing => {
                 if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
@@ -352,7 +357,10 @@ impl Reactor {
             }
             Ok(Flushed::All) => {
                 let queue = std::mem::take(&mut conn.out);
-                if queue.capacity() <= MAX_POOLED_QUEUE && self.ctx.queues.len() < MAX_POOLED {
+                // Only a queue with memory is worth lending out again.
+                if (1..=MAX_POOLED_QUEUE).contains(&queue.capacity())
+                    && self.ctx.queues.len() < MAX_POOLED
+                {
                     self.ctx.queues.push(queue);
                 }
                 if std::mem::take(&mut conn.backlogged)
