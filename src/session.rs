@@ -25,6 +25,7 @@ use crate::protocol::handshake::{self, Request};
 use crate::protocol::message::{DecoderLimits, Incoming};
 use crate::protocol::{CloseCode, ProtocolError};
 use crate::timer::TimerWheel;
+use crate::upgrade::Accept;
 use crate::wire;
 
 /// A reactor's state apart from its sockets and read buffer.
@@ -348,7 +349,7 @@ pub(crate) fn handshake_bytes(
             return data.len();
         }
     };
-    match upgrade(ctx, &request) {
+    match upgrade(ctx, &request).and_then(|accepted| join_topics(ctx, slot, conn, accepted)) {
         Ok(accepted) => {
             open(ctx, slot, conn, &request, accepted);
             used + frame_bytes(ctx, slot, conn, &mut data[used..])
@@ -366,6 +367,7 @@ struct Accepted {
     deflate: Option<Agreed>,
     protocol: Option<String>,
     user_data: Option<UserData>,
+    topics: Vec<String>,
 }
 
 fn upgrade(ctx: &Ctx, request: &Request) -> Result<Accepted, u16> {
@@ -376,9 +378,9 @@ fn upgrade(ctx: &Ctx, request: &Request) -> Result<Accepted, u16> {
     }
     let protocol = handshake::select_protocol(request, &config.subprotocols);
     let deflate = negotiate_deflate(config, request)?;
-    let user_data = match &config.on_upgrade {
-        Some(hook) => hook(request).map_err(|r| r.status())?.user_data,
-        None => None,
+    let accept = match &config.on_upgrade {
+        Some(hook) => hook(request).map_err(|r| r.status())?,
+        None => Accept::new(),
     };
     let extensions = deflate.map(|agreed| agreed.response_header());
     let response = handshake::accept_response(request, protocol, extensions.as_deref());
@@ -386,7 +388,8 @@ fn upgrade(ctx: &Ctx, request: &Request) -> Result<Accepted, u16> {
         response: Bytes::from(response),
         deflate,
         protocol: protocol.map(str::to_owned),
-        user_data,
+        user_data: accept.user_data,
+        topics: accept.topics,
     })
 }
 
@@ -411,6 +414,24 @@ fn negotiate_deflate(config: &Config, request: &Request) -> Result<Option<Agreed
         });
     let agreed = deflate::negotiate(offers, &policy).map_err(|_| 400u16)?;
     if not_utf8 { Err(400) } else { Ok(agreed) }
+}
+
+/// Joins the topics the upgrade hook named, before the 101 is queued: nothing published
+/// after the client sees its handshake can miss it. A limit refuses the upgrade with 503.
+fn join_topics(ctx: &Ctx, slot: usize, conn: &Conn, accepted: Accepted) -> Result<Accepted, u16> {
+    if accepted.topics.is_empty() {
+        return Ok(accepted);
+    }
+    let id = ctx.id(slot, conn);
+    let topics = &ctx.shared.topics;
+    // The connection is not open yet and only this thread can end it, so no disconnect
+    // can race the joins.
+    if accepted.topics.iter().all(|topic| topics.subscribe(id, topic, || true).is_ok()) {
+        Ok(accepted)
+    } else {
+        topics.remove_connection(id);
+        Err(503)
+    }
 }
 
 fn reject(ctx: &mut Ctx, slot: usize, conn: &mut Conn, status: u16) {

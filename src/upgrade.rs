@@ -15,6 +15,7 @@ pub type OriginCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 #[derive(Default)]
 pub struct Accept {
     pub(crate) user_data: Option<UserData>,
+    pub(crate) topics: Vec<String>,
 }
 
 impl Accept {
@@ -27,6 +28,15 @@ impl Accept {
     /// auth token named).
     pub fn with_user_data(mut self, data: UserData) -> Accept {
         self.user_data = Some(data);
+        self
+    }
+
+    /// Join `topic` before the 101 goes out, so the client cannot miss a message
+    /// published after its handshake completes (a subscription made in
+    /// `Handler::on_connect` takes effect only when a worker runs it). If a topic limit
+    /// refuses the subscription, the upgrade is refused with 503.
+    pub fn subscribe(mut self, topic: impl Into<String>) -> Accept {
+        self.topics.push(topic.into());
         self
     }
 }

@@ -134,3 +134,40 @@ fn disconnect_removes_memberships_and_empty_topics() {
     assert!(handle.topics_of(gone_id).is_empty());
     assert_eq!(handle.subscribe(gone_id, "t"), Err(SubscribeError::UnknownConnection));
 }
+
+#[test]
+fn upgrade_hook_subscribes_before_the_101() {
+    let _w = Watchdog::new("hook_subscribe", Duration::from_secs(30));
+    let config = config().max_subscribers_per_topic(2).on_upgrade(|request| {
+        Ok(match request.path() {
+            "/live" => wsloop::Accept::new().subscribe("all").subscribe("live"),
+            _ => wsloop::Accept::new(),
+        })
+    });
+    let (server, mut events) = Server::start_with_events(config).unwrap();
+    let handle = server.handle();
+    let mut first = connect_path(server.local_addr(), "/live");
+    // Nothing has read the Connect event, so only the hook can have joined; the
+    // handshake is done, so the membership must already be there.
+    assert_eq!(handle.publish("live", "right away"), 1);
+    assert_eq!(next_message(&mut first), WsMessage::text("right away"));
+    let _plain = connect(server.local_addr());
+    let plain = clients_connected(&mut events, 2)[1];
+    handle.subscribe(plain, "live").unwrap();
+    assert_eq!((handle.topic_size("all"), handle.topic_size("live")), (1, 2));
+    // The next /live joins "all", then "live" is full: refused with 503, and the join
+    // of "all" is undone.
+    let head = request(server.local_addr(), "").replace("GET / ", "GET /live ");
+    let answer = http_exchange(server.local_addr(), head.as_bytes());
+    assert_eq!(status_of(&answer), 503, "{answer}");
+    assert_eq!((handle.topic_size("all"), handle.topic_size("live")), (1, 2));
+}
+
+fn clients_connected(events: &mut wsloop::Events, n: usize) -> Vec<ConnId> {
+    (0..n)
+        .map(|_| match events.recv_timeout(Duration::from_secs(5)) {
+            Some(Event::Connect(info)) => info.id,
+            other => panic!("expected connect, got {other:?}"),
+        })
+        .collect()
+}

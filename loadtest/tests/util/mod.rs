@@ -115,27 +115,24 @@ pub fn echo_server() -> TestServer {
     TestServer::Wsloop(Some(Server::start(config, Echo).expect("wsloop starts")))
 }
 
-/// Every connection joins one topic; every message is published to it (the sender
-/// included), like the `wsloop` binary's `/broadcast`.
+/// Every message is published to the one topic (the sender included), like the
+/// `wsloop` binary's `/broadcast`.
 struct FanOut;
 
 impl Handler for FanOut {
-    fn on_connect(&self, handle: &Handle, info: wsloop::ConnectInfo) {
-        let _ = handle.subscribe(info.id, "all");
-    }
     fn on_message(&self, handle: &Handle, _: ConnId, message: Message) {
         handle.publish("all", message);
     }
 }
 
-/// wsloop in-process as a fan-out server (two reactors, so fan-out crosses them). Inline
-/// dispatch: `on_connect` subscribes before the 101 is written, so a subscriber the
-/// generator sees open is already in the topic when publishing starts.
+/// wsloop in-process as a fan-out server (two reactors, so fan-out crosses them). The
+/// upgrade hook joins the topic before the 101, so a subscriber the generator sees open
+/// is already in the topic when publishing starts.
 pub fn broadcast_server() -> TestServer {
     let config = Config::default()
         .addr("127.0.0.1:0".parse().expect("address"))
         .reactors(2)
-        .dispatch(wsloop::Dispatch::Inline);
+        .on_upgrade(|_| Ok(wsloop::Accept::new().subscribe("all")));
     TestServer::Wsloop(Some(Server::start(config, FanOut).expect("wsloop starts")))
 }
 

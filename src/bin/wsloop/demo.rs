@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use parking_lot::RwLock;
-use wsloop::{ConnId, ConnectInfo, DisconnectReason, Handle, Handler, Message};
+use wsloop::{
+    Accept, ConnId, ConnectInfo, DisconnectReason, Handle, Handler, Message, Reject, Request,
+};
 
 use crate::chat;
 
@@ -16,6 +18,15 @@ const BROADCAST: &str = "broadcast";
 enum Route {
     Broadcast,
     Chat,
+}
+
+/// The upgrade hook: `/broadcast` connections join their topic before the 101, so none
+/// misses a message sent after its handshake.
+pub fn upgrade(request: &Request) -> Result<Accept, Reject> {
+    Ok(match request.path() {
+        "/broadcast" => Accept::new().subscribe(BROADCAST),
+        _ => Accept::new(),
+    })
 }
 
 /// Routes events by the path each connection opened with. Echo connections are not
@@ -48,11 +59,8 @@ impl Handler for Demo {
             _ => return,
         };
         self.shard(info.id).write().insert(info.id, route);
-        match route {
-            Route::Broadcast => {
-                let _ = handle.subscribe(info.id, BROADCAST);
-            }
-            Route::Chat => chat::welcome(handle, info.id),
+        if route == Route::Chat {
+            chat::welcome(handle, info.id);
         }
     }
 

@@ -144,7 +144,8 @@ impl Args {
             .compression_threshold(self.compression_threshold)
             .compression_level(self.compression_level)
             .max_topics_per_connection(self.max_topics_per_connection)
-            .max_subscribers_per_topic(self.max_subscribers_per_topic);
+            .max_subscribers_per_topic(self.max_subscribers_per_topic)
+            .on_upgrade(demo::upgrade);
         if let Some(n) = self.reactors {
             config = config.reactors(n);
         }
