@@ -22,7 +22,7 @@ use crate::metrics::Counters;
 use crate::protocol::deflate::{self, Agreed, DeflatePolicy};
 use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::{self, Request};
-use crate::protocol::message::{DecoderLimits, Incoming};
+use crate::protocol::message::{self, DecoderLimits, Incoming};
 use crate::protocol::{CloseCode, ProtocolError};
 use crate::timer::TimerWheel;
 use crate::upgrade::Accept;
@@ -550,9 +550,9 @@ fn inflated(ctx: &mut Ctx, slot: usize, conn: &mut Conn, text: bool, body: &[u8]
         Err(error) => return ctx.fail(slot, conn, error),
     };
     let message = if text {
-        match String::from_utf8(data) {
+        match message::into_text(data) {
             Ok(s) => Message::Text(s),
-            Err(_) => return ctx.fail(slot, conn, ProtocolError::InvalidUtf8),
+            Err(error) => return ctx.fail(slot, conn, error),
         }
     } else {
         Message::Binary(data)

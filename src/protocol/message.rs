@@ -330,14 +330,45 @@ impl Partial {
             });
         }
         match self.kind {
-            // One full pass: safe code cannot build a `String` without validating it.
-            // It also catches a code point left incomplete by the final fragment.
-            DataKind::Text => String::from_utf8(self.payload)
-                .map(|text| Incoming::Text(Cow::Owned(text)))
-                .map_err(|_| ProtocolError::InvalidUtf8),
+            DataKind::Text => {
+                // SAFETY: `payload[..validated]` is UTF-8 ending on a character boundary:
+                // `validated` starts at 0 and only advances over bytes simdutf8 accepted
+                // (a whole valid slice, or the valid prefix before an incomplete code
+                // point), and `payload` only grows at its end.
+                #[allow(unsafe_code)]
+                let text = unsafe { string_after(self.payload, self.validated) }?;
+                Ok(Incoming::Text(Cow::Owned(text)))
+            }
             DataKind::Binary => Ok(Incoming::Binary(Cow::Owned(self.payload))),
         }
     }
+}
+
+/// `bytes` as a `String`, with SIMD validation (`String::from_utf8` uses the slower
+/// scalar check, and would redo what reassembly already checked).
+pub(crate) fn into_text(bytes: Vec<u8>) -> Result<String, ProtocolError> {
+    // SAFETY: an empty prefix is trivially UTF-8.
+    #[allow(unsafe_code)]
+    unsafe {
+        string_after(bytes, 0)
+    }
+}
+
+/// `bytes` as a `String`, validating only `bytes[known_valid..]`; a code point left
+/// incomplete at the end fails.
+///
+/// # Safety
+/// `bytes[..known_valid]` must be valid UTF-8 (so it ends on a character boundary).
+#[allow(unsafe_code)]
+unsafe fn string_after(bytes: Vec<u8>, known_valid: usize) -> Result<String, ProtocolError> {
+    let rest = bytes.get(known_valid..).ok_or(ProtocolError::InvalidUtf8)?;
+    simdutf8::basic::from_utf8(rest).map_err(|_| ProtocolError::InvalidUtf8)?;
+    // Debug builds (the tests) check the caller's promise too.
+    debug_assert!(std::str::from_utf8(&bytes).is_ok(), "prefix promised to be UTF-8");
+    // SAFETY: the prefix is UTF-8 by the caller's contract and the rest was just checked;
+    // two valid UTF-8 strings, the first ending on a character boundary, concatenate to
+    // valid UTF-8.
+    Ok(unsafe { String::from_utf8_unchecked(bytes) })
 }
 
 impl Decoder {
@@ -945,6 +976,46 @@ mod tests {
         // Same in a single frame delivered in pieces.
         let wire = cframe(OpCode::Text, true, &[b'd', 0xE2, 0x82]);
         assert_eq!(decode_in_pieces(&mut server(), &wire, &[7]), Err(ProtocolError::InvalidUtf8));
+    }
+
+    /// Reassembly builds its `String` without a second full check (see `string_after`):
+    /// every split of a message into fragments and reads must give the same text, and
+    /// any corrupted byte must still fail.
+    #[test]
+    fn reassembled_text_is_exact_at_every_split() {
+        let message = "aé€𝄞 κόσμε 𝄞€éz".as_bytes();
+        for cut in 0..=message.len() {
+            let mut wire = cframe(OpCode::Text, false, &message[..cut]);
+            wire.extend(cframe(OpCode::Continuation, true, &message[cut..]));
+            for piece in 1..=9 {
+                let got = decode_in_pieces(&mut server(), &wire, &[piece]).unwrap();
+                let want = std::str::from_utf8(message).unwrap();
+                assert_eq!(
+                    got.iter().map(Item::content).collect::<Vec<_>>(),
+                    vec![text(want, false).content()]
+                );
+            }
+            for bad in 0..message.len() {
+                let mut broken = message.to_vec();
+                broken[bad] = 0xFF;
+                let mut wire = cframe(OpCode::Text, false, &broken[..cut]);
+                wire.extend(cframe(OpCode::Continuation, true, &broken[cut..]));
+                assert_eq!(
+                    decode_in_pieces(&mut server(), &wire, &[3]),
+                    Err(ProtocolError::InvalidUtf8),
+                    "byte {bad} broken, cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn into_text_checks_everything() {
+        assert_eq!(into_text("κόσμε €".as_bytes().to_vec()), Ok("κόσμε €".to_owned()));
+        assert_eq!(into_text(Vec::new()), Ok(String::new()));
+        for bad in [&b"ab\xFF"[..], b"\xE2\x82", b"\xED\xA0\x80", b"\xC0\xAF"] {
+            assert_eq!(into_text(bad.to_vec()), Err(ProtocolError::InvalidUtf8), "{bad:?}");
+        }
     }
 
     #[test]
