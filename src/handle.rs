@@ -71,6 +71,17 @@ pub(crate) enum Command {
     Batch(Vec<Command>),
 }
 
+impl Command {
+    /// The message a send that was never queued carried, for its error.
+    fn message(self) -> Message {
+        match self {
+            Command::Send { frame, .. } => wire::unframe(&frame),
+            Command::SendUnframed { opcode, payload, .. } => wire::from_payload(opcode, &payload),
+            _ => Message::Binary(Vec::new()),
+        }
+    }
+}
+
 /// A reactor as seen from other threads.
 pub(crate) struct Remote {
     /// This reactor's index in `Shared::reactors`.
@@ -84,15 +95,15 @@ pub(crate) struct Remote {
 
 impl Remote {
     /// Through the channel, waking the reactor if it sleeps.
-    pub(crate) fn send(&self, command: Command) -> bool {
-        if self.commands.send(command).is_err() {
-            return false;
-        }
+    /// Queues `command` and wakes the reactor if it sleeps; a reactor that is gone gives
+    /// the command back.
+    pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
+        self.commands.send(command).map_err(|unsent| unsent.0)?;
         if !self.awake.swap(true, Ordering::AcqRel) {
             // A failed wake means the reactor is gone; the command is then moot.
             let _ = self.waker.wake();
         }
-        true
+        Ok(())
     }
 }
 
@@ -162,15 +173,18 @@ impl Handle {
             Ok(Compresses(compresses)) => {
                 let compress = compresses && message.len() >= self.shared.compression_threshold;
                 let command = if compress {
-                    let (opcode, payload) = wire::into_payload(message.clone());
+                    let (opcode, payload) = wire::into_payload(message);
                     Command::SendUnframed { id, opcode, payload, reserved: frame_len }
                 } else {
-                    Command::Send { id, frame: wire::message_frame(&message) }
+                    Command::Send { id, frame: wire::into_frame(message) }
                 };
-                if self.push(remote, command) {
-                    return Ok(());
-                }
-                SendErrorKind::ServerStopped
+                return match self.push(remote, command) {
+                    Ok(()) => Ok(()),
+                    Err(unsent) => Err(SendError {
+                        kind: SendErrorKind::ServerStopped,
+                        message: unsent.message(),
+                    }),
+                };
             }
             Err(Refused::Gone) => SendErrorKind::UnknownConnection,
             Err(Refused::Closing) => SendErrorKind::Closing,
@@ -188,7 +202,7 @@ impl Handle {
             Backpressure::Drop => Counters::bump(&counters.messages_dropped),
             Backpressure::Close => {
                 if remote.live.mark_closing(id) {
-                    self.push(remote, Command::SlowConsumer { id });
+                    let _ = self.push(remote, Command::SlowConsumer { id });
                 }
             }
         }
@@ -228,7 +242,7 @@ impl Handle {
         let mut queued = 0;
         for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
             let n = ids.len();
-            if n > 0 && self.push(remote, Command::SendMany { ids, out: out.clone() }) {
+            if n > 0 && self.push(remote, Command::SendMany { ids, out: out.clone() }).is_ok() {
                 queued += n;
             }
         }
@@ -239,7 +253,7 @@ impl Handle {
     pub fn broadcast(&self, message: impl Into<Message>) {
         let out = self.outgoing(message.into());
         for remote in self.shared.reactors.iter() {
-            self.push(remote, Command::Broadcast { out: out.clone() });
+            let _ = self.push(remote, Command::Broadcast { out: out.clone() });
         }
     }
 
@@ -264,7 +278,7 @@ impl Handle {
             return Err(CloseError::UnknownConnection);
         }
         let frame = wire::close_frame(Some(code), reason);
-        if self.push(remote, Command::Close { id, code, frame }) {
+        if self.push(remote, Command::Close { id, code, frame }).is_ok() {
             Ok(())
         } else {
             Err(CloseError::ServerStopped)
@@ -317,7 +331,7 @@ impl Handle {
         for index in reactors {
             if let Some(remote) = self.shared.reactors.get(index) {
                 let (topic, out) = (topic.clone(), out.clone());
-                self.push(remote, Command::Publish { topic, out, except });
+                let _ = self.push(remote, Command::Publish { topic, out, except });
             }
         }
         self.shared.topics.size(&topic)
@@ -349,16 +363,18 @@ impl Handle {
 
     /// Queues a command for `remote`: kept in this thread's outbox when it is a reactor or
     /// worker thread of this server, else sent through the channel.
-    fn push(&self, remote: &Remote, command: Command) -> bool {
+    /// Hands `command` to `remote`'s reactor (through this thread's outbox when it has
+    /// one); a stopped reactor gives it back.
+    fn push(&self, remote: &Remote, command: Command) -> Result<(), Command> {
         match outbox::hold(&self.shared, remote, command) {
-            None => true,
+            None => Ok(()),
             Some(command) => remote.send(command),
         }
     }
 
     pub(crate) fn barrier_passed(&self, id: ConnId) {
         if let Some(remote) = self.remote(id) {
-            self.push(remote, Command::BarrierPassed { id });
+            let _ = self.push(remote, Command::BarrierPassed { id });
         }
     }
 
@@ -389,7 +405,7 @@ impl Handle {
             return;
         }
         for remote in self.shared.reactors.iter() {
-            self.push(remote, Command::Shutdown { timeout });
+            let _ = self.push(remote, Command::Shutdown { timeout });
         }
     }
 }

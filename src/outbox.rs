@@ -80,7 +80,8 @@ pub(crate) fn flush_worker(shared: &Shared) {
                 },
                 _ => Command::Batch(std::mem::take(queue)),
             };
-            remote.send(command);
+            // A reactor that is gone has no use for it.
+            let _ = remote.send(command);
         }
     });
 }

@@ -2,6 +2,7 @@
 //! close handshake, the backpressure policy and heartbeats. The reactor does the IO and
 //! calls in here with the connection and its own shared state ([`Ctx`]).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -503,10 +504,22 @@ fn emit_message(ctx: &mut Ctx, slot: usize, conn: &mut Conn, message: Message) {
 fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
     match item {
         Incoming::Text(text) if conn.phase.is_open() => {
-            emit_message(ctx, slot, conn, Message::Text(text.into_owned()));
+            let text = match text {
+                Cow::Borrowed(text) => {
+                    let mut owned = String::with_capacity(wire::frame_len(text.len()));
+                    owned.push_str(text);
+                    owned
+                }
+                Cow::Owned(text) => text,
+            };
+            emit_message(ctx, slot, conn, Message::Text(text));
         }
         Incoming::Binary(data) if conn.phase.is_open() => {
-            emit_message(ctx, slot, conn, Message::Binary(data.into_owned()));
+            let data = match data {
+                Cow::Borrowed(data) => wire::with_frame_room(data),
+                Cow::Owned(data) => data,
+            };
+            emit_message(ctx, slot, conn, Message::Binary(data));
         }
         Incoming::Ping(payload) if conn.phase.is_open() => {
             // A peer that pings without reading must not grow our queue.

@@ -49,6 +49,63 @@ pub(crate) fn message_frame(message: &Message) -> Bytes {
     }
 }
 
+/// The frame carrying a data message, built inside the message's own buffer when that
+/// has exactly the room for the header (every message the reactor receives does, see
+/// [`with_frame_room`]): an echo then allocates nothing, and its buffer is freed by the
+/// reactor that allocated it rather than by a worker. Otherwise it is copied.
+pub(crate) fn into_frame(message: Message) -> Bytes {
+    let (opcode, mut buf) = match message {
+        Message::Text(s) => (OpCode::Text, s.into_bytes()),
+        Message::Binary(b) => (OpCode::Binary, b),
+    };
+    let len = buf.len();
+    let head_len = frame_len(len) - len;
+    if buf.capacity() != len + head_len {
+        return frame(opcode, &buf);
+    }
+    let header =
+        FrameHeader { fin: true, rsv1: false, opcode, mask: None, payload_len: len as u64 };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let written = header.encode(&mut head);
+    // Within capacity: no reallocation.
+    buf.resize(len + head_len, 0);
+    buf.copy_within(..len, head_len);
+    buf[..written].copy_from_slice(&head[..written]);
+    // Length equals capacity, so `Bytes` takes the buffer without allocating.
+    Bytes::from(buf)
+}
+
+/// A received payload copied into a buffer with room for its reply's frame header, so
+/// that echoing it ([`into_frame`]) needs no second allocation.
+pub(crate) fn with_frame_room(payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(frame_len(payload.len()));
+    buf.extend_from_slice(payload);
+    buf
+}
+
+/// What a frame made here carries, as a message again: a send that could not be
+/// queued hands its message back.
+pub(crate) fn unframe(frame: &[u8]) -> Message {
+    match FrameHeader::parse(frame, true) {
+        Ok(Some((header, used))) => {
+            let payload = frame.get(used..).unwrap_or_default();
+            from_payload(header.opcode, payload)
+        }
+        _ => Message::Binary(Vec::new()),
+    }
+}
+
+/// A data message from its opcode and payload.
+pub(crate) fn from_payload(opcode: OpCode, payload: &[u8]) -> Message {
+    match opcode {
+        OpCode::Text => match String::from_utf8(payload.to_vec()) {
+            Ok(text) => Message::Text(text),
+            Err(e) => Message::Binary(e.into_bytes()),
+        },
+        _ => Message::Binary(payload.to_vec()),
+    }
+}
+
 /// A close frame; the reason must already fit (≤ 123 bytes).
 pub(crate) fn close_frame(code: Option<CloseCode>, reason: &str) -> Bytes {
     let mut payload = [0u8; 125];
@@ -62,4 +119,51 @@ pub(crate) fn close_frame(code: Option<CloseCode>, reason: &str) -> Bytes {
         None => 0,
     };
     frame(OpCode::Close, &payload[..len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(text: bool, len: usize) -> Message {
+        if text {
+            Message::Text("é".repeat(len / 2) + &"x".repeat(len % 2))
+        } else {
+            Message::Binary((0..len).map(|i| i as u8).collect())
+        }
+    }
+
+    #[test]
+    fn frames_built_in_place_equal_copied_ones() {
+        for len in [0, 1, 32, 125, 126, 127, 1000, 0xffff, 0x10000, 200_000] {
+            for text in [false, true] {
+                let m = message(text, len);
+                let copied = message_frame(&m);
+                // With exactly the room, as the reactor makes them: built in place.
+                let roomy = match &m {
+                    Message::Text(s) => {
+                        let mut t = String::with_capacity(frame_len(s.len()));
+                        t.push_str(s);
+                        Message::Text(t)
+                    }
+                    Message::Binary(b) => Message::Binary(with_frame_room(b)),
+                };
+                let ptr = roomy.as_bytes().as_ptr();
+                let in_place = into_frame(roomy);
+                assert_eq!(in_place, copied, "len {len}, text {text}");
+                assert_eq!(in_place.as_ptr(), ptr, "the message's own buffer, len {len}");
+                // Without the room (a user's message): copied, same bytes.
+                assert_eq!(into_frame(m.clone()), copied, "len {len}, text {text}");
+                assert_eq!(unframe(&copied), m, "round trip, len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn room_is_exactly_one_header() {
+        for len in [0, 125, 126, 0xffff, 0x10000] {
+            let buf = with_frame_room(&vec![7; len]);
+            assert_eq!(buf.capacity() - buf.len(), frame_len(len) - len);
+        }
+    }
 }
