@@ -84,6 +84,20 @@ fn chat_rooms_speak_the_json_protocol() {
 }
 
 #[test]
+fn by_default_one_chat_connection_joins_at_most_64_rooms() {
+    let _w = Watchdog::new("chat_default_limit", Duration::from_secs(60));
+    let (_server, addr) = start_binary(&[]);
+    let mut c = chat(addr);
+    for i in 0..64 {
+        say(&mut c, json!({"type": "join", "room": format!("r{i}")}));
+        assert_eq!(json_of(&mut c)["type"], "joined", "room {i}");
+    }
+    say(&mut c, json!({"type": "join", "room": "one too many"}));
+    let over = json_of(&mut c);
+    assert!(over["message"].as_str().is_some_and(|m| m.contains("max_topics_per_connection")));
+}
+
+#[test]
 fn ten_thousand_broadcast_subscribers_get_every_message_in_order() {
     let _w = Watchdog::new("broadcast_10k", Duration::from_secs(180));
     let _turn = many_sockets();

@@ -79,8 +79,9 @@ struct Args {
     /// zlib level, 0-9.
     #[arg(long, default_value_t = 1)]
     compression_level: u32,
-    /// Topics (chat rooms) one connection may be in (0: no limit).
-    #[arg(long, default_value_t = 0)]
+    /// Topics (chat rooms) one connection may be in (0: no limit). Bounded by default:
+    /// a client on the network must not grow the server's memory without end.
+    #[arg(long, default_value_t = 64)]
     max_topics_per_connection: usize,
     /// Members one topic may have (0: no limit).
     #[arg(long, default_value_t = 0)]
