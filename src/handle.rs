@@ -94,7 +94,6 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    /// Through the channel, waking the reactor if it sleeps.
     /// Queues `command` and wakes the reactor if it sleeps; a reactor that is gone gives
     /// the command back.
     pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
@@ -362,9 +361,8 @@ impl Handle {
     }
 
     /// Queues a command for `remote`: kept in this thread's outbox when it is a reactor or
-    /// worker thread of this server, else sent through the channel.
-    /// Hands `command` to `remote`'s reactor (through this thread's outbox when it has
-    /// one); a stopped reactor gives it back.
+    /// worker thread of this server, else sent through the channel. A stopped reactor
+    /// gives it back.
     fn push(&self, remote: &Remote, command: Command) -> Result<(), Command> {
         match outbox::hold(&self.shared, remote, command) {
             None => Ok(()),

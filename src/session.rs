@@ -505,11 +505,7 @@ fn incoming(ctx: &mut Ctx, slot: usize, conn: &mut Conn, item: Incoming<'_>) {
     match item {
         Incoming::Text(text) if conn.phase.is_open() => {
             let text = match text {
-                Cow::Borrowed(text) => {
-                    let mut owned = String::with_capacity(wire::frame_len(text.len()));
-                    owned.push_str(text);
-                    owned
-                }
+                Cow::Borrowed(text) => wire::text_with_frame_room(text),
                 Cow::Owned(text) => text,
             };
             emit_message(ctx, slot, conn, Message::Text(text));

@@ -83,6 +83,13 @@ pub(crate) fn with_frame_room(payload: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// [`with_frame_room`] for text.
+pub(crate) fn text_with_frame_room(text: &str) -> String {
+    let mut owned = String::with_capacity(frame_len(text.len()));
+    owned.push_str(text);
+    owned
+}
+
 /// What a frame made here carries, as a message again: a send that could not be
 /// queued hands its message back.
 pub(crate) fn unframe(frame: &[u8]) -> Message {
@@ -141,11 +148,7 @@ mod tests {
                 let copied = message_frame(&m);
                 // With exactly the room, as the reactor makes them: built in place.
                 let roomy = match &m {
-                    Message::Text(s) => {
-                        let mut t = String::with_capacity(frame_len(s.len()));
-                        t.push_str(s);
-                        Message::Text(t)
-                    }
+                    Message::Text(s) => Message::Text(text_with_frame_room(s)),
                     Message::Binary(b) => Message::Binary(with_frame_room(b)),
                 };
                 let ptr = roomy.as_bytes().as_ptr();
