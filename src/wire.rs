@@ -8,29 +8,29 @@ use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 
 /// One whole unmasked frame: header and payload in one allocation.
 pub(crate) fn frame(opcode: OpCode, payload: &[u8]) -> Bytes {
-    let header = FrameHeader {
-        fin: true,
-        rsv1: false,
-        opcode,
-        mask: None,
-        payload_len: payload.len() as u64,
-    };
+    let (head, n) = header(opcode, payload.len());
+    copied(&head[..n], payload)
+}
+
+/// The encoded header of a whole unmasked frame, and its length.
+fn header(opcode: OpCode, payload_len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
+    let header =
+        FrameHeader { fin: true, rsv1: false, opcode, mask: None, payload_len: payload_len as u64 };
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = header.encode(&mut head);
-    let mut out = BytesMut::with_capacity(n + payload.len());
-    out.put_slice(&head[..n]);
+    (head, n)
+}
+
+fn copied(head: &[u8], payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(head.len() + payload.len());
+    out.put_slice(head);
     out.put_slice(payload);
     out.freeze()
 }
 
 /// The length of the frame that carries a payload of `len` bytes.
 pub(crate) fn frame_len(len: usize) -> usize {
-    let header = match len {
-        0..=125 => 2,
-        126..=0xffff => 4,
-        _ => 10,
-    };
-    header + len
+    FrameHeader::encoded_len(len as u64, false) + len
 }
 
 /// A message's opcode and payload, without copying it.
@@ -59,18 +59,14 @@ pub(crate) fn into_frame(message: Message) -> Bytes {
         Message::Binary(b) => (OpCode::Binary, b),
     };
     let len = buf.len();
-    let head_len = frame_len(len) - len;
+    let (head, head_len) = header(opcode, len);
     if buf.capacity() != len + head_len {
-        return frame(opcode, &buf);
+        return copied(&head[..head_len], &buf);
     }
-    let header =
-        FrameHeader { fin: true, rsv1: false, opcode, mask: None, payload_len: len as u64 };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let written = header.encode(&mut head);
     // Within capacity: no reallocation.
     buf.resize(len + head_len, 0);
     buf.copy_within(..len, head_len);
-    buf[..written].copy_from_slice(&head[..written]);
+    buf[..head_len].copy_from_slice(&head[..head_len]);
     // Length equals capacity, so `Bytes` takes the buffer without allocating.
     Bytes::from(buf)
 }
