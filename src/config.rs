@@ -77,6 +77,8 @@ pub struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) worker_queue: usize,
+    pub(crate) worker_queue_bytes: usize,
+    pub(crate) fanout_queue_bytes: usize,
     pub(crate) max_backpressure: usize,
     pub(crate) backpressure: Backpressure,
     pub(crate) drain_events: bool,
@@ -90,9 +92,13 @@ pub struct Config {
     pub(crate) pong_timeout: Duration,
     pub(crate) backlog: i32,
     pub(crate) origins: Origins,
+    pub(crate) allowed_hosts: Vec<String>,
     pub(crate) subprotocols: Vec<String>,
     pub(crate) on_upgrade: Option<UpgradeHook>,
 }
+
+/// The longest duration a timeout or interval may be: 10 years.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -112,6 +118,8 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(15),
             close_timeout: Duration::from_secs(5),
             worker_queue: 1024,
+            worker_queue_bytes: 4 << 20,
+            fanout_queue_bytes: 16 << 20,
             max_backpressure: 1 << 20,
             backpressure: Backpressure::Close,
             drain_events: false,
@@ -125,6 +133,7 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(10),
             backlog: 4096,
             origins: Origins::SameHost,
+            allowed_hosts: Vec::new(),
             subprotocols: Vec::new(),
             on_upgrade: None,
         }
@@ -145,6 +154,8 @@ impl std::fmt::Debug for Config {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("close_timeout", &self.close_timeout)
             .field("worker_queue", &self.worker_queue)
+            .field("worker_queue_bytes", &self.worker_queue_bytes)
+            .field("fanout_queue_bytes", &self.fanout_queue_bytes)
             .field("max_backpressure", &self.max_backpressure)
             .field("backpressure", &self.backpressure)
             .field("drain_events", &self.drain_events)
@@ -158,6 +169,7 @@ impl std::fmt::Debug for Config {
             .field("pong_timeout", &self.pong_timeout)
             .field("backlog", &self.backlog)
             .field("origins", &self.origins)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("subprotocols", &self.subprotocols)
             .field("on_upgrade", &self.on_upgrade.is_some())
             .finish()
@@ -241,11 +253,31 @@ impl Config {
         self
     }
 
-    /// Bytes that may wait for one connection (in the command channel and its write
-    /// queue) before [`Backpressure`] applies. Default 1 MiB; this bounds the memory a
-    /// connection that does not read can cost. At most 2^31. It counts frame bytes: each
-    /// queued frame also costs about 100 bytes of bookkeeping, which matters for floods of
-    /// tiny messages (1 MiB of 32-byte frames holds about 4 MiB).
+    /// Bytes of events that may wait for one worker (or for the plain receiver of
+    /// [`Server::start_with_events`](crate::Server::start_with_events)), each counted at
+    /// its memory cost (a message: its payload plus about 100 bytes) from the moment a
+    /// reactor reads it until it has been handled. Past it, the reactors stop reading
+    /// that worker's connections until it catches up, so a flood of messages costs at
+    /// most this (plus what one read of 64 KiB decodes to) whatever the backpressure
+    /// policy. Default 4 MiB.
+    pub fn worker_queue_bytes(mut self, bytes: usize) -> Config {
+        self.worker_queue_bytes = bytes;
+        self
+    }
+
+    /// Bytes of fan-out (publish, broadcast, send_many) that may wait for one reactor to
+    /// apply it. A producer that publishes faster than the reactor can frame gets its
+    /// messages dropped (counted in `Stats::messages_dropped`) past this. Default 16 MiB.
+    pub fn fanout_queue_bytes(mut self, bytes: usize) -> Config {
+        self.fanout_queue_bytes = bytes;
+        self
+    }
+
+    /// Memory that may be held for one connection (frames in the command channel and in
+    /// its write queue) before [`Backpressure`] applies. Default 1 MiB; this bounds what
+    /// a connection that does not read can cost. At most 2^31. Every frame counts at its
+    /// length plus 64 bytes (its queue slot and allocation), control frames included, so
+    /// a flood of tiny messages or pings is bounded by the same figure.
     pub fn max_backpressure(mut self, bytes: usize) -> Config {
         self.max_backpressure = bytes;
         self
@@ -327,9 +359,25 @@ impl Config {
         self
     }
 
-    /// Which browser origins may connect. Default [`Origins::SameHost`].
+    /// Which browser origins may connect. Default [`Origins::SameHost`]: a browser's
+    /// `Origin` must name the request's `Host`. That stops other sites' pages, but not DNS
+    /// rebinding, where the attacker's name resolves to this server and both headers name
+    /// it; to close that too, name the hosts the server answers to in
+    /// [`Config::allowed_hosts`].
     pub fn origins(mut self, origins: Origins) -> Config {
         self.origins = origins;
+        self
+    }
+
+    /// The `Host` values the server answers to (`example.com` matches any port,
+    /// `example.com:443` only that one; compared case-insensitively); any other gets 403.
+    /// Default: empty, every host is answered.
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Config
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_hosts = hosts.into_iter().map(Into::into).collect();
         self
     }
 
@@ -364,6 +412,25 @@ impl Config {
         self.addr
     }
 
+    /// Every duration must fit the timer wheel (whole ticks in 32 bits, about 13 years).
+    fn validate_durations(&self) -> Result<(), ConfigError> {
+        let named = [
+            ("handshake_timeout", Some(self.handshake_timeout)),
+            ("close_timeout", Some(self.close_timeout)),
+            ("idle_timeout", self.idle_timeout),
+            ("ping_interval", self.ping_interval),
+            ("pong_timeout", Some(self.pong_timeout)),
+        ];
+        for (name, duration) in named {
+            if let Some(d) = duration
+                && d > MAX_DURATION
+            {
+                return Err(ConfigError::Duration(name));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn frame_limit(&self) -> usize {
         self.max_frame_size.unwrap_or(self.max_message_size)
     }
@@ -395,6 +462,10 @@ impl Config {
         if self.worker_queue == 0 {
             return Err(ConfigError::WorkerQueue(self.worker_queue));
         }
+        if self.worker_queue_bytes == 0 {
+            return Err(ConfigError::WorkerQueueBytes(self.worker_queue_bytes));
+        }
+        self.validate_durations()?;
         if self.compression_level > 9 {
             return Err(ConfigError::CompressionLevel(self.compression_level));
         }
@@ -432,5 +503,14 @@ mod tests {
             Err(ConfigError::MaxHeaderBytes(10))
         );
         assert_eq!(Config::default().dispatch(Dispatch::Inline).workers(0).validate(), Ok(()));
+        assert_eq!(
+            Config::default().close_timeout(Duration::MAX).validate(),
+            Err(ConfigError::Duration("close_timeout"))
+        );
+        assert_eq!(Config::default().close_timeout(MAX_DURATION).validate(), Ok(()));
+        assert_eq!(
+            Config::default().worker_queue_bytes(0).validate(),
+            Err(ConfigError::WorkerQueueBytes(0))
+        );
     }
 }

@@ -2,11 +2,14 @@
 //! thread, or a plain receiver for applications that run their own threads.
 //!
 //! A reactor collects each worker's events during a turn and sends them as one batch at
-//! the end of it. Channels are bounded: when a worker's channel is full its batches wait
-//! in the reactor, and the reactor stops reading that worker's connections until they
-//! drain, so TCP flow control slows the senders and no event is dropped.
+//! the end of it. What waits for a worker is bounded in bytes ([`Budget`]: every event at
+//! its memory cost, from the moment a reactor makes it until the worker has handled it)
+//! and in batches (the channel). When a worker is over either bound, the reactors stop
+//! reading its connections until it catches up, so TCP flow control slows the senders
+//! and no event is dropped.
 
 use std::collections::VecDeque;
+use std::mem::size_of;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -76,6 +79,58 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// What the entry holds in memory: itself in its batch, and what it points to.
+    fn cost(&self) -> usize {
+        /// An allocation's header and rounding.
+        const ALLOCATION: usize = 32;
+        size_of::<Envelope>()
+            + match self {
+                Envelope::Connect(info) => {
+                    size_of::<ConnectInfo>() + info.path.len() + info.query.len() + 3 * ALLOCATION
+                }
+                Envelope::Message { message, .. } => message.len() + 16 + ALLOCATION,
+                Envelope::Disconnect { .. } | Envelope::Drain { .. } | Envelope::Barrier(_) => 0,
+            }
+    }
+}
+
+/// The bytes of events waiting for each worker (or for the plain receiver), against a
+/// limit: reactors add when they queue an event, the consumer subtracts once handled.
+pub(crate) struct Budget {
+    queued: Box<[AtomicUsize]>,
+    limit: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(workers: usize, limit: usize) -> Budget {
+        Budget { queued: (0..workers).map(|_| AtomicUsize::new(0)).collect(), limit }
+    }
+
+    fn add(&self, worker: usize, cost: usize) {
+        if let Some(q) = self.queued.get(worker) {
+            q.fetch_add(cost, Ordering::Relaxed);
+        }
+    }
+
+    fn sub(&self, worker: usize, cost: usize) {
+        if let Some(q) = self.queued.get(worker) {
+            q.fetch_sub(cost, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the worker holds more than the limit: its connections are not read.
+    fn is_over(&self, worker: usize) -> bool {
+        self.queued.get(worker).is_some_and(|q| q.load(Ordering::Relaxed) > self.limit)
+    }
+
+    /// The bytes waiting for `worker`.
+    #[cfg(test)]
+    pub(crate) fn queued(&self, worker: usize) -> usize {
+        self.queued.get(worker).map_or(0, |q| q.load(Ordering::Relaxed))
+    }
+}
+
 pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
     match event {
         Event::Connect(info) => handler.on_connect(handle, info),
@@ -90,10 +145,12 @@ pub(crate) fn run_worker(
     handler: Arc<dyn Handler>,
     handle: Handle,
     batches: Receiver<Vec<Envelope>>,
+    (budget, index): (Arc<Budget>, usize),
 ) {
     outbox::become_worker(&handle.shared);
     for batch in batches {
         for envelope in batch {
+            budget.sub(index, envelope.cost());
             match envelope.open() {
                 Ok(event) => deliver(&*handler, &handle, event),
                 Err(barrier) => handle.barrier_passed(barrier),
@@ -113,6 +170,7 @@ pub(crate) enum Dispatcher {
 
 pub(crate) struct Queues {
     senders: Vec<Sender<Vec<Envelope>>>,
+    budget: Arc<Budget>,
     batches: Vec<Vec<Envelope>>,
     backlog: Vec<VecDeque<Vec<Envelope>>>,
     /// Shared by every reactor, so connections spread over workers evenly.
@@ -122,6 +180,7 @@ pub(crate) struct Queues {
 impl Queues {
     fn push(&mut self, worker: u16, envelope: Envelope) {
         if let Some(batch) = self.batches.get_mut(usize::from(worker)) {
+            self.budget.add(usize::from(worker), envelope.cost());
             batch.push(envelope);
         }
     }
@@ -130,11 +189,13 @@ impl Queues {
 impl Dispatcher {
     pub(crate) fn queued(
         senders: Vec<Sender<Vec<Envelope>>>,
+        budget: Arc<Budget>,
         next: Arc<AtomicUsize>,
     ) -> Dispatcher {
         let n = senders.len();
         Dispatcher::Queued(Queues {
             senders,
+            budget,
             batches: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
             next,
@@ -173,12 +234,14 @@ impl Dispatcher {
         matches!(self, Dispatcher::Inline { .. })
     }
 
-    /// Whether the worker's channel is full, so its connections should not be read.
+    /// Whether the worker is over its byte budget or its channel is full, so its
+    /// connections should not be read.
     pub(crate) fn is_congested(&self, worker: u16) -> bool {
         match self {
             Dispatcher::Inline { .. } => false,
             Dispatcher::Queued(q) => {
-                q.backlog.get(usize::from(worker)).is_some_and(|b| !b.is_empty())
+                let w = usize::from(worker);
+                q.budget.is_over(w) || q.backlog.get(w).is_some_and(|b| !b.is_empty())
             }
         }
     }
@@ -224,18 +287,24 @@ impl Dispatcher {
 /// `Disconnect` has been received.
 pub struct Events {
     batches: Receiver<Vec<Envelope>>,
+    budget: Arc<Budget>,
     pending: std::vec::IntoIter<Envelope>,
     handle: Handle,
 }
 
 impl Events {
-    pub(crate) fn new(batches: Receiver<Vec<Envelope>>, handle: Handle) -> Events {
-        Events { batches, pending: Vec::new().into_iter(), handle }
+    pub(crate) fn new(
+        batches: Receiver<Vec<Envelope>>,
+        budget: Arc<Budget>,
+        handle: Handle,
+    ) -> Events {
+        Events { batches, budget, pending: Vec::new().into_iter(), handle }
     }
 
     /// The next event already received, handing barriers back on the way.
     fn next_pending(&mut self) -> Option<Event> {
         for envelope in self.pending.by_ref() {
+            self.budget.sub(0, envelope.cost());
             match envelope.open() {
                 Ok(event) => return Some(event),
                 Err(barrier) => self.handle.barrier_passed(barrier),
@@ -298,5 +367,24 @@ mod tests {
         // A batch holds thousands of these; ConnectInfo alone is several times larger.
         assert!(std::mem::size_of::<Envelope>() <= 56, "{}", std::mem::size_of::<Envelope>());
         assert!(std::mem::size_of::<ConnectInfo>() > 100);
+    }
+
+    #[test]
+    fn the_budget_counts_what_waits_until_it_is_handled() {
+        let budget = Arc::new(Budget::new(1, 1000));
+        let message = |len| Envelope::Message {
+            id: ConnId::new(0, 1, 0),
+            message: Message::Binary(vec![0; len]),
+        };
+        // Empty messages cost their entry and allocation: a flood of them is bounded.
+        let empty = message(0).cost();
+        assert!(empty >= 80, "{empty}");
+        budget.add(0, empty);
+        assert!(!budget.is_over(0));
+        budget.add(0, message(2000).cost());
+        assert!(budget.is_over(0));
+        budget.sub(0, message(2000).cost());
+        budget.sub(0, empty);
+        assert_eq!(budget.queued(0), 0);
     }
 }

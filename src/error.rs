@@ -67,6 +67,10 @@ pub enum ConfigError {
     MaxConnections(usize),
     /// `worker_queue` must be at least 1.
     WorkerQueue(usize),
+    /// `worker_queue_bytes` must be at least 1.
+    WorkerQueueBytes(usize),
+    /// The named duration is longer than [`MAX_DURATION`](crate::MAX_DURATION).
+    Duration(&'static str),
     /// `max_backpressure` must be 1 byte to 2 GiB.
     MaxBackpressure(usize),
     /// `compression_level` must be 0 to 9.
@@ -87,6 +91,10 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxHeaderBytes(n) => write!(f, "max_header_bytes = {n}, must be >= 256"),
             ConfigError::MaxConnections(n) => write!(f, "max_connections = {n}, out of range"),
             ConfigError::WorkerQueue(n) => write!(f, "worker_queue = {n}, must be at least 1"),
+            ConfigError::WorkerQueueBytes(n) => {
+                write!(f, "worker_queue_bytes = {n}, must be at least 1")
+            }
+            ConfigError::Duration(name) => write!(f, "{name} is longer than 10 years"),
             ConfigError::CompressionLevel(n) => write!(f, "compression_level = {n}, must be 0..=9"),
             ConfigError::WindowBits(n) => write!(f, "window_bits = {n}, must be 8..=15"),
             ConfigError::MaxBackpressure(n) => {

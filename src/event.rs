@@ -9,38 +9,39 @@ use crate::protocol::{CloseCode, ProtocolError};
 
 /// Identifies one connection for its whole life, from any thread.
 ///
-/// Encodes the owning reactor (8 bits), a generation (24 bits) and the reactor's slot
-/// (32 bits), so a command reaches its reactor in O(1) and an id whose connection has
-/// closed never reaches the connection that later reuses the slot.
+/// Encodes the owning reactor (8 bits) and its slot (32 bits), so a command reaches its
+/// connection in O(1), and a 64-bit generation, so an id whose connection has closed
+/// never reaches a connection that later reuses the slot. Each reactor counts its
+/// accepts; at a million accepts a second a 64-bit count wraps after 584,000 years.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(u64);
+pub struct ConnId {
+    /// `reactor << 32 | slot` (the upper 24 bits are free for a node).
+    place: u64,
+    generation: u64,
+}
 
 impl ConnId {
-    const GEN_BITS: u32 = 24;
-    pub(crate) const GEN_MASK: u32 = (1 << Self::GEN_BITS) - 1;
-
-    pub(crate) fn new(reactor: usize, generation: u32, slot: usize) -> ConnId {
-        let reactor = (reactor as u64 & 0xff) << 56;
-        let generation = u64::from(generation & Self::GEN_MASK) << 32;
-        ConnId(reactor | generation | (slot as u64 & 0xffff_ffff))
+    pub(crate) fn new(reactor: usize, generation: u64, slot: usize) -> ConnId {
+        let place = ((reactor as u64 & 0xff) << 32) | (slot as u64 & 0xffff_ffff);
+        ConnId { place, generation }
     }
 
     /// The index of the reactor thread that owns this connection.
     pub fn reactor(self) -> usize {
-        (self.0 >> 56) as usize
+        ((self.place >> 32) & 0xff) as usize
     }
 
-    pub(crate) fn generation(self) -> u32 {
-        ((self.0 >> 32) as u32) & Self::GEN_MASK
+    pub(crate) fn generation(self) -> u64 {
+        self.generation
     }
 
     pub(crate) fn slot(self) -> usize {
-        (self.0 & 0xffff_ffff) as usize
+        (self.place & 0xffff_ffff) as usize
     }
 
     /// The raw value, e.g. to put in a log line or a map key on another node.
-    pub fn as_u64(self) -> u64 {
-        self.0
+    pub fn as_u128(self) -> u128 {
+        (u128::from(self.place) << 64) | u128::from(self.generation)
     }
 }
 
@@ -52,7 +53,7 @@ impl fmt::Debug for ConnId {
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}", self.0)
+        write!(f, "{:x}", self.as_u128())
     }
 }
 
@@ -179,6 +180,8 @@ pub enum DisconnectReason {
     IdleTimeout,
     /// Nothing came back within `pong_timeout` of a ping; the peer is taken for dead.
     PongTimeout,
+    /// A client connection's server did not answer the upgrade with a valid 101.
+    HandshakeFailed(crate::protocol::client::ResponseError),
 }
 
 /// Something that happened to a connection. A connection's events arrive in order:
@@ -225,19 +228,11 @@ mod tests {
 
     #[test]
     fn conn_id_round_trips_its_parts() {
-        let id = ConnId::new(255, ConnId::GEN_MASK, 0xffff_ffff);
-        assert_eq!(
-            (id.reactor(), id.generation(), id.slot()),
-            (255, ConnId::GEN_MASK, 0xffff_ffff)
-        );
+        let id = ConnId::new(255, u64::MAX, 0xffff_ffff);
+        assert_eq!((id.reactor(), id.generation(), id.slot()), (255, u64::MAX, 0xffff_ffff));
         let id = ConnId::new(3, 7, 42);
         assert_eq!((id.reactor(), id.generation(), id.slot()), (3, 7, 42));
-    }
-
-    #[test]
-    fn generation_wraps_into_its_bits() {
-        let id = ConnId::new(0, ConnId::GEN_MASK + 2, 1);
-        assert_eq!(id.generation(), 1);
-        assert_eq!(id.slot(), 1);
+        assert_ne!(ConnId::new(3, 7 + (1 << 32), 42), id, "no generation bits are lost");
+        assert_eq!(format!("{id}"), "30000002a0000000000000007");
     }
 }

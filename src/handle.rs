@@ -22,6 +22,7 @@ use crate::outbox;
 use crate::protocol::CloseCode;
 use crate::protocol::frame::OpCode;
 use crate::pubsub::{SubscribeError, Topics};
+use crate::session;
 use crate::wire;
 
 /// What a reactor is asked to do by other threads.
@@ -38,17 +39,20 @@ pub(crate) enum Command {
         payload: Bytes,
         reserved: usize,
     },
+    /// Fan-out commands carry the `cost` charged to the reactor's fan-out budget.
     SendMany {
         ids: Vec<ConnId>,
         out: Outgoing,
+        cost: usize,
     },
     Broadcast {
         out: Outgoing,
+        cost: usize,
     },
     Close {
         id: ConnId,
         code: CloseCode,
-        frame: Bytes,
+        reason: Box<str>,
     },
     /// Over `max_backpressure` under `Backpressure::Close`.
     SlowConsumer {
@@ -59,6 +63,7 @@ pub(crate) enum Command {
         topic: Arc<str>,
         out: Outgoing,
         except: Option<ConnId>,
+        cost: usize,
     },
     /// Every event of `id` sent before its barrier has been handled.
     BarrierPassed {
@@ -82,6 +87,13 @@ impl Command {
     }
 }
 
+/// What a fan-out command holds until its reactor applies it: the frame, the payload kept
+/// for compression, and the command itself.
+fn fanout_cost(out: &Outgoing) -> usize {
+    let payload = out.payload.as_ref().map_or(0, |(_, p)| p.len());
+    out.plain.len() + payload + session::FRAME_COST + std::mem::size_of::<Command>()
+}
+
 /// A reactor as seen from other threads.
 pub(crate) struct Remote {
     /// This reactor's index in `Shared::reactors`.
@@ -91,11 +103,30 @@ pub(crate) struct Remote {
     /// True while the reactor is running a turn (it will drain `commands` before sleeping).
     pub(crate) awake: AtomicBool,
     pub(crate) live: LiveTable,
+    /// Bytes of fan-out commands (publish, broadcast, send_many) sent to this reactor and
+    /// not yet applied, bounded by `Shared::fanout_limit`.
+    pub(crate) fanout_queued: AtomicUsize,
 }
 
 impl Remote {
     /// Queues `command` and wakes the reactor if it sleeps; a reactor that is gone gives
     /// the command back.
+    /// Charges a fan-out command's cost; false when the reactor is already holding
+    /// `limit` bytes of them (the producer is faster than its sockets).
+    pub(crate) fn charge_fanout(&self, cost: usize, limit: usize) -> bool {
+        let before = self.fanout_queued.fetch_add(cost, Ordering::AcqRel);
+        if before > 0 && before + cost > limit {
+            self.fanout_queued.fetch_sub(cost, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Frees a fan-out command's cost once it is applied (or given back).
+    pub(crate) fn release_fanout(&self, cost: usize) {
+        self.fanout_queued.fetch_sub(cost, Ordering::AcqRel);
+    }
+
     pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
         self.commands.send(command).map_err(|unsent| unsent.0)?;
         if !self.awake.swap(true, Ordering::AcqRel) {
@@ -116,6 +147,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) max_backpressure: usize,
     pub(crate) backpressure: Backpressure,
+    /// What fan-out commands may hold per reactor (`Config::fanout_queue_bytes`).
+    pub(crate) fanout_limit: usize,
     pub(crate) topics: Topics,
     /// Messages at least this long are compressed where negotiated (`usize::MAX`: never).
     pub(crate) compression_threshold: usize,
@@ -167,7 +200,7 @@ impl Handle {
         let Some(remote) = self.remote(id) else {
             return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
         };
-        let frame_len = wire::frame_len(message.len());
+        let frame_len = session::cost(wire::frame_len(message.len()));
         let kind = match remote.live.reserve(id, frame_len, self.shared.max_backpressure) {
             Ok(Compresses(compresses)) => {
                 let compress = compresses && message.len() >= self.shared.compression_threshold;
@@ -207,9 +240,10 @@ impl Handle {
         }
     }
 
-    /// Bytes accepted for `id` and not yet taken by its socket (in the command channel and
-    /// the write queue); `None` when the id is not open. Compare with `max_backpressure`
-    /// to slow a producer down before the policy applies.
+    /// Memory held for `id` and not yet taken by its socket (frames in the command channel
+    /// and the write queue, each at its length plus 64 bytes); `None` when the id is not
+    /// open. Compare with `max_backpressure` to slow a producer down before the policy
+    /// applies.
     pub fn buffered(&self, id: ConnId) -> Option<usize> {
         self.remote(id)?.live.buffered(id)
     }
@@ -241,18 +275,45 @@ impl Handle {
         let mut queued = 0;
         for (remote, ids) in self.shared.reactors.iter().zip(per_reactor) {
             let n = ids.len();
-            if n > 0 && self.push(remote, Command::SendMany { ids, out: out.clone() }).is_ok() {
+            let cost = fanout_cost(&out) + n * std::mem::size_of::<ConnId>();
+            if n > 0
+                && self.push_fanout(remote, cost, |cost| Command::SendMany {
+                    ids,
+                    out: out.clone(),
+                    cost,
+                })
+            {
                 queued += n;
             }
         }
         queued
     }
 
+    /// Sends a fan-out command within the reactor's fan-out budget; false (and counted as
+    /// dropped) when over it or when the reactor is gone.
+    fn push_fanout(
+        &self,
+        remote: &Remote,
+        cost: usize,
+        make: impl FnOnce(usize) -> Command,
+    ) -> bool {
+        if !remote.charge_fanout(cost, self.shared.fanout_limit) {
+            Counters::bump(&self.shared.counters.messages_dropped);
+            return false;
+        }
+        if self.push(remote, make(cost)).is_err() {
+            remote.release_fanout(cost);
+            return false;
+        }
+        true
+    }
+
     /// Queues one message for every open connection; the frame is encoded once.
     pub fn broadcast(&self, message: impl Into<Message>) {
         let out = self.outgoing(message.into());
+        let cost = fanout_cost(&out);
         for remote in self.shared.reactors.iter() {
-            let _ = self.push(remote, Command::Broadcast { out: out.clone() });
+            self.push_fanout(remote, cost, |cost| Command::Broadcast { out: out.clone(), cost });
         }
     }
 
@@ -276,8 +337,7 @@ impl Handle {
         if remote.live.get(id) == Liveness::Gone {
             return Err(CloseError::UnknownConnection);
         }
-        let frame = wire::close_frame(Some(code), reason);
-        if self.push(remote, Command::Close { id, code, frame }).is_ok() {
+        if self.push(remote, Command::Close { id, code, reason: reason.into() }).is_ok() {
             Ok(())
         } else {
             Err(CloseError::ServerStopped)
@@ -304,7 +364,10 @@ impl Handle {
     /// Sends `message` to every member of `topic`. The frame is encoded once; each
     /// reactor with members writes the same bytes to all of its members. Messages
     /// published from one thread reach each member in publish order. Returns how many
-    /// members there were when it was published.
+    /// members there were when it was published; 0 when no reactor could take it (each
+    /// reactor holds at most `Config::fanout_queue_bytes` of fan-out waiting for its
+    /// sockets: a producer faster than that has its messages dropped and counted in
+    /// `Stats::messages_dropped`, never queued without bound).
     pub fn publish(&self, topic: &str, message: impl Into<Message>) -> usize {
         self.publish_to(topic, message.into(), None)
     }
@@ -327,13 +390,21 @@ impl Handle {
         }
         let out = self.outgoing(message);
         let topic: Arc<str> = Arc::from(topic);
+        let cost = fanout_cost(&out) + topic.len();
+        let mut sent = 0;
         for index in reactors {
-            if let Some(remote) = self.shared.reactors.get(index) {
-                let (topic, out) = (topic.clone(), out.clone());
-                let _ = self.push(remote, Command::Publish { topic, out, except });
+            if let Some(remote) = self.shared.reactors.get(index)
+                && self.push_fanout(remote, cost, |cost| Command::Publish {
+                    topic: topic.clone(),
+                    out: out.clone(),
+                    except,
+                    cost,
+                })
+            {
+                sent += 1;
             }
         }
-        self.shared.topics.size(&topic)
+        if sent == 0 { 0 } else { self.shared.topics.size(&topic) }
     }
 
     /// A message for many recipients: framed once, and its payload kept for the reactors

@@ -59,7 +59,7 @@ mod timer;
 mod upgrade;
 mod wire;
 
-pub use config::{Backpressure, Compression, Config, Dispatch};
+pub use config::{Backpressure, Compression, Config, Dispatch, MAX_DURATION};
 pub use dispatch::{Events, Handler};
 pub use error::{CloseError, ConfigError, Error, SendError, SendErrorKind};
 pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};

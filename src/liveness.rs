@@ -1,14 +1,20 @@
 //! Per-slot state shared between a reactor and every `Handle`, without a lock: whether an
 //! id is open, and how many bytes are buffered for it.
 //!
-//! One `AtomicU64` per slot: `OPEN | CLOSING | generation (24 bits) | buffered (32 bits)`.
-//! "Buffered" counts every byte accepted for the connection and not yet taken by the
-//! kernel: frames still in the command channel and frames in the write queue. A `Handle`
-//! reserves a frame's bytes before queueing it (refused past `max_backpressure`, so the
-//! channel cannot grow without bound); the reactor releases bytes as the socket takes
-//! them. Every change checks the generation, so a late command for a closed connection
-//! never touches the slot's next connection. Cells are allocated in chunks as slots are
-//! first used: 8 bytes per connection.
+//! One `AtomicU64` per slot: `OPEN | CLOSING | COMPRESSES | generation tag (29 bits) |
+//! buffered (32 bits)`. "Buffered" counts the memory held for the connection and not yet
+//! taken by the kernel: frames still in the command channel and frames in the write
+//! queue, each at its length plus [`FRAME_COST`](crate::session::FRAME_COST). A `Handle`
+//! reserves a frame's cost before queueing it (refused past `max_backpressure`, so the
+//! channel cannot grow without bound); the reactor releases it as the socket takes the
+//! bytes. Every change checks the generation tag, so a late command for a closed
+//! connection never touches the slot's next connection.
+//!
+//! The tag is the low 29 bits of the id's 64-bit generation: for a stale id to pass it,
+//! the same slot must be reused exactly a multiple of 2^29 accepts later. Even then only
+//! what a `Handle` reads here could be wrong; whether a command reaches a connection is
+//! decided on the reactor by the full generation. Cells are allocated in chunks as slots
+//! are first used: 8 bytes per connection.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +27,7 @@ const CLOSING: u64 = 1 << 62;
 /// permessage-deflate was negotiated: sends worth compressing go to the reactor unframed.
 const COMPRESSES: u64 = 1 << 61;
 const GEN_SHIFT: u32 = 32;
+const TAG_MASK: u64 = (1 << 29) - 1;
 const BYTES: u64 = 0xffff_ffff;
 
 /// What a `Handle` can learn about an id.
@@ -46,8 +53,20 @@ pub(crate) enum Refused {
     Full,
 }
 
-fn generation_of(v: u64) -> u32 {
-    ((v >> GEN_SHIFT) as u32) & ConnId::GEN_MASK
+fn tag_of(v: u64) -> u64 {
+    (v >> GEN_SHIFT) & TAG_MASK
+}
+
+/// The part of an id's generation a cell holds.
+fn tag(id: ConnId) -> u64 {
+    id.generation() & TAG_MASK
+}
+
+/// The generation after `g`, skipping those whose tag is 0, so an empty cell matches no
+/// id.
+pub(crate) fn next_generation(g: u64) -> u64 {
+    let next = g.wrapping_add(1);
+    if next & TAG_MASK == 0 { next.wrapping_add(1) } else { next }
 }
 
 pub(crate) struct LiveTable {
@@ -58,6 +77,11 @@ impl LiveTable {
     pub(crate) fn new(max_slots: usize) -> LiveTable {
         let n = max_slots.div_ceil(CHUNK).max(1);
         LiveTable { chunks: (0..n).map(|_| OnceLock::new()).collect() }
+    }
+
+    /// How many slots the table can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.chunks.len() * CHUNK
     }
 
     fn cell(&self, slot: usize) -> Option<&AtomicU64> {
@@ -73,7 +97,7 @@ impl LiveTable {
     fn current(&self, id: ConnId) -> Option<(&AtomicU64, u64)> {
         let cell = self.cell(id.slot())?;
         let v = cell.load(Ordering::Acquire);
-        (generation_of(v) == id.generation() && v & OPEN != 0).then_some((cell, v))
+        (tag_of(v) == tag(id) && v & OPEN != 0).then_some((cell, v))
     }
 
     pub(crate) fn get(&self, id: ConnId) -> Liveness {
@@ -87,7 +111,7 @@ impl LiveTable {
     /// Marks `id` as compressing (owning reactor only, before it opens).
     pub(crate) fn set_compresses(&self, id: ConnId) {
         if let Some(cell) = self.cell(id.slot())
-            && generation_of(cell.load(Ordering::Acquire)) == id.generation()
+            && tag_of(cell.load(Ordering::Acquire)) == tag(id)
         {
             cell.fetch_or(COMPRESSES, Ordering::AcqRel);
         }
@@ -110,7 +134,7 @@ impl LiveTable {
             return Err(Refused::Gone);
         };
         loop {
-            if generation_of(v) != id.generation() || v & OPEN == 0 {
+            if tag_of(v) != tag(id) || v & OPEN == 0 {
                 return Err(Refused::Gone);
             }
             if v & CLOSING != 0 {
@@ -135,7 +159,7 @@ impl LiveTable {
     pub(crate) fn mark_closing(&self, id: ConnId) -> bool {
         let Some((cell, mut v)) = self.current(id) else { return false };
         loop {
-            if generation_of(v) != id.generation() || v & OPEN == 0 || v & CLOSING != 0 {
+            if tag_of(v) != tag(id) || v & OPEN == 0 || v & CLOSING != 0 {
                 return false;
             }
             match cell.compare_exchange_weak(v, v | CLOSING, Ordering::AcqRel, Ordering::Acquire) {
@@ -149,7 +173,7 @@ impl LiveTable {
     /// nothing buffered; `Gone` clears the slot.
     pub(crate) fn set(&self, id: ConnId, state: Liveness) {
         let Some(cell) = self.cell_or_init(id.slot()) else { return };
-        let generation = u64::from(id.generation()) << GEN_SHIFT;
+        let generation = tag(id) << GEN_SHIFT;
         match state {
             Liveness::Handshake => cell.store(generation, Ordering::Release),
             Liveness::Gone => cell.store(0, Ordering::Release),
@@ -177,7 +201,7 @@ impl LiveTable {
         let Some(cell) = self.cell(id.slot()) else { return };
         let mut v = cell.load(Ordering::Acquire);
         loop {
-            if generation_of(v) != id.generation() {
+            if tag_of(v) != tag(id) {
                 return;
             }
             let new = (v & !BYTES) | f(v & BYTES);
@@ -279,6 +303,18 @@ mod tests {
         t.set(other, Liveness::Handshake);
         t.set(other, Liveness::Open);
         assert_eq!(t.reserve(other, 10, 100), Ok(Compresses(false)));
+    }
+
+    #[test]
+    fn generations_skip_the_empty_tag() {
+        assert_eq!(next_generation(1), 2);
+        assert_eq!(next_generation(TAG_MASK), TAG_MASK + 2);
+        let id = ConnId::new(0, TAG_MASK + 2, 3);
+        let t = LiveTable::new(10);
+        t.set(id, Liveness::Handshake);
+        t.set(id, Liveness::Open);
+        assert_eq!(t.get(id), Liveness::Open);
+        assert_eq!(t.get(ConnId::new(0, 2, 3)), Liveness::Gone, "another generation");
     }
 
     #[test]

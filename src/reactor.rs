@@ -1,4 +1,6 @@
-//! One reactor thread: a `mio::Poll` that owns a listener and its connections.
+//! One reactor thread: the IO driver of its connections' sessions. It owns a `mio::Poll`,
+//! a listener and a slab of connections; it reads into one scratch buffer, feeds each
+//! session, writes what the sessions queued, and arms one timer per connection.
 //!
 //! # Readiness rules (mio, edge-triggered)
 //! - A readable socket is read until a read comes back short (it had less than the
@@ -15,10 +17,12 @@
 //!   (see [`Handle`](crate::Handle)).
 //!
 //! # A turn
-//! poll → accept / read / write per event → read the budget-limited connections again →
-//! fire timers → mark asleep → drain commands (after the mark, which closes the race with
-//! senders) → write every connection that has frames queued, one `writev` each → send the
-//! turn's event batches to workers → poll.
+//! poll → read the clock once (`Env::now`, the tick every deadline of the turn is set
+//! from and checked against) → accept / read / write per event → read the budget-limited
+//! connections again → fire timers → mark asleep → drain commands (after the mark, which
+//! closes the race with senders) → write every connection that has frames queued, one
+//! `writev` each → send the turn's event batches to workers → poll, for at most the time
+//! until the next timer tick or the shutdown deadline.
 
 use std::io;
 use std::sync::Arc;
@@ -30,32 +34,27 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::compress::Compressor;
 use crate::config::Config;
-use crate::conn::{Conn, Flushed, Phase};
+use crate::conn::{self, Conn, Flushed};
 use crate::dispatch::Dispatcher;
-use crate::event::{ConnId, DisconnectReason, Event};
-use crate::handle::{Command, Shared};
-use crate::liveness::Liveness;
+use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
+use crate::handle::{Command, Remote, Shared};
+use crate::liveness::{self, Liveness};
 use crate::metrics::Counters;
 use crate::outbox;
-use crate::protocol::CloseCode;
 use crate::protocol::handshake;
-use crate::protocol::message::{Decoder, DecoderLimits, Role};
-use crate::session::{self, Ctx, Ticks};
-use crate::timer::{Entry, TimerWheel};
-use crate::wire;
+use crate::session::{self, AfterFlush, Count, Env, Host, Opened, Phase, Session};
+use crate::timer::{self, Entry, TimerWheel};
 
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Bytes read from one connection per turn before others get their go.
 const READ_BUDGET: usize = 256 << 10;
-/// Write queues kept for reuse, and the largest kept.
-const MAX_POOLED: usize = 1024;
-const MAX_POOLED_QUEUE: usize = 64;
 /// Bytes one `read` asks for.
 const READ_CHUNK: usize = 64 << 10;
+/// How soon a reactor looks again at connections paused for a busy worker.
+const RECHECK: Duration = Duration::from_millis(1);
 
 /// A reactor's parts, made on the starting thread so errors surface from `Server::start`.
 pub(crate) struct ReactorParts {
@@ -74,52 +73,169 @@ pub(crate) struct Reactor {
     /// front of them and parsed as one slice.
     scratch: Vec<u8>,
     front: usize,
-    /// Reused buffer for the commands this thread sent itself.
+    index: usize,
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    dispatcher: Dispatcher,
+    env: Env,
+    wheel: TimerWheel,
+    next_generation: u64,
+    /// Connections with frames queued this turn, written at its end.
+    dirty: Vec<usize>,
+    /// Connections whose read budget ran out, or whose reading resumed.
+    read_again: Vec<usize>,
+    /// Connections not read while their worker is over its budget.
+    paused: Vec<usize>,
+    shutdown_deadline: Option<Instant>,
+    /// Reused buffers: the commands this thread sent itself, due timer entries, slots.
     own_commands: Vec<Command>,
-    ctx: Ctx,
+    due: Vec<Entry>,
+    slots: Vec<usize>,
+}
+
+/// The reactor's side of one session: where its events, counts and bytes go.
+struct ConnHost<'a> {
+    shared: &'a Shared,
+    remote: &'a Remote,
+    dispatcher: &'a mut Dispatcher,
+    dirty: &'a mut Vec<usize>,
+    stream: &'a TcpStream,
+    conn_dirty: &'a mut bool,
+    slot: usize,
+    id: ConnId,
+    worker: u16,
+}
+
+impl Host for ConnHost<'_> {
+    fn buffered(&self) -> usize {
+        self.remote.live.owned_buffered(self.id)
+    }
+
+    fn charge(&mut self, cost: usize) {
+        self.remote.live.add(self.id, cost);
+    }
+
+    fn release(&mut self, cost: usize) {
+        self.remote.live.release(self.id, cost);
+    }
+
+    fn set_liveness(&mut self, state: Liveness) {
+        self.remote.live.set(self.id, state);
+    }
+
+    fn set_compresses(&mut self) {
+        self.remote.live.set_compresses(self.id);
+    }
+
+    fn wants_write(&mut self) {
+        if !*self.conn_dirty {
+            *self.conn_dirty = true;
+            self.dirty.push(self.slot);
+        }
+    }
+
+    fn join_topics(&mut self, topics: &[String]) -> bool {
+        let registry = &self.shared.topics;
+        // The connection is not open yet and only this thread can end it, so no
+        // disconnect can race the joins.
+        let joined = topics.iter().all(|topic| registry.subscribe(self.id, topic, || true).is_ok());
+        if !joined {
+            registry.remove_connection(self.id);
+        }
+        joined
+    }
+
+    fn connect(&mut self, opened: Opened) {
+        self.shared.open.fetch_add(1, Ordering::AcqRel);
+        let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        let info = ConnectInfo {
+            id: self.id,
+            remote_addr: self.stream.peer_addr().unwrap_or(unknown),
+            local_addr: self.stream.local_addr().unwrap_or(unknown),
+            path: opened.path,
+            query: opened.query,
+            protocol: opened.protocol,
+            user_data: opened.user_data,
+        };
+        self.dispatcher.emit(self.worker, Event::Connect(info));
+    }
+
+    fn message(&mut self, message: Message) {
+        self.dispatcher.emit(self.worker, Event::Message { id: self.id, message });
+    }
+
+    fn drain(&mut self) {
+        self.dispatcher.emit(self.worker, Event::Drain { id: self.id });
+    }
+
+    fn barrier(&mut self) {
+        self.dispatcher.barrier(self.worker, self.id);
+    }
+
+    fn disconnect(&mut self, reason: DisconnectReason) {
+        self.remote.live.set(self.id, Liveness::Gone);
+        // After `Gone`: a subscribe racing with this end fails, or is undone here.
+        self.shared.topics.remove_connection(self.id);
+        self.shared.open.fetch_sub(1, Ordering::AcqRel);
+        self.dispatcher.emit(self.worker, Event::Disconnect { id: self.id, reason });
+    }
+
+    fn count(&mut self, what: Count) {
+        let counters = &self.shared.counters;
+        Counters::bump(match what {
+            Count::MessageIn => &counters.messages_in,
+            Count::SlowConsumerClosed => &counters.slow_consumers_closed,
+            Count::Dropped => &counters.messages_dropped,
+        });
+    }
+}
+
+/// What a flush leaves the reactor to do.
+enum AfterWrite {
+    Nothing,
+    Discard,
+    Drop(DisconnectReason),
 }
 
 impl Reactor {
     pub(crate) fn new(parts: ReactorParts, shared: Arc<Shared>, config: Arc<Config>) -> Reactor {
-        let limits = DecoderLimits {
-            max_message_size: config.max_message_size,
-            max_frame_size: config.frame_limit(),
-        };
         let front = config.max_header_bytes.max(256);
+        let started = Instant::now();
+        // Client masking keys need not be secret, only unpredictable to a page's script.
+        let seed = started.elapsed().as_nanos() as u64 ^ (&shared as *const _ as u64);
         Reactor {
             poll: parts.poll,
             listener: Some(parts.listener),
             conns: Slab::new(),
             scratch: vec![0; front + READ_CHUNK],
             front,
+            index: parts.index,
+            shared,
+            commands: parts.commands,
+            dispatcher: parts.dispatcher,
+            env: Env::new(config, 0, seed),
+            wheel: TimerWheel::new(started),
+            next_generation: 1,
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            paused: Vec::new(),
+            shutdown_deadline: None,
             own_commands: Vec::new(),
-            ctx: Ctx {
-                index: parts.index,
-                shared,
-                ticks: Ticks::of(&config),
-                compressor: Compressor::new(&config),
-                config,
-                commands: parts.commands,
-                dispatcher: parts.dispatcher,
-                wheel: TimerWheel::new(Instant::now()),
-                limits,
-                now: 0,
-                next_generation: 1,
-                queues: Vec::new(),
-                dirty: Vec::new(),
-                read_again: Vec::new(),
-                paused: Vec::new(),
-                shutdown_deadline: None,
-            },
+            due: Vec::new(),
+            slots: Vec::new(),
         }
+    }
+
+    fn remote(&self) -> &Remote {
+        &self.shared.reactors[self.index]
     }
 
     /// Runs until shutdown has closed every connection.
     pub(crate) fn run(mut self) {
-        outbox::become_reactor(self.ctx.remote());
+        outbox::become_reactor(self.remote());
         let mut events = Events::with_capacity(1024);
         loop {
-            self.ctx.remote().awake.store(false, Ordering::SeqCst);
+            self.remote().awake.store(false, Ordering::SeqCst);
             self.drain_commands();
             self.flush_dirty();
             // Last, so events the writes produced (Drain, Disconnect) leave before sleeping.
@@ -134,8 +250,8 @@ impl Reactor {
                 }
                 break;
             }
-            self.ctx.remote().awake.store(true, Ordering::SeqCst);
-            self.ctx.now = self.ctx.wheel.tick_at(Instant::now());
+            self.remote().awake.store(true, Ordering::SeqCst);
+            self.env.now = self.wheel.tick_at(Instant::now());
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -159,21 +275,71 @@ impl Reactor {
         self.drain_backlog();
     }
 
+    /// How long to sleep: until the next timer tick, a recheck of paused connections, or
+    /// the shutdown deadline, whichever comes first; not at all with reads pending.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.ctx.read_again.is_empty() {
+        if !self.read_again.is_empty() {
             return Some(Duration::ZERO);
         }
-        if self.ctx.dispatcher.has_backlog() {
-            return Some(Duration::from_millis(1));
+        let now = Instant::now();
+        let mut wake = self.wheel.next_tick(self.env.now).map(|tick| self.wheel.instant_of(tick));
+        if self.dispatcher.has_backlog() || !self.paused.is_empty() {
+            wake = Some(wake.map_or(now + RECHECK, |w| w.min(now + RECHECK)));
         }
-        self.ctx.wheel.next_wake(Instant::now())
+        if let Some(deadline) = self.shutdown_deadline {
+            wake = Some(wake.map_or(deadline, |w| w.min(deadline)));
+        }
+        wake.map(|w| w.saturating_duration_since(now))
     }
 
     fn shutdown_done(&self) -> bool {
-        match self.ctx.shutdown_deadline {
+        match self.shutdown_deadline {
             Some(deadline) => self.conns.is_empty() || Instant::now() >= deadline,
             None => false,
         }
+    }
+
+    // ---- sessions ----
+
+    /// Runs `f` on the session in `slot` with its host, then arms the wheel for the
+    /// session's deadline: every change a session makes reaches the timer here.
+    fn with_session<T>(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&mut Session, &mut Env, &mut ConnHost<'_>) -> T,
+    ) -> Option<T> {
+        let Reactor { conns, shared, dispatcher, dirty, env, wheel, index, .. } = self;
+        let conn = conns.get_mut(slot)?;
+        let Conn { stream, session, generation, worker, dirty: conn_dirty, timer_tick, .. } = conn;
+        let mut host = ConnHost {
+            shared,
+            remote: &shared.reactors[*index],
+            dispatcher,
+            dirty,
+            stream,
+            conn_dirty,
+            slot,
+            id: ConnId::new(*index, *generation, slot),
+            worker: *worker,
+        };
+        let out = f(session, env, &mut host);
+        wheel.arm(slot as u32, timer_tick, session.deadline());
+        Some(out)
+    }
+
+    /// [`Reactor::with_session`] for the connection `id` names, if it is still that
+    /// connection and its phase passes `wanted`.
+    fn with_id<T>(
+        &mut self,
+        id: ConnId,
+        wanted: fn(Phase) -> bool,
+        f: impl FnOnce(&mut Session, &mut Env, &mut ConnHost<'_>) -> T,
+    ) -> Option<T> {
+        let conn = self.conns.get(id.slot())?;
+        if conn.generation != id.generation() || !wanted(conn.session.phase()) {
+            return None;
+        }
+        self.with_session(id.slot(), f)
     }
 
     // ---- accepting ----
@@ -194,9 +360,12 @@ impl Reactor {
     }
 
     fn admit(&mut self, mut stream: TcpStream) {
-        let shared = &self.ctx.shared;
+        let shared = &self.shared;
         Counters::bump(&shared.counters.accepted);
-        if shared.sockets.fetch_add(1, Ordering::AcqRel) >= self.ctx.config.max_connections {
+        let slot = self.conns.vacant_key();
+        let full = shared.sockets.fetch_add(1, Ordering::AcqRel) >= self.env.config.max_connections
+            || slot >= self.remote().live.capacity();
+        if full {
             shared.sockets.fetch_sub(1, Ordering::AcqRel);
             Counters::bump(&shared.counters.rejected_full);
             // Best effort: a fresh socket's send buffer takes these few bytes.
@@ -205,29 +374,24 @@ impl Reactor {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let entry = self.conns.vacant_entry();
-        let slot = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self.poll.registry().register(&mut stream, Token(slot), interest).is_err() {
-            self.ctx.shared.sockets.fetch_sub(1, Ordering::AcqRel);
+            self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        let generation = self.ctx.next_generation;
-        // Generation 0 is never used, so an empty liveness cell matches no id.
-        self.ctx.next_generation = ((generation + 1) & ConnId::GEN_MASK).max(1);
-        let worker = self.ctx.dispatcher.assign();
-        let decoder = Decoder::new(Role::Server, self.ctx.limits);
-        let conn = entry.insert(Conn::new(stream, generation, worker, decoder));
-        let id = self.ctx.id(slot, conn);
-        self.ctx.remote().live.set(id, Liveness::Handshake);
-        let tick = self.ctx.deadline_after(self.ctx.config.handshake_timeout);
-        self.ctx.set_deadline(slot, conn, tick);
+        let generation = self.next_generation;
+        self.next_generation = liveness::next_generation(generation);
+        let worker = self.dispatcher.assign();
+        let session = Session::server(&self.env);
+        self.conns.insert(Conn::new(stream, session, generation, worker));
+        self.remote().live.set(ConnId::new(self.index, generation, slot), Liveness::Handshake);
+        self.with_session(slot, |_, _, _| ());
     }
 
     // ---- reading ----
 
     fn read_again(&mut self) {
-        let slots = std::mem::take(&mut self.ctx.read_again);
+        let slots = std::mem::take(&mut self.read_again);
         for slot in slots {
             self.read(slot, true);
         }
@@ -238,54 +402,40 @@ impl Reactor {
         let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(slot) else { return };
-            if !conn.phase.parses_input() {
-                if conn.phase == Phase::Lingering {
-                    self.discard_input(slot);
-                }
-                return;
+            match conn.session.phase() {
+                Phase::Lingering => return self.discard_input(slot),
+                phase if !phase.parses_input() => return,
+                _ => {}
             }
             if conn.read_paused {
                 return;
             }
-            if self.ctx.dispatcher.is_congested(conn.worker) {
+            if self.dispatcher.is_congested(conn.worker) {
                 conn.read_paused = true;
-                Counters::bump(&self.ctx.shared.counters.reads_paused);
-                self.ctx.paused.push(slot);
+                Counters::bump(&self.shared.counters.reads_paused);
+                self.paused.push(slot);
                 return;
             }
             if budget == 0 {
-                self.ctx.read_again.push(slot);
+                self.read_again.push(slot);
                 return;
             }
             let front = self.front;
             let n = match conn.read(&mut self.scratch[front..]) {
-                Ok(0) => {
-                    conn.set_reason(DisconnectReason::Abnormal);
-                    self.close_now(slot);
-                    return;
-                }
+                Ok(0) => return self.close_now(slot, DisconnectReason::Abnormal),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    conn.set_reason(DisconnectReason::Io(e.kind()));
-                    self.close_now(slot);
-                    return;
-                }
+                Err(e) => return self.close_now(slot, DisconnectReason::Io(e.kind())),
             };
             budget = budget.saturating_sub(n);
-            self.ctx.seen(conn);
-            let carry = std::mem::take(&mut conn.carry);
+            let carry = conn.session.take_carry();
             let start = front - carry.len();
-            self.scratch[start..front].copy_from_slice(&carry);
-            let data = &mut self.scratch[start..front + n];
-            let used = match conn.phase {
-                Phase::Handshake => session::handshake_bytes(&mut self.ctx, slot, conn, data),
-                _ => session::frame_bytes(&mut self.ctx, slot, conn, data),
-            };
-            if conn.phase.parses_input() && used < data.len() {
-                conn.carry = data[used..].to_vec();
-            }
-            if self.ctx.dispatcher.is_inline() {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch[start..front].copy_from_slice(&carry);
+            let data = &mut scratch[start..front + n];
+            self.with_session(slot, |session, env, host| session.receive(env, host, data));
+            self.scratch = scratch;
+            if self.dispatcher.is_inline() {
                 // The handler already answered: write now, not after every other socket
                 // of this turn has been read. Still one write for what this read produced.
                 self.drain_own_commands();
@@ -299,15 +449,21 @@ impl Reactor {
         }
     }
 
-    /// Reads and drops what a lingering peer still sends, until its EOF.
+    /// Reads and drops what a lingering peer still sends, until its EOF, at most a read
+    /// budget per turn.
     fn discard_input(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let mut budget = READ_BUDGET;
         loop {
+            let Some(conn) = self.conns.get_mut(slot) else { return };
             match conn.read(&mut self.scratch) {
-                Ok(0) => return self.close_now(slot),
-                Ok(_) => continue,
+                Ok(0) => return self.close_now(slot, DisconnectReason::Abnormal),
+                Ok(n) => budget = budget.saturating_sub(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => return self.close_now(slot),
+                Err(e) => return self.close_now(slot, DisconnectReason::Io(e.kind())),
+            }
+            if budget == 0 {
+                self.read_again.push(slot);
+                return;
             }
         }
     }
@@ -316,14 +472,14 @@ impl Reactor {
 
     fn write_ready(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
-        if !conn.out.is_empty() && !conn.dirty {
+        if conn.session.has_output() && !conn.dirty {
             conn.dirty = true;
-            self.ctx.dirty.push(slot);
+            self.dirty.push(slot);
         }
     }
 
     fn flush_dirty(&mut self) {
-        let mut slots = std::mem::take(&mut self.ctx.dirty);
+        let mut slots = std::mem::take(&mut self.dirty);
         for &slot in &slots {
             // Inline dispatch may have written it already, right after its read.
             if self.conns.get(slot).is_some_and(|c| c.dirty) {
@@ -332,115 +488,96 @@ impl Reactor {
         }
         // Keep the list's memory for the next turn.
         slots.clear();
-        if self.ctx.dirty.is_empty() {
-            self.ctx.dirty = slots;
+        if self.dirty.is_empty() {
+            self.dirty = slots;
         }
     }
 
     fn flush(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
-        conn.dirty = false;
-        let id = self.ctx.id(slot, conn);
-        let (flushed, written) = conn.flush();
-        if written > 0 {
-            self.ctx.remote().live.release(id, written);
-        }
-        match flushed {
-            Ok(Flushed::All) if conn.phase == Phase::Flushing => {
-                if conn.stream.shutdown(std::net::Shutdown::Write).is_err() {
-                    return self.close_now(slot);
+        let after = self.with_session(slot, |session, env, host| {
+            *host.conn_dirty = false;
+            let stream = host.stream;
+            match conn::write_queue(stream, session, host) {
+                Ok(Flushed::All) => match session.flushed(env, host) {
+                    AfterFlush::Idle => AfterWrite::Nothing,
+                    AfterFlush::ShutdownWrite => {
+                        if let Err(e) = stream.shutdown(std::net::Shutdown::Write) {
+                            return AfterWrite::Drop(DisconnectReason::Io(e.kind()));
+                        }
+                        session.linger(host);
+                        // The peer may have closed already; its EOF left no new edge.
+                        AfterWrite::Discard
+                    }
+                    AfterFlush::Linger => {
+                        session.linger(host);
+                        AfterWrite::Discard
+                    }
+                },
+                Ok(Flushed::Partly) => {
+                    session.blocked();
+                    AfterWrite::Nothing
                 }
-                conn.phase = Phase::Lingering;
-                self.ctx.disconnect(slot, conn);
-                // The peer may have closed already; its EOF left no new edge to wait for.
-                self.discard_input(slot);
+                Err(e) => AfterWrite::Drop(DisconnectReason::Io(e.kind())),
             }
-            Ok(Flushed::All) => {
-                let queue = std::mem::take(&mut conn.out);
-                // Only a queue with memory is worth lending out again.
-                if (1..=MAX_POOLED_QUEUE).contains(&queue.capacity())
-                    && self.ctx.queues.len() < MAX_POOLED
-                {
-                    self.ctx.queues.push(queue);
-                }
-                if std::mem::take(&mut conn.backlogged)
-                    && self.ctx.config.drain_events
-                    && conn.connected
-                {
-                    self.ctx.dispatcher.emit(conn.worker, Event::Drain { id });
-                }
-            }
-            Ok(Flushed::Partly) => conn.backlogged = true,
-            Err(e) => {
-                conn.set_reason(DisconnectReason::Io(e.kind()));
-                self.close_now(slot);
-            }
+        });
+        match after {
+            Some(AfterWrite::Discard) => self.discard_input(slot),
+            Some(AfterWrite::Drop(reason)) => self.close_now(slot, reason),
+            Some(AfterWrite::Nothing) | None => {}
         }
     }
 
     // ---- ending ----
 
-    /// Drops the socket and delivers `Disconnect` if `Connect` was delivered.
-    fn close_now(&mut self, slot: usize) {
-        if !self.conns.contains(slot) {
+    /// Drops the socket and delivers `Disconnect` if `Connect` was delivered (`reason`
+    /// unless the session already knows why it ends).
+    fn close_now(&mut self, slot: usize, reason: DisconnectReason) {
+        let Some(id) = self.conns.get(slot).map(|c| ConnId::new(self.index, c.generation, slot))
+        else {
             return;
-        }
+        };
+        self.with_session(slot, |session, _, host| session.end(host, reason));
         let mut conn = self.conns.remove(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        self.ctx.shared.sockets.fetch_sub(1, Ordering::AcqRel);
-        self.ctx.disconnect(slot, &mut conn);
-        let id = self.ctx.id(slot, &conn);
-        self.ctx.remote().live.set(id, Liveness::Gone);
+        self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
+        self.remote().live.set(id, Liveness::Gone);
     }
 
     fn close_all(&mut self, reason: DisconnectReason) {
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
-        for slot in slots {
-            if let Some(conn) = self.conns.get_mut(slot) {
-                conn.set_reason(reason.clone());
-                let _ = conn.flush();
-            }
-            self.close_now(slot);
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.extend(self.conns.iter().map(|(slot, _)| slot));
+        for &slot in &slots {
+            // A last write of what is queued, best effort.
+            self.with_session(slot, |session, _, host| {
+                let stream = host.stream;
+                let _ = conn::write_queue(stream, session, host);
+            });
+            self.close_now(slot, reason.clone());
         }
+        slots.clear();
+        self.slots = slots;
     }
 
     // ---- timers ----
 
+    /// Acts on every deadline due at this turn's tick.
     fn run_timers(&mut self) {
-        let mut due: Vec<Entry> = Vec::new();
-        self.ctx.wheel.expire(Instant::now(), &mut due);
-        for entry in due {
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.expire(self.env.now, &mut due);
+        for entry in due.drain(..) {
             let slot = entry.slot as usize;
             let Some(conn) = self.conns.get_mut(slot) else { continue };
-            if conn.timer_tick != entry.tick {
+            let deadline = conn.session.deadline();
+            if !timer::settle(&mut self.wheel, entry, &mut conn.timer_tick, deadline, self.env.now)
+            {
                 continue;
             }
-            conn.timer_tick = 0;
-            if conn.deadline == 0 {
-                continue;
-            }
-            if conn.deadline > self.ctx.now {
-                conn.timer_tick = conn.deadline;
-                self.ctx.wheel.schedule(entry.slot, conn.deadline);
-                continue;
-            }
-            conn.deadline = 0;
-            let keep = match conn.phase {
-                Phase::Open => self.ctx.open_timer(slot, conn),
-                Phase::Finishing => {
-                    self.ctx.finish(slot, conn);
-                    true
-                }
-                Phase::Handshake | Phase::Flushing | Phase::Lingering => false,
-                Phase::Closing => {
-                    conn.set_reason(DisconnectReason::CloseTimeout);
-                    false
-                }
-            };
-            if !keep {
-                self.close_now(slot);
+            let keep = self.with_session(slot, |session, env, host| session.on_deadline(env, host));
+            if keep == Some(false) {
+                self.close_now(slot, DisconnectReason::Abnormal);
             }
         }
+        self.due = due;
     }
 
     // ---- commands ----
@@ -457,66 +594,79 @@ impl Reactor {
 
     fn drain_commands(&mut self) {
         self.drain_own_commands();
-        while let Ok(command) = self.ctx.commands.try_recv() {
+        while let Ok(command) = self.commands.try_recv() {
             self.apply(command);
         }
     }
 
     fn apply(&mut self, command: Command) {
-        let Reactor { conns, ctx, .. } = self;
         match command {
-            Command::Send { id, frame } => match data_conn(conns, id) {
-                Some(conn) => ctx.queue_reserved(id.slot(), conn, frame),
-                None => ctx.discard_reserved(id, frame.len()),
-            },
-            Command::SendUnframed { id, opcode, payload, reserved } => match data_conn(conns, id) {
-                Some(conn) => ctx.queue_compressed(id.slot(), conn, opcode, &payload, reserved),
-                None => ctx.discard_reserved(id, reserved),
-            },
-            Command::SendMany { ids, out } => {
+            Command::Send { id, frame } => {
+                let cost = session::cost(frame.len());
+                let queued = self.with_id(id, Phase::takes_data, |session, env, host| {
+                    session.queue_reserved(env, host, frame)
+                });
+                if queued.is_none() {
+                    self.remote().live.release(id, cost);
+                }
+            }
+            Command::SendUnframed { id, opcode, payload, reserved } => {
+                let queued = self.with_id(id, Phase::takes_data, |session, env, host| {
+                    session.queue_compressed(env, host, opcode, &payload, reserved)
+                });
+                if queued.is_none() {
+                    self.remote().live.release(id, reserved);
+                }
+            }
+            Command::SendMany { ids, out, cost } => {
                 let mut once = None;
                 for id in ids {
-                    if let Some(conn) = data_conn(conns, id) {
-                        ctx.queue_fanout(id.slot(), conn, &out, &mut once);
-                    }
+                    self.with_id(id, Phase::takes_data, |session, env, host| {
+                        session.queue_fanout(env, host, &out, &mut once)
+                    });
                 }
+                self.remote().release_fanout(cost);
             }
-            Command::Broadcast { out } => {
+            Command::Broadcast { out, cost } => {
                 let mut once = None;
-                for (slot, conn) in conns.iter_mut() {
-                    if conn.phase.takes_data() {
-                        ctx.queue_fanout(slot, conn, &out, &mut once);
-                    }
+                let mut slots = std::mem::take(&mut self.slots);
+                slots.extend(self.conns.iter().map(|(slot, _)| slot));
+                for &slot in &slots {
+                    self.with_session(slot, |session, env, host| {
+                        if session.phase().takes_data() {
+                            session.queue_fanout(env, host, &out, &mut once);
+                        }
+                    });
                 }
+                slots.clear();
+                self.slots = slots;
+                self.remote().release_fanout(cost);
             }
-            Command::Close { id, code, frame } => {
-                if let Some(conn) = open_conn(conns, id) {
-                    let reason = DisconnectReason::ClosedByServer { code };
-                    ctx.start_close(id.slot(), conn, frame, reason);
-                }
-            }
-            Command::SlowConsumer { id } => {
-                if let Some(conn) = open_conn(conns, id) {
-                    ctx.close_slow_consumer(id.slot(), conn);
-                }
-            }
-            Command::Publish { topic, out, except } => {
-                let shared = ctx.shared.clone();
-                let mut once = None;
-                shared.topics.for_each_member(&topic, ctx.index, |id| {
-                    if Some(id) != except
-                        && let Some(conn) = data_conn(conns, id)
-                    {
-                        ctx.queue_fanout(id.slot(), conn, &out, &mut once);
-                    }
+            Command::Close { id, code, reason } => {
+                self.with_id(id, Phase::is_open, |session, env, host| {
+                    let why = DisconnectReason::ClosedByServer { code };
+                    session.close(env, host, code, &reason, why)
                 });
             }
+            Command::SlowConsumer { id } => {
+                self.with_id(id, Phase::is_open, |session, env, host| {
+                    session.close_slow_consumer(env, host)
+                });
+            }
+            Command::Publish { topic, out, except, cost } => {
+                let shared = self.shared.clone();
+                let mut once = None;
+                shared.topics.for_each_member(&topic, self.index, |id| {
+                    if Some(id) != except {
+                        self.with_id(id, Phase::takes_data, |session, env, host| {
+                            session.queue_fanout(env, host, &out, &mut once)
+                        });
+                    }
+                });
+                self.remote().release_fanout(cost);
+            }
             Command::BarrierPassed { id } => {
-                if let Some(conn) = conns.get_mut(id.slot())
-                    && conn.generation == id.generation()
-                {
-                    ctx.finish(id.slot(), conn);
-                }
+                self.with_id(id, |_| true, |session, env, host| session.barrier_passed(env, host));
             }
             Command::Shutdown { timeout } => self.begin_shutdown(timeout),
             Command::Batch(commands) => {
@@ -531,38 +681,38 @@ impl Reactor {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        let timeout = timeout.unwrap_or(self.ctx.config.close_timeout);
-        self.ctx.shutdown_deadline = Some(Instant::now() + timeout);
-        let frame = wire::close_frame(Some(CloseCode::GOING_AWAY), "");
-        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
-        for slot in slots {
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
-            match conn.phase {
-                Phase::Handshake => self.close_now(slot),
-                Phase::Open => {
-                    self.ctx.start_close(slot, conn, frame.clone(), DisconnectReason::Shutdown)
-                }
-                Phase::Closing | Phase::Finishing | Phase::Flushing | Phase::Lingering => {}
+        let timeout = timeout.unwrap_or(self.env.config.close_timeout);
+        self.shutdown_deadline = Some(Instant::now() + timeout);
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.extend(self.conns.iter().map(|(slot, _)| slot));
+        for &slot in &slots {
+            let keep = self.with_session(slot, |session, env, host| session.shutdown(env, host));
+            if keep == Some(false) {
+                self.close_now(slot, DisconnectReason::Shutdown);
             }
         }
+        slots.clear();
+        self.slots = slots;
     }
 
     // ---- events to workers ----
 
+    /// Sends the turn's event batches, and reads again the paused connections whose
+    /// worker has caught up.
     fn dispatch_batches(&mut self) {
         let mut relieved = Vec::new();
-        self.ctx.dispatcher.flush(&mut relieved);
-        if relieved.is_empty() || self.ctx.paused.is_empty() {
+        self.dispatcher.flush(&mut relieved);
+        if self.paused.is_empty() {
             return;
         }
-        let paused = std::mem::take(&mut self.ctx.paused);
+        let paused = std::mem::take(&mut self.paused);
         for slot in paused {
             let Some(conn) = self.conns.get_mut(slot) else { continue };
-            if self.ctx.dispatcher.is_congested(conn.worker) {
-                self.ctx.paused.push(slot);
+            if self.dispatcher.is_congested(conn.worker) {
+                self.paused.push(slot);
             } else if conn.read_paused {
                 conn.read_paused = false;
-                self.ctx.read_again.push(slot);
+                self.read_again.push(slot);
             }
         }
     }
@@ -570,21 +720,9 @@ impl Reactor {
     /// At exit, waits for workers to take the last batches so no `Disconnect` is lost.
     fn drain_backlog(&mut self) {
         let mut relieved = Vec::new();
-        while self.ctx.dispatcher.has_backlog() {
+        while self.dispatcher.has_backlog() {
             std::thread::sleep(Duration::from_millis(1));
-            self.ctx.dispatcher.flush(&mut relieved);
+            self.dispatcher.flush(&mut relieved);
         }
     }
-}
-
-/// The connection `id` names, if frames may still be queued for it.
-fn data_conn(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
-    let conn = conns.get_mut(id.slot())?;
-    (conn.generation == id.generation() && conn.phase.takes_data()).then_some(conn)
-}
-
-/// The connection `id` names, if it is still open (a stale id's generation differs).
-fn open_conn(conns: &mut Slab<Conn>, id: ConnId) -> Option<&mut Conn> {
-    let conn = conns.get_mut(id.slot())?;
-    (conn.generation == id.generation() && conn.phase.is_open()).then_some(conn)
 }

@@ -11,7 +11,7 @@ use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Config, Dispatch};
-use crate::dispatch::{self, Dispatcher, Envelope, Events, Handler};
+use crate::dispatch::{self, Budget, Dispatcher, Envelope, Events, Handler};
 use crate::error::Error;
 use crate::handle::{Handle, Remote, Shared};
 use crate::liveness::LiveTable;
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Server {
 
 enum Outlet {
     Handler(Arc<dyn Handler>),
-    Channel(Sender<Vec<Envelope>>),
+    Channel(Sender<Vec<Envelope>>, Arc<Budget>),
 }
 
 impl Server {
@@ -69,8 +69,9 @@ impl Server {
     /// As [`Server::start`].
     pub fn start_with_events(config: Config) -> Result<(Server, Events), Error> {
         let (tx, rx) = bounded(config.worker_queue);
-        let server = Server::launch(config, Outlet::Channel(tx))?;
-        let events = Events::new(rx, server.handle());
+        let budget = Arc::new(Budget::new(1, config.worker_queue_bytes));
+        let server = Server::launch(config, Outlet::Channel(tx, budget.clone()))?;
+        let events = Events::new(rx, budget, server.handle());
         Ok((server, events))
     }
 
@@ -109,7 +110,6 @@ impl Server {
         let local_addr = listeners[0].local_addr().map_err(Error::Io)?;
         let mut remotes = Vec::new();
         let mut parts = Vec::new();
-        let slots_per_reactor = config.max_connections.div_ceil(config.reactors);
         for (index, mut listener) in listeners.into_iter().enumerate() {
             let poll = Poll::new().map_err(Error::Io)?;
             poll.registry()
@@ -122,7 +122,11 @@ impl Server {
                 commands: tx,
                 waker,
                 awake: AtomicBool::new(true),
-                live: LiveTable::new(slots_per_reactor),
+                // Every reactor can hold all the connections: admission counts sockets
+                // server-wide, and the kernel may hand any reactor any share of them.
+                // Cells come in chunks as slots are first used.
+                live: LiveTable::new(config.max_connections),
+                fanout_queued: AtomicUsize::new(0),
             });
             parts.push((index, poll, listener, rx));
         }
@@ -134,6 +138,7 @@ impl Server {
             counters: Default::default(),
             max_backpressure: config.max_backpressure,
             backpressure: config.backpressure,
+            fanout_limit: config.fanout_queue_bytes,
             compression_threshold: match config.compression {
                 crate::config::Compression::Disabled => usize::MAX,
                 _ => config.compression_threshold,
@@ -178,9 +183,9 @@ fn dispatchers(
     threads: &mut Vec<JoinHandle<()>>,
 ) -> Result<Box<dyn Fn() -> Dispatcher>, Error> {
     match (outlet, config.dispatch) {
-        (Outlet::Channel(tx), _) => {
+        (Outlet::Channel(tx, budget), _) => {
             let next = Arc::new(AtomicUsize::new(0));
-            Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()], next.clone())))
+            Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()], budget.clone(), next.clone())))
         }
         (Outlet::Handler(handler), Dispatch::Inline) => {
             let handle = handle.clone();
@@ -191,16 +196,18 @@ fn dispatchers(
         }
         (Outlet::Handler(handler), Dispatch::Workers) => {
             let mut senders = Vec::new();
+            let budget = Arc::new(Budget::new(config.workers, config.worker_queue_bytes));
             for index in 0..config.workers {
                 let (tx, rx) = bounded(config.worker_queue);
                 senders.push(tx);
                 let (handler, handle) = (handler.clone(), handle.clone());
+                let budget = (budget.clone(), index);
                 threads.push(spawn(format!("wsloop-worker-{index}"), move || {
-                    dispatch::run_worker(handler, handle, rx)
+                    dispatch::run_worker(handler, handle, rx, budget)
                 })?);
             }
             let next = Arc::new(AtomicUsize::new(0));
-            Ok(Box::new(move || Dispatcher::queued(senders.clone(), next.clone())))
+            Ok(Box::new(move || Dispatcher::queued(senders.clone(), budget.clone(), next.clone())))
         }
     }
 }

@@ -1,11 +1,16 @@
-//! A coarse timing wheel, one per reactor: handshake, close and (later) idle and
-//! heartbeat deadlines for every connection at O(1) each and no allocation per connection.
+//! A coarse timing wheel, one per reactor: every connection's next deadline (handshake,
+//! close, heartbeat, idle) at O(1) each and no allocation per connection.
 //!
-//! Time is counted in ticks of [`TICK`]. A connection keeps its own deadline tick; the
-//! wheel holds `(slot, tick)` entries in `tick % SLOTS` buckets. An entry is only a
-//! reminder to look at the connection: the reactor checks the connection's current
-//! deadline then, and re-schedules when the deadline moved later. So moving a deadline
-//! later costs nothing, and stale entries fall out when their bucket comes round.
+//! Time is counted in ticks of [`TICK`]. A connection's session keeps its own deadline;
+//! the wheel holds `(slot, tick)` reminders in `tick % SLOTS` buckets, and the connection
+//! records the tick of its one live reminder. When a reminder comes due ([`settle`]) the
+//! reactor looks at the deadline as it is now: due, so the session acts; moved later, so
+//! a new reminder is set; gone, so nothing. Moving a deadline later therefore costs
+//! nothing, and stale reminders fall out when their bucket comes round.
+//!
+//! The wheel never reads a clock: the reactor reads it once per turn ([`TimerWheel::tick_at`])
+//! and passes that tick to everything of the turn, so a reminder set during a turn can
+//! never land in a bucket the same turn already emptied.
 
 use std::time::{Duration, Instant};
 
@@ -36,25 +41,33 @@ impl TimerWheel {
     /// The tick `now` falls in.
     pub(crate) fn tick_at(&self, now: Instant) -> u32 {
         let ms = now.saturating_duration_since(self.start).as_millis();
-        (ms / TICK.as_millis()) as u32
+        u32::try_from(ms / TICK.as_millis()).unwrap_or(u32::MAX)
     }
 
-    /// The first tick at or after `now + after`; never the current tick, so a deadline
-    /// is never early.
-    pub(crate) fn deadline(&self, now: Instant, after: Duration) -> u32 {
-        let ticks = after.as_millis().div_ceil(TICK.as_millis()) as u32;
-        self.tick_at(now).saturating_add(ticks.max(1))
+    /// The instant tick `tick` begins.
+    pub(crate) fn instant_of(&self, tick: u32) -> Instant {
+        self.start + TICK * tick
     }
 
-    pub(crate) fn schedule(&mut self, slot: u32, tick: u32) {
-        let tick = tick.max(self.done + 1);
+    /// Adds a reminder for `tick`, or for the first tick not yet expired if `tick` is;
+    /// returns the tick it was filed under (the connection must record that one).
+    pub(crate) fn schedule(&mut self, slot: u32, tick: u32) -> u32 {
+        let tick = tick.max(self.done.saturating_add(1));
         self.buckets[tick as usize % SLOTS].push(Entry { slot, tick });
         self.len += 1;
+        tick
     }
 
-    /// Moves every entry due at or before `now` into `due`.
-    pub(crate) fn expire(&mut self, now: Instant, due: &mut Vec<Entry>) {
-        let now = self.tick_at(now);
+    /// Makes sure a reminder for `slot` comes by `deadline` (0: none wanted). One that
+    /// is already due sooner is left alone.
+    pub(crate) fn arm(&mut self, slot: u32, timer_tick: &mut u32, deadline: u32) {
+        if deadline != 0 && (*timer_tick == 0 || deadline < *timer_tick) {
+            *timer_tick = self.schedule(slot, deadline);
+        }
+    }
+
+    /// Moves every entry due at or before tick `now` into `due`.
+    pub(crate) fn expire(&mut self, now: u32, due: &mut Vec<Entry>) {
         // Past one turn of the wheel every bucket has been visited once.
         let from = self.done.saturating_add(1).max(now.saturating_sub(SLOTS as u32 - 1));
         for tick in from..=now {
@@ -72,58 +85,120 @@ impl TimerWheel {
         self.done = self.done.max(now);
     }
 
-    /// How long the reactor may sleep before the next tick that could hold entries.
-    pub(crate) fn next_wake(&self, now: Instant) -> Option<Duration> {
-        if self.len == 0 {
-            return None;
-        }
-        let next = self.start + TICK * (self.tick_at(now) + 1);
-        Some(next.saturating_duration_since(now))
+    /// The tick of the next turn that could find entries due, when there are any.
+    pub(crate) fn next_tick(&self, now: u32) -> Option<u32> {
+        (self.len > 0).then(|| now.max(self.done).saturating_add(1))
     }
+
+    /// Whether the wheel holds no reminder.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What a due reminder means for its connection, given the connection's recorded
+/// reminder tick and its current deadline: true when the deadline has come and the
+/// session must act. A reminder that is stale (the connection has a newer one) or
+/// early (the deadline moved later; re-armed here) yields false.
+pub(crate) fn settle(
+    wheel: &mut TimerWheel,
+    entry: Entry,
+    timer_tick: &mut u32,
+    deadline: u32,
+    now: u32,
+) -> bool {
+    if *timer_tick != entry.tick {
+        return false;
+    }
+    *timer_tick = 0;
+    if deadline == 0 {
+        return false;
+    }
+    if deadline > now {
+        wheel.arm(entry.slot, timer_tick, deadline);
+        return false;
+    }
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn wheel() -> TimerWheel {
+        TimerWheel::new(Instant::now())
+    }
+
     #[test]
     fn entries_fire_at_their_tick_not_before() {
-        let t0 = Instant::now();
-        let mut w = TimerWheel::new(t0);
-        let d = w.deadline(t0, Duration::from_millis(250));
-        assert_eq!(d, 3);
-        w.schedule(7, d);
+        let mut w = wheel();
+        assert_eq!(w.schedule(7, 3), 3);
         let mut due = Vec::new();
-        w.expire(t0 + Duration::from_millis(290), &mut due);
+        w.expire(2, &mut due);
         assert!(due.is_empty());
-        w.expire(t0 + Duration::from_millis(300), &mut due);
+        w.expire(3, &mut due);
         assert_eq!(due, vec![Entry { slot: 7, tick: 3 }]);
-        assert_eq!(w.next_wake(t0), None);
+        assert!(w.is_empty());
+        assert_eq!(w.next_tick(3), None);
     }
 
     #[test]
     fn entries_past_the_horizon_wait_for_their_turn() {
-        let t0 = Instant::now();
-        let mut w = TimerWheel::new(t0);
+        let mut w = wheel();
         let far = SLOTS as u32 + 5;
         w.schedule(1, far);
         let mut due = Vec::new();
-        w.expire(t0 + TICK * 5, &mut due);
+        w.expire(5, &mut due);
         assert!(due.is_empty());
-        w.expire(t0 + TICK * far, &mut due);
+        w.expire(far, &mut due);
         assert_eq!(due, vec![Entry { slot: 1, tick: far }]);
     }
 
     #[test]
     fn a_long_sleep_visits_every_bucket_once() {
-        let t0 = Instant::now();
-        let mut w = TimerWheel::new(t0);
+        let mut w = wheel();
         for s in 0..50 {
             w.schedule(s, s * 37 + 1);
         }
         let mut due = Vec::new();
-        w.expire(t0 + TICK * 100_000, &mut due);
+        w.expire(100_000, &mut due);
         assert_eq!(due.len(), 50);
-        assert_eq!(w.next_wake(t0), None);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_reminder_set_for_an_expired_tick_is_filed_where_it_will_fire() {
+        let mut w = wheel();
+        let mut due = Vec::new();
+        w.expire(10, &mut due);
+        let mut timer_tick = 0;
+        // A deadline computed from an older reading of the clock: tick 9, already swept.
+        w.arm(4, &mut timer_tick, 9);
+        assert_eq!(timer_tick, 11, "filed under the next tick, and recorded as such");
+        w.expire(11, &mut due);
+        assert_eq!(due, vec![Entry { slot: 4, tick: 11 }]);
+        assert!(settle(&mut w, due[0], &mut timer_tick, 9, 11), "due, late but not lost");
+    }
+
+    #[test]
+    fn settle_re_arms_a_deadline_that_moved_later_and_skips_stale_reminders() {
+        let mut w = wheel();
+        let mut timer_tick = 0;
+        w.arm(1, &mut timer_tick, 5);
+        w.arm(1, &mut timer_tick, 8); // later: the reminder at 5 stays
+        assert_eq!(timer_tick, 5);
+        let mut due = Vec::new();
+        w.expire(5, &mut due);
+        assert!(!settle(&mut w, due[0], &mut timer_tick, 8, 5));
+        assert_eq!(timer_tick, 8);
+        due.clear();
+        w.expire(8, &mut due);
+        assert!(settle(&mut w, due[0], &mut timer_tick, 8, 8));
+        // A reminder the connection no longer records is ignored.
+        let stale = Entry { slot: 1, tick: 3 };
+        let mut current = 9;
+        assert!(!settle(&mut w, stale, &mut current, 9, 9));
+        assert_eq!(current, 9);
     }
 }

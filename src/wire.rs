@@ -1,15 +1,34 @@
-//! Server frames as shared bytes, encoded once and written to any number of sockets.
+//! Frames as shared bytes: server frames encoded once and written to any number of
+//! sockets, and masked client frames.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::event::Message;
 use crate::protocol::CloseCode;
-use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
 
 /// One whole unmasked frame: header and payload in one allocation.
 pub(crate) fn frame(opcode: OpCode, payload: &[u8]) -> Bytes {
     let (head, n) = header(opcode, payload.len());
     copied(&head[..n], payload)
+}
+
+/// One whole frame masked with `mask` (RFC 6455 §5.3: a client masks every frame).
+pub(crate) fn masked_frame(opcode: OpCode, payload: &[u8], mask: [u8; 4]) -> Bytes {
+    let header = FrameHeader {
+        fin: true,
+        rsv1: false,
+        opcode,
+        mask: Some(mask),
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    let mut out = BytesMut::with_capacity(n + payload.len());
+    out.put_slice(&head[..n]);
+    out.put_slice(payload);
+    apply_mask(&mut out[n..], mask, 0);
+    out.freeze()
 }
 
 /// The encoded header of a whole unmasked frame, and its length.
@@ -109,8 +128,8 @@ pub(crate) fn from_payload(opcode: OpCode, payload: &[u8]) -> Message {
     }
 }
 
-/// A close frame; the reason must already fit (≤ 123 bytes).
-pub(crate) fn close_frame(code: Option<CloseCode>, reason: &str) -> Bytes {
+/// A close frame's payload and its length.
+pub(crate) fn close_payload(code: Option<CloseCode>, reason: &str) -> ([u8; 125], usize) {
     let mut payload = [0u8; 125];
     let len = match code {
         Some(code) => {
@@ -121,7 +140,7 @@ pub(crate) fn close_frame(code: Option<CloseCode>, reason: &str) -> Bytes {
         }
         None => 0,
     };
-    frame(OpCode::Close, &payload[..len])
+    (payload, len)
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ impl Demo {
 
     fn shard(&self, id: ConnId) -> &RwLock<HashMap<ConnId, Route>> {
         // Fibonacci hashing: the top bits of the product spread sequential ids.
-        let top = id.as_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+        let top = (id.as_u128() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
         &self.shards[top as usize % self.shards.len()]
     }
 

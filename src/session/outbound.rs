@@ -1,0 +1,139 @@
+//! A connection's write queue, counted at what it really costs in memory.
+//!
+//! Every queued frame is charged its length plus [`FRAME_COST`]: its slot in the queue
+//! and its allocation's overhead. Counting wire bytes alone let a peer that pings and
+//! never reads hold 64 bytes of memory for every 2 bytes counted.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+
+/// The memory a queued frame costs beyond its bytes: its 32-byte `Bytes` in the queue,
+/// and the allocator's header and rounding of its buffer (or the `Arc` of a shared one).
+pub(crate) const FRAME_COST: usize = 64;
+
+/// What queueing a frame of `len` bytes costs against `max_backpressure`.
+pub(crate) fn cost(len: usize) -> usize {
+    len + FRAME_COST
+}
+
+/// Frames waiting for the socket, oldest first; the front one may be partly written.
+#[derive(Default)]
+pub(crate) struct Outbound {
+    frames: VecDeque<Bytes>,
+}
+
+impl Outbound {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Whether the queue holds memory (a pooled queue is lent only when needed).
+    pub(crate) fn has_storage(&self) -> bool {
+        self.frames.capacity() > 0
+    }
+
+    pub(crate) fn lend(&mut self, queue: VecDeque<Bytes>) {
+        self.frames = queue;
+    }
+
+    /// Gives the (empty) queue's memory back.
+    pub(crate) fn take_storage(&mut self) -> VecDeque<Bytes> {
+        std::mem::take(&mut self.frames)
+    }
+
+    pub(crate) fn push(&mut self, frame: Bytes) {
+        self.frames.push_back(frame);
+    }
+
+    /// Fills `slices` with the frames to write, oldest first; returns how many.
+    pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slice, frame) in slices.iter_mut().zip(self.frames.iter()) {
+            *slice = IoSlice::new(frame);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops `written` bytes from the front; returns the cost freed (bytes written, plus
+    /// [`FRAME_COST`] for every frame finished).
+    pub(crate) fn consume(&mut self, mut written: usize) -> usize {
+        let mut freed = written;
+        while written > 0 {
+            let Some(front) = self.frames.front_mut() else { break };
+            if front.len() <= written {
+                written -= front.len();
+                self.frames.pop_front();
+                freed += FRAME_COST;
+            } else {
+                front.advance(written);
+                written = 0;
+            }
+        }
+        freed
+    }
+
+    /// Drops every frame but a partly written front one (a frame the socket has started
+    /// must stay whole); returns the cost freed.
+    pub(crate) fn drop_unstarted(&mut self, keep_front: bool) -> usize {
+        let keep = usize::from(keep_front && !self.frames.is_empty());
+        let freed = self.frames.iter().skip(keep).map(|f| cost(f.len())).sum();
+        self.frames.truncate(keep);
+        freed
+    }
+
+    /// The cost of everything queued.
+    #[cfg(test)]
+    pub(crate) fn cost(&self) -> usize {
+        self.frames.iter().map(|f| cost(f.len())).sum()
+    }
+
+    /// Every queued byte, for tests that read what a session wrote.
+    #[cfg(test)]
+    pub(crate) fn take_all(&mut self) -> (Vec<u8>, usize) {
+        let mut out = Vec::new();
+        for frame in &self.frames {
+            out.extend_from_slice(frame);
+        }
+        let freed = self.consume(out.len());
+        (out, freed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consuming_frees_exactly_what_was_charged() {
+        let mut q = Outbound::default();
+        let frames = [10usize, 2, 300, 2];
+        let mut charged = 0;
+        for len in frames {
+            q.push(Bytes::from(vec![1; len]));
+            charged += cost(len);
+        }
+        assert_eq!(q.cost(), charged);
+        // In awkward pieces: the sum of what is freed is what was charged.
+        let mut freed = 0;
+        for piece in [3, 7, 1, 150, 149, 1, 2, 1] {
+            freed += q.consume(piece);
+        }
+        assert_eq!(freed, charged);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_started_frame_is_kept_whole() {
+        let mut q = Outbound::default();
+        q.push(Bytes::from(vec![1; 100]));
+        q.push(Bytes::from(vec![2; 100]));
+        let freed = q.consume(40);
+        assert_eq!(freed, 40);
+        assert_eq!(q.drop_unstarted(true), cost(100));
+        assert_eq!(q.consume(60), 60 + FRAME_COST);
+        assert!(q.is_empty());
+    }
+}
