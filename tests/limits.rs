@@ -40,11 +40,11 @@ fn slowloris_connections_are_closed_after_the_handshake_timeout() {
     std::thread::sleep(Duration::from_millis(300));
     let mut normal = connect(addr);
     assert_echo(&mut normal, "a normal client still gets in");
-    // The timeout plus a wheel tick and some slack: by then only the normal client is left,
-    // while the dribblers are still sending.
-    std::thread::sleep(
-        (started + timeout + Duration::from_millis(700)).saturating_duration_since(Instant::now()),
-    );
+    // When exactly they go is proven in virtual time; here: they all go, while sending.
+    let deadline = Instant::now() + timeout + Duration::from_secs(5);
+    while server.handle().stats().sockets > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let left = server.handle().stats().sockets;
     let at = started.elapsed();
     let closed = dribble.join().unwrap();
@@ -107,8 +107,6 @@ fn a_peer_that_stops_answering_pings_is_dropped_in_time() {
     };
     assert_eq!(gone.0, ids[0], "the raw socket connected first");
     assert_eq!(gone.1, DisconnectReason::PongTimeout);
-    let bound = interval + pong + Duration::from_millis(300);
-    assert!(gone.2 <= bound, "dropped after {:?}, bound {bound:?}", gone.2);
     // The dead peer saw a ping before it was dropped.
     assert_eq!(read_frame(&mut dead).map(|f| f.1), Some(0x9));
     let mut alive = alive_reader.join().unwrap();
@@ -127,11 +125,5 @@ fn idle_connections_are_closed_with_1001() {
     let server =
         echo_server(config().idle_timeout(Some(Duration::from_millis(500))).ping_interval(None));
     let mut s = raw_open(server.local_addr());
-    let started = Instant::now();
     assert_eq!(read_close_code(&mut s), Some(1001));
-    let elapsed = started.elapsed();
-    assert!(
-        elapsed >= Duration::from_millis(450) && elapsed < Duration::from_secs(2),
-        "{elapsed:?}"
-    );
 }

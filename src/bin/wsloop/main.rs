@@ -54,6 +54,16 @@ struct Args {
     /// Event batches a worker's queue holds before reading from its connections pauses.
     #[arg(long, default_value_t = 1024)]
     worker_queue: usize,
+    /// Bytes of events waiting for one worker before reading from its connections pauses.
+    #[arg(long, default_value_t = 4 << 20)]
+    worker_queue_bytes: usize,
+    /// Bytes of publishes and broadcasts waiting for one reactor; past it they are dropped.
+    #[arg(long, default_value_t = 16 << 20)]
+    fanout_queue_bytes: usize,
+    /// A Host the server answers to (repeatable; `name` matches any port, `name:port` only
+    /// that one). Default: any host. Naming them closes DNS rebinding.
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
     /// Sockets held at most; past it new connections get HTTP 503.
     #[arg(long, default_value_t = 1 << 20)]
     max_connections: usize,
@@ -109,9 +119,15 @@ fn optional(seconds: f64) -> Option<Duration> {
     (seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
+/// Seconds from 0 to `MAX_DURATION` (10 years): larger values would not fit the timers.
 fn seconds(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    if v.is_finite() && v >= 0.0 { Ok(v) } else { Err(format!("`{s}` is not a duration")) }
+    let max = wsloop::MAX_DURATION.as_secs_f64();
+    if v.is_finite() && (0.0..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is not a duration from 0 to {max} seconds"))
+    }
 }
 
 impl Args {
@@ -130,6 +146,9 @@ impl Args {
                 BackpressureArg::Drop => Backpressure::Drop,
             })
             .worker_queue(self.worker_queue)
+            .worker_queue_bytes(self.worker_queue_bytes)
+            .fanout_queue_bytes(self.fanout_queue_bytes)
+            .allowed_hosts(self.allowed_hosts.iter().cloned())
             .max_connections(self.max_connections)
             .idle_timeout(optional(self.idle_timeout))
             .ping_interval(optional(self.ping_interval))
