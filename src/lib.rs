@@ -71,6 +71,12 @@ pub use pubsub::SubscribeError;
 pub use server::Server;
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
 
+/// Runs one connection's state machine on fuzzer input, checking its invariants (for
+/// `fuzz/`; not part of the API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use session::fuzz::run as fuzz_session;
+
 /// The README's code blocks, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

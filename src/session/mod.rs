@@ -17,6 +17,8 @@
 
 mod client;
 mod env;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz;
 mod host;
 mod outbound;
 mod server;
