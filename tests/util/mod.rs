@@ -226,9 +226,17 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The `wsloop` binary; only the server package's tests have it.
+pub fn server_binary() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_wsloop") {
+        Some(path) => path,
+        None => panic!("tests that run the binary live in server/tests"),
+    }
+}
+
 /// Starts `wsloop --addr 127.0.0.1:0 <args>` and reads the address it prints.
 pub fn start_binary(args: &[&str]) -> (ServerProcess, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsloop"))
+    let mut child = Command::new(server_binary())
         .args(["--addr", "127.0.0.1:0", "--reactors", "2", "--workers", "2"])
         .args(args)
         .stdout(Stdio::piped())
