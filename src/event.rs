@@ -38,6 +38,11 @@ impl ConnId {
         (self.0 & 0xffff_ffff) as usize
     }
 
+    /// The id whose [`as_u64`](ConnId::as_u64) is `raw` (e.g. typed into the admin page).
+    pub(crate) fn from_raw(raw: u64) -> ConnId {
+        ConnId(raw)
+    }
+
     /// The raw value, e.g. to put in a log line or a map key on another node.
     pub fn as_u64(self) -> u64 {
         self.0

@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) max_backpressure: usize,
     pub(crate) backpressure: Backpressure,
     pub(crate) topics: Topics,
+    /// What `/readyz` reports besides shutdown.
+    pub(crate) readiness: crate::http::Readiness,
     /// Messages at least this long are compressed where negotiated (`usize::MAX`: never).
     pub(crate) compression_threshold: usize,
 }
@@ -149,7 +151,7 @@ impl Handle {
         self.shared.reactors.get(id.reactor())
     }
 
-    fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::Acquire)
     }
 
@@ -178,7 +180,10 @@ impl Handle {
                     Command::Send { id, frame: wire::into_frame(message) }
                 };
                 return match self.push(remote, command) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        Counters::bump(&self.shared.counters.messages_out);
+                        Ok(())
+                    }
                     Err(unsent) => Err(SendError {
                         kind: SendErrorKind::ServerStopped,
                         message: unsent.message(),
@@ -245,6 +250,7 @@ impl Handle {
                 queued += n;
             }
         }
+        Counters::add(&self.shared.counters.messages_out, queued);
         queued
     }
 
@@ -254,6 +260,8 @@ impl Handle {
         for remote in self.shared.reactors.iter() {
             let _ = self.push(remote, Command::Broadcast { out: out.clone() });
         }
+        let open = self.shared.open.load(Ordering::Relaxed);
+        Counters::add(&self.shared.counters.messages_out, open);
     }
 
     /// Starts the close handshake with `code` and `reason` (≤ 123 bytes). The
@@ -333,7 +341,14 @@ impl Handle {
                 let _ = self.push(remote, Command::Publish { topic, out, except });
             }
         }
-        self.shared.topics.size(&topic)
+        let members = self.shared.topics.size(&topic);
+        let counters = &self.shared.counters;
+        Counters::bump(&counters.publishes);
+        Counters::add(
+            &counters.messages_out,
+            members.saturating_sub(usize::from(except.is_some())),
+        );
+        members
     }
 
     /// A message for many recipients: framed once, and its payload kept for the reactors

@@ -41,6 +41,7 @@
 
 pub mod protocol;
 
+mod accept_backoff;
 mod compress;
 mod config;
 mod conn;
@@ -48,6 +49,7 @@ mod dispatch;
 mod error;
 mod event;
 mod handle;
+mod http;
 mod liveness;
 mod metrics;
 mod outbox;
@@ -64,6 +66,7 @@ pub use dispatch::{Events, Handler};
 pub use error::{CloseError, ConfigError, Error, SendError, SendErrorKind};
 pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};
 pub use handle::Handle;
+pub use http::{Builtin, Response, RouteHandler};
 pub use metrics::Stats;
 pub use protocol::CloseCode;
 pub use protocol::handshake::Request;

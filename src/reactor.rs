@@ -30,6 +30,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::accept_backoff::AcceptBackoff;
 use crate::compress::Compressor;
 use crate::config::Config;
 use crate::conn::{Conn, Flushed, Phase};
@@ -77,6 +78,8 @@ pub(crate) struct Reactor {
     /// Reused buffer for the commands this thread sent itself.
     own_commands: Vec<Command>,
     ctx: Ctx,
+    /// Out of file descriptors: stop accepting for a moment (src/accept_backoff.rs).
+    accept_backoff: AcceptBackoff,
 }
 
 impl Reactor {
@@ -93,6 +96,7 @@ impl Reactor {
             scratch: vec![0; front + READ_CHUNK],
             front,
             own_commands: Vec::new(),
+            accept_backoff: AcceptBackoff::default(),
             ctx: Ctx {
                 index: parts.index,
                 shared,
@@ -118,6 +122,7 @@ impl Reactor {
     pub(crate) fn run(mut self) {
         outbox::become_reactor(self.ctx.remote());
         let mut events = Events::with_capacity(1024);
+        let mut turn_started: Option<Instant> = None;
         loop {
             self.ctx.remote().awake.store(false, Ordering::SeqCst);
             self.drain_commands();
@@ -127,6 +132,15 @@ impl Reactor {
             if self.shutdown_done() {
                 break;
             }
+            if let Some(started) = turn_started.take() {
+                let (sockets, paused) = (self.conns.len(), self.ctx.paused.len());
+                self.ctx.shared.counters.turn_ended(
+                    self.ctx.index,
+                    started.elapsed(),
+                    sockets,
+                    paused,
+                );
+            }
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -135,6 +149,7 @@ impl Reactor {
                 break;
             }
             self.ctx.remote().awake.store(true, Ordering::SeqCst);
+            turn_started = Some(Instant::now());
             self.ctx.now = self.ctx.wheel.tick_at(Instant::now());
             for event in events.iter() {
                 match event.token() {
@@ -151,6 +166,9 @@ impl Reactor {
                     }
                 }
             }
+            if self.accept_backoff.resume_due(Instant::now()) {
+                self.accept_all();
+            }
             self.read_again();
             self.run_timers();
         }
@@ -166,7 +184,12 @@ impl Reactor {
         if self.ctx.dispatcher.has_backlog() {
             return Some(Duration::from_millis(1));
         }
-        self.ctx.wheel.next_wake(Instant::now())
+        let now = Instant::now();
+        let wheel = self.ctx.wheel.next_wake(now);
+        match self.accept_backoff.wait(now) {
+            Some(wait) => Some(wheel.map_or(wait, |w| w.min(wait))),
+            None => wheel,
+        }
     }
 
     fn shutdown_done(&self) -> bool {
@@ -179,6 +202,9 @@ impl Reactor {
     // ---- accepting ----
 
     fn accept_all(&mut self) {
+        if self.accept_backoff.is_paused() {
+            return;
+        }
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
@@ -186,9 +212,13 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                // Out of file descriptors or memory: leave the rest in the backlog; they
-                // are retried on the next listener event.
-                Err(_) => return,
+                // Out of file descriptors or memory: leave the rest in the backlog and
+                // retry after a pause.
+                Err(e) => {
+                    let counters = &self.ctx.shared.counters;
+                    self.accept_backoff.failed(&e, Instant::now(), self.ctx.index, counters);
+                    return;
+                }
             }
         }
     }
@@ -273,6 +303,7 @@ impl Reactor {
                 }
             };
             budget = budget.saturating_sub(n);
+            Counters::add(&self.ctx.shared.counters.bytes_in, n);
             self.ctx.seen(conn);
             let carry = std::mem::take(&mut conn.carry);
             let start = front - carry.len();
@@ -343,6 +374,7 @@ impl Reactor {
         let id = self.ctx.id(slot, conn);
         let (flushed, written) = conn.flush();
         if written > 0 {
+            Counters::add(&self.ctx.shared.counters.bytes_out, written);
             self.ctx.remote().live.release(id, written);
         }
         match flushed {

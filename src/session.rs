@@ -26,7 +26,7 @@ use crate::protocol::handshake::{self, Request};
 use crate::protocol::message::{self, DecoderLimits, Incoming};
 use crate::protocol::{CloseCode, ProtocolError};
 use crate::timer::TimerWheel;
-use crate::upgrade::Accept;
+use crate::upgrade::{Accept, Reject, RejectCause};
 use crate::wire;
 
 /// A reactor's state apart from its sockets and read buffer.
@@ -272,6 +272,7 @@ impl Ctx {
         self.shared.topics.remove_connection(id);
         self.shared.open.fetch_sub(1, Ordering::AcqRel);
         let reason = conn.reason.take().map_or(DisconnectReason::Abnormal, |r| *r);
+        self.shared.counters.closed(&reason);
         self.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
     }
 
@@ -346,17 +347,23 @@ pub(crate) fn handshake_bytes(
         Ok(Some(parsed)) => parsed,
         Ok(None) => return 0,
         Err(e) => {
-            reject(ctx, slot, conn, e.status());
+            reject(ctx, slot, conn, Reject::by_server(e.status(), RejectCause::BadHandshake));
             return data.len();
         }
     };
+    // Plain HTTP on the WebSocket port (src/http): a routed request without `Upgrade`.
+    if let Some(answer) = crate::http::respond(&ctx.shared, &ctx.config, &request) {
+        ctx.queue_own(slot, conn, Bytes::from(answer));
+        ctx.flush_then_close(slot, conn);
+        return data.len();
+    }
     match upgrade(ctx, &request).and_then(|accepted| join_topics(ctx, slot, conn, accepted)) {
         Ok(accepted) => {
             open(ctx, slot, conn, &request, accepted);
             used + frame_bytes(ctx, slot, conn, &mut data[used..])
         }
-        Err(status) => {
-            reject(ctx, slot, conn, status);
+        Err(rejection) => {
+            reject(ctx, slot, conn, rejection);
             data.len()
         }
     }
@@ -371,20 +378,22 @@ struct Accepted {
     topics: Vec<String>,
 }
 
-fn upgrade(ctx: &Ctx, request: &Request) -> Result<Accepted, u16> {
-    handshake::validate_upgrade(request).map_err(|e| e.status())?;
+fn upgrade(ctx: &Ctx, request: &Request) -> Result<Accepted, Reject> {
+    let bad = |status| Reject::by_server(status, RejectCause::BadHandshake);
+    handshake::validate_upgrade(request).map_err(|e| bad(e.status()))?;
     let config = &ctx.config;
     if !config.origins.allows(request) {
-        return Err(403);
+        return Err(Reject::by_server(403, RejectCause::Origin));
     }
     let protocol = handshake::select_protocol(request, &config.subprotocols);
-    let deflate = negotiate_deflate(config, request)?;
+    let deflate = negotiate_deflate(config, request).map_err(bad)?;
     let accept = match &config.on_upgrade {
-        Some(hook) => hook(request).map_err(|r| r.status())?,
+        Some(hook) => hook(request)?,
         None => Accept::new(),
     };
     let extensions = deflate.map(|agreed| agreed.response_header());
-    let response = handshake::accept_response(request, protocol, extensions.as_deref());
+    let mut response = handshake::accept_response(request, protocol, extensions.as_deref());
+    accept.add_headers_to(&mut response);
     Ok(Accepted {
         response: Bytes::from(response),
         deflate,
@@ -419,7 +428,12 @@ fn negotiate_deflate(config: &Config, request: &Request) -> Result<Option<Agreed
 
 /// Joins the topics the upgrade hook named, before the 101 is queued: nothing published
 /// after the client sees its handshake can miss it. A limit refuses the upgrade with 503.
-fn join_topics(ctx: &Ctx, slot: usize, conn: &Conn, accepted: Accepted) -> Result<Accepted, u16> {
+fn join_topics(
+    ctx: &Ctx,
+    slot: usize,
+    conn: &Conn,
+    accepted: Accepted,
+) -> Result<Accepted, Reject> {
     if accepted.topics.is_empty() {
         return Ok(accepted);
     }
@@ -431,12 +445,13 @@ fn join_topics(ctx: &Ctx, slot: usize, conn: &Conn, accepted: Accepted) -> Resul
         Ok(accepted)
     } else {
         topics.remove_connection(id);
-        Err(503)
+        Err(Reject::by_server(503, RejectCause::TopicLimit))
     }
 }
 
-fn reject(ctx: &mut Ctx, slot: usize, conn: &mut Conn, status: u16) {
-    ctx.queue_own(slot, conn, Bytes::from(handshake::error_response(status)));
+fn reject(ctx: &mut Ctx, slot: usize, conn: &mut Conn, rejection: Reject) {
+    ctx.shared.counters.rejected(&rejection);
+    ctx.queue_own(slot, conn, Bytes::from(rejection.response()));
     ctx.flush_then_close(slot, conn);
 }
 
