@@ -57,6 +57,7 @@ mod pubsub;
 mod reactor;
 mod server;
 mod session;
+mod state;
 mod timer;
 mod upgrade;
 mod wire;
@@ -72,6 +73,7 @@ pub use protocol::CloseCode;
 pub use protocol::handshake::Request;
 pub use pubsub::SubscribeError;
 pub use server::Server;
+pub use state::{StatefulHandler, WithState};
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
 
 /// The README's code blocks, compiled and run as doc tests.

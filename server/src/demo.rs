@@ -2,11 +2,8 @@
 //! every message out to every `/broadcast` connection (the sender included), `/chat` is
 //! a JSON chat with rooms.
 
-use std::collections::HashMap;
-
-use parking_lot::RwLock;
 use wsloop::{
-    Accept, ConnId, ConnectInfo, DisconnectReason, Handle, Handler, Message, Reject, Request,
+    Accept, ConnId, ConnectInfo, Handle, Message, Reject, Request, StatefulHandler, WithState,
 };
 
 use crate::chat;
@@ -14,8 +11,10 @@ use crate::chat;
 /// The topic every `/broadcast` connection is in.
 const BROADCAST: &str = "broadcast";
 
+/// What a connection does with its messages, by the path it opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
+    Echo,
     Broadcast,
     Chat,
 }
@@ -29,54 +28,41 @@ pub fn upgrade(request: &Request) -> Result<Accept, Reject> {
     })
 }
 
-/// Routes events by the path each connection opened with. Echo connections are not
-/// recorded, so the echo path takes one shard read lock per message and nothing else.
-pub struct Demo {
-    shards: Box<[RwLock<HashMap<ConnId, Route>>]>,
-}
+/// Routes events by the path each connection opened with, kept as the connection's
+/// state: no shared map, no lock.
+pub struct Demo;
 
 impl Demo {
-    pub fn new() -> Demo {
-        Demo { shards: (0..64).map(|_| RwLock::new(HashMap::new())).collect() }
-    }
-
-    fn shard(&self, id: ConnId) -> &RwLock<HashMap<ConnId, Route>> {
-        // Fibonacci hashing: the top bits of the product spread sequential ids.
-        let top = id.as_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-        &self.shards[top as usize % self.shards.len()]
-    }
-
-    fn route(&self, id: ConnId) -> Option<Route> {
-        self.shard(id).read().get(&id).copied()
+    /// The demo as a server handler.
+    pub fn handler() -> WithState<Demo> {
+        WithState::new(Demo)
     }
 }
 
-impl Handler for Demo {
-    fn on_connect(&self, handle: &Handle, info: ConnectInfo) {
+impl StatefulHandler for Demo {
+    type State = Route;
+
+    fn on_connect(&self, handle: &Handle, info: ConnectInfo) -> Route {
         let route = match info.path.as_str() {
             "/broadcast" => Route::Broadcast,
             "/chat" => Route::Chat,
-            _ => return,
+            _ => Route::Echo,
         };
-        self.shard(info.id).write().insert(info.id, route);
         if route == Route::Chat {
             chat::welcome(handle, info.id);
         }
+        route
     }
 
-    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
-        match self.route(id) {
-            None => {
+    fn on_message(&self, handle: &Handle, route: &mut Route, id: ConnId, message: Message) {
+        match route {
+            Route::Echo => {
                 let _ = handle.send(id, message);
             }
-            Some(Route::Broadcast) => {
+            Route::Broadcast => {
                 handle.publish(BROADCAST, message);
             }
-            Some(Route::Chat) => chat::on_message(handle, id, message),
+            Route::Chat => chat::on_message(handle, id, message),
         }
-    }
-
-    fn on_disconnect(&self, _: &Handle, id: ConnId, _: DisconnectReason) {
-        self.shard(id).write().remove(&id);
     }
 }
