@@ -109,6 +109,10 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_timeout: Option<f64>,
+    /// Subprotocols spoken, in preference order, comma-separated [default: none].
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subprotocols: Option<Vec<String>>,
     /// Answer GET /healthz [default: true].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

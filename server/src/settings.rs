@@ -66,6 +66,8 @@ pub struct Settings {
     pub max_topics_per_connection: usize,
     pub max_subscribers_per_topic: usize,
     pub close_timeout: f64,
+    /// Subprotocols spoken, in preference order.
+    pub subprotocols: Vec<String>,
     pub healthz: bool,
     pub readyz: bool,
     pub metrics: bool,
@@ -100,6 +102,7 @@ impl Default for Settings {
             max_topics_per_connection: 64,
             max_subscribers_per_topic: 0,
             close_timeout: 5.0,
+            subprotocols: Vec::new(),
             healthz: true,
             readyz: true,
             metrics: true,
@@ -247,6 +250,7 @@ impl Settings {
             .compression_level(self.compression_level)
             .max_topics_per_connection(self.max_topics_per_connection)
             .max_subscribers_per_topic(self.max_subscribers_per_topic)
+            .subprotocols(self.subprotocols.iter().map(String::as_str))
             .builtin_route(Builtin::Healthz, self.healthz)
             .builtin_route(Builtin::Readyz, self.readyz)
             .builtin_route(Builtin::Metrics, self.metrics)
