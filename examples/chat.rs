@@ -63,13 +63,12 @@ impl Handler for Rooms {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = Config::default()
-        .addr("127.0.0.1:9002".parse()?)
-        .max_topics_per_connection(1)
-        .on_upgrade(|request| match parse_query(request.query()) {
+    let config = Config::default().addr("127.0.0.1:9002").max_topics_per_connection(1).on_upgrade(
+        |request| match parse_query(request.query()) {
             Some(member) => Ok(Accept::new().with_user_data(Box::new(member))),
             None => Err(Reject::with_status(400)),
-        });
+        },
+    );
     let server = Server::start(config, Rooms::default())?;
     println!("chat on ws://{}/?room=lobby&name=you", server.local_addr());
     server.join();

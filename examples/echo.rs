@@ -12,7 +12,7 @@ impl Handler for Echo {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
-    let server = Server::start(Config::default().addr(addr.parse()?), Echo)?;
+    let server = Server::start(Config::default().addr(addr.as_str()), Echo)?;
     println!("echo server on ws://{}", server.local_addr());
     server.join();
     Ok(())

@@ -93,6 +93,22 @@ for mode in shared dedicated; do
   ok
 done
 
+# Headless Chromium (Debian's package, driven by playwright-core): the admin page live,
+# and a browser's WebSocket (deflate, sizes, subprotocol, close code, origin).
+begin "browser (headless chromium, playwright-core)"
+if [[ -z ${WSLOOP_SERVER_CMD:-} ]]; then
+  command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+  [[ -d scripts/browser/node_modules/playwright-core ]] || (cd scripts/browser && npm ci --silent --no-audit --no-fund)
+  start_server --admin-token browser-test --subprotocols chat.v1
+  mkdir -p target/browser
+  timeout 180 node scripts/browser/browser_test.js "http://127.0.0.1:$port" browser-test target/browser/admin.png
+  stop_server
+  ok
+else
+  echo "skipped: the browser test drives wsloop's own admin routes and flags"
+  skipped=$((skipped + 1))
+fi
+
 # The core suite, then the compression cases (12.*, 13.*) against each deflate mode.
 # wstest is slow on those (about ten minutes each, its own CPU), so both modes run at
 # once, one per core.

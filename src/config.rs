@@ -58,7 +58,7 @@ pub enum Compression {
 /// ```
 /// use std::time::Duration;
 /// let config = wsloop::Config::default()
-///     .addr("127.0.0.1:0".parse().unwrap())
+///     .addr("127.0.0.1:0")
 ///     .reactors(2)
 ///     .max_message_size(1 << 20)
 ///     .handshake_timeout(Duration::from_secs(5));
@@ -95,6 +95,10 @@ pub struct Config {
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) subprotocols: Vec<String>,
     pub(crate) on_upgrade: Option<UpgradeHook>,
+    /// Plain HTTP routes (src/http/routes.rs has the setters).
+    pub(crate) routes: crate::http::Routes,
+    /// Whether the last `addr` given resolved.
+    pub(crate) addr_resolved: bool,
 }
 
 /// The longest duration a timeout or interval may be: 10 years.
@@ -136,6 +140,8 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             subprotocols: Vec::new(),
             on_upgrade: None,
+            routes: Default::default(),
+            addr_resolved: true,
         }
     }
 }
@@ -172,15 +178,20 @@ impl std::fmt::Debug for Config {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("subprotocols", &self.subprotocols)
             .field("on_upgrade", &self.on_upgrade.is_some())
+            .field("routes", &self.routes)
             .finish()
     }
 }
 
 impl Config {
-    /// The address to listen on. Default `127.0.0.1:9001`; port 0 picks a free port
-    /// (read it back with `Server::local_addr`).
-    pub fn addr(mut self, addr: SocketAddr) -> Config {
-        self.addr = addr;
+    /// The address to listen on: what `ToSocketAddrs` takes (`"localhost:9001"`, a
+    /// `SocketAddr`); a name with several addresses binds its first IPv4 one. Default
+    /// `127.0.0.1:9001`; port 0 picks a free port (read it back with
+    /// `Server::local_addr`). A name that does not resolve fails `validate`.
+    pub fn addr(mut self, addr: impl std::net::ToSocketAddrs) -> Config {
+        let resolved = crate::server::resolve(addr);
+        self.addr_resolved = resolved.is_some();
+        self.addr = resolved.unwrap_or(self.addr);
         self
     }
 
@@ -440,6 +451,9 @@ impl Config {
     /// # Errors
     /// The first field out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.addr_resolved {
+            return Err(ConfigError::Addr);
+        }
         if !(1..=256).contains(&self.reactors) {
             return Err(ConfigError::Reactors(self.reactors));
         }

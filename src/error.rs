@@ -77,6 +77,8 @@ pub enum ConfigError {
     CompressionLevel(u32),
     /// `Compression::Dedicated { window_bits }` must be 8 to 15.
     WindowBits(u8),
+    /// `addr` named a host that resolved to no address.
+    Addr,
 }
 
 impl fmt::Display for ConfigError {
@@ -97,6 +99,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Duration(name) => write!(f, "{name} is longer than 10 years"),
             ConfigError::CompressionLevel(n) => write!(f, "compression_level = {n}, must be 0..=9"),
             ConfigError::WindowBits(n) => write!(f, "window_bits = {n}, must be 8..=15"),
+            ConfigError::Addr => f.write_str("addr does not resolve to any address"),
             ConfigError::MaxBackpressure(n) => {
                 write!(f, "max_backpressure = {n}, must be 1..=2^31")
             }

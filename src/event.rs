@@ -39,6 +39,12 @@ impl ConnId {
         (self.place & 0xffff_ffff) as usize
     }
 
+    /// The id whose [`as_u128`](ConnId::as_u128) is `raw` (e.g. typed into the admin
+    /// page).
+    pub(crate) fn from_raw(raw: u128) -> ConnId {
+        ConnId { place: (raw >> 64) as u64, generation: raw as u64 }
+    }
+
     /// The raw value, e.g. to put in a log line or a map key on another node.
     pub fn as_u128(self) -> u128 {
         (u128::from(self.place) << 64) | u128::from(self.generation)

@@ -150,6 +150,8 @@ pub(crate) struct Shared {
     /// What fan-out commands may hold per reactor (`Config::fanout_queue_bytes`).
     pub(crate) fanout_limit: usize,
     pub(crate) topics: Topics,
+    /// What `/readyz` reports besides shutdown.
+    pub(crate) readiness: crate::http::Readiness,
     /// Messages at least this long are compressed where negotiated (`usize::MAX`: never).
     pub(crate) compression_threshold: usize,
 }
@@ -182,7 +184,7 @@ impl Handle {
         self.shared.reactors.get(id.reactor())
     }
 
-    fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::Acquire)
     }
 
@@ -211,7 +213,10 @@ impl Handle {
                     Command::Send { id, frame: wire::into_frame(message) }
                 };
                 return match self.push(remote, command) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        Counters::bump(&self.shared.counters.messages_out);
+                        Ok(())
+                    }
                     Err(unsent) => Err(SendError {
                         kind: SendErrorKind::ServerStopped,
                         message: unsent.message(),
@@ -286,6 +291,7 @@ impl Handle {
                 queued += n;
             }
         }
+        Counters::add(&self.shared.counters.messages_out, queued);
         queued
     }
 
@@ -315,6 +321,8 @@ impl Handle {
         for remote in self.shared.reactors.iter() {
             self.push_fanout(remote, cost, |cost| Command::Broadcast { out: out.clone(), cost });
         }
+        let open = self.shared.open.load(Ordering::Relaxed);
+        Counters::add(&self.shared.counters.messages_out, open);
     }
 
     /// Starts the close handshake with `code` and `reason` (≤ 123 bytes). The
@@ -404,7 +412,17 @@ impl Handle {
                 sent += 1;
             }
         }
-        if sent == 0 { 0 } else { self.shared.topics.size(&topic) }
+        if sent == 0 {
+            return 0;
+        }
+        let members = self.shared.topics.size(&topic);
+        let counters = &self.shared.counters;
+        Counters::bump(&counters.publishes);
+        Counters::add(
+            &counters.messages_out,
+            members.saturating_sub(usize::from(except.is_some())),
+        );
+        members
     }
 
     /// A message for many recipients: framed once, and its payload kept for the reactors

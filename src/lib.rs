@@ -41,6 +41,7 @@
 
 pub mod protocol;
 
+mod accept_backoff;
 mod compress;
 mod config;
 mod conn;
@@ -48,6 +49,7 @@ mod dispatch;
 mod error;
 mod event;
 mod handle;
+mod http;
 mod liveness;
 mod metrics;
 mod outbox;
@@ -55,6 +57,7 @@ mod pubsub;
 mod reactor;
 mod server;
 mod session;
+mod state;
 mod timer;
 mod upgrade;
 mod wire;
@@ -64,11 +67,13 @@ pub use dispatch::{Events, Handler};
 pub use error::{CloseError, ConfigError, Error, SendError, SendErrorKind};
 pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};
 pub use handle::Handle;
+pub use http::{Builtin, Response, RouteHandler};
 pub use metrics::Stats;
 pub use protocol::CloseCode;
 pub use protocol::handshake::Request;
 pub use pubsub::SubscribeError;
 pub use server::Server;
+pub use state::{StatefulHandler, WithState};
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
 
 /// Runs one connection's state machine on fuzzer input, checking its invariants (for

@@ -190,6 +190,26 @@ impl Topics {
     pub(crate) fn topic_count(&self) -> usize {
         self.registry.read().topics.len()
     }
+
+    /// Memberships over all topics.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.registry.read().topics.values().map(|t| t.size).sum()
+    }
+
+    /// The `n` topics with the most members, largest first (ties by name).
+    pub(crate) fn largest(&self, n: usize) -> Vec<(String, usize)> {
+        let registry = self.registry.read();
+        let mut all: Vec<(&Arc<str>, usize)> =
+            registry.topics.iter().map(|(name, t)| (name, t.size)).collect();
+        let by_size =
+            |a: &(&Arc<str>, usize), b: &(&Arc<str>, usize)| b.1.cmp(&a.1).then(a.0.cmp(b.0));
+        if all.len() > n {
+            all.select_nth_unstable_by(n, by_size);
+            all.truncate(n);
+        }
+        all.sort_unstable_by(by_size);
+        all.into_iter().map(|(name, size)| (name.to_string(), size)).collect()
+    }
 }
 
 fn leave(topics: &mut HashMap<Arc<str>, Topic>, id: ConnId, topic: &str) {
@@ -228,6 +248,19 @@ mod tests {
         t.remove_connection(id(1, 1));
         assert_eq!((t.size("a"), t.size("b"), t.topic_count()), (0, 0, 0));
         assert!(t.topics_of(id(1, 1)).is_empty());
+    }
+
+    #[test]
+    fn largest_topics_and_subscriptions() {
+        let t = Topics::new(1, 0, 0);
+        for (slot, topics) in [(1, &["a", "b", "c"][..]), (2, &["b", "c"]), (3, &["c"])] {
+            for topic in topics {
+                t.subscribe(id(0, slot), topic, || true).unwrap();
+            }
+        }
+        assert_eq!(t.subscription_count(), 6);
+        assert_eq!(t.largest(2), vec![("c".to_owned(), 3), ("b".to_owned(), 2)]);
+        assert_eq!(t.largest(10).len(), 3);
     }
 
     #[test]

@@ -34,6 +34,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::accept_backoff::AcceptBackoff;
 use crate::config::Config;
 use crate::conn::{self, Conn, Flushed};
 use crate::dispatch::Dispatcher;
@@ -42,9 +43,10 @@ use crate::handle::{Command, Remote, Shared};
 use crate::liveness::{self, Liveness};
 use crate::metrics::Counters;
 use crate::outbox;
-use crate::protocol::handshake;
+use crate::protocol::handshake::{self, Request};
 use crate::session::{self, AfterFlush, Count, Env, Host, Opened, Phase, Session};
 use crate::timer::{self, Entry, TimerWheel};
+use crate::upgrade::Reject;
 
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
@@ -91,11 +93,15 @@ pub(crate) struct Reactor {
     own_commands: Vec<Command>,
     due: Vec<Entry>,
     slots: Vec<usize>,
+    /// Out of file descriptors: stop accepting for a moment (src/accept_backoff.rs).
+    accept_backoff: AcceptBackoff,
 }
 
 /// The reactor's side of one session: where its events, counts and bytes go.
 struct ConnHost<'a> {
     shared: &'a Shared,
+    shared_arc: &'a Arc<Shared>,
+    config: &'a Config,
     remote: &'a Remote,
     dispatcher: &'a mut Dispatcher,
     dirty: &'a mut Vec<usize>,
@@ -119,6 +125,10 @@ impl Host for ConnHost<'_> {
         self.remote.live.release(self.id, cost);
     }
 
+    fn sent(&mut self, bytes: usize) {
+        Counters::add(&self.shared.counters.bytes_out, bytes);
+    }
+
     fn set_liveness(&mut self, state: Liveness) {
         self.remote.live.set(self.id, state);
     }
@@ -132,6 +142,14 @@ impl Host for ConnHost<'_> {
             *self.conn_dirty = true;
             self.dirty.push(self.slot);
         }
+    }
+
+    fn http(&mut self, request: &Request) -> Option<Vec<u8>> {
+        crate::http::respond(self.shared_arc, self.config, request)
+    }
+
+    fn refused(&mut self, rejection: &Reject) {
+        self.shared.counters.rejected(rejection);
     }
 
     fn join_topics(&mut self, topics: &[String]) -> bool {
@@ -177,6 +195,7 @@ impl Host for ConnHost<'_> {
         // After `Gone`: a subscribe racing with this end fails, or is undone here.
         self.shared.topics.remove_connection(self.id);
         self.shared.open.fetch_sub(1, Ordering::AcqRel);
+        self.shared.counters.closed(&reason);
         self.dispatcher.emit(self.worker, Event::Disconnect { id: self.id, reason });
     }
 
@@ -223,6 +242,7 @@ impl Reactor {
             own_commands: Vec::new(),
             due: Vec::new(),
             slots: Vec::new(),
+            accept_backoff: AcceptBackoff::default(),
         }
     }
 
@@ -234,6 +254,7 @@ impl Reactor {
     pub(crate) fn run(mut self) {
         outbox::become_reactor(self.remote());
         let mut events = Events::with_capacity(1024);
+        let mut turn_started: Option<Instant> = None;
         loop {
             self.remote().awake.store(false, Ordering::SeqCst);
             self.drain_commands();
@@ -243,6 +264,10 @@ impl Reactor {
             if self.shutdown_done() {
                 break;
             }
+            if let Some(started) = turn_started.take() {
+                let (sockets, paused) = (self.conns.len(), self.paused.len());
+                self.shared.counters.turn_ended(self.index, started.elapsed(), sockets, paused);
+            }
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -251,7 +276,9 @@ impl Reactor {
                 break;
             }
             self.remote().awake.store(true, Ordering::SeqCst);
-            self.env.now = self.wheel.tick_at(Instant::now());
+            let now = Instant::now();
+            turn_started = Some(now);
+            self.env.now = self.wheel.tick_at(now);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -266,6 +293,9 @@ impl Reactor {
                         }
                     }
                 }
+            }
+            if self.accept_backoff.resume_due(Instant::now()) {
+                self.accept_all();
             }
             self.read_again();
             self.run_timers();
@@ -289,6 +319,9 @@ impl Reactor {
         if let Some(deadline) = self.shutdown_deadline {
             wake = Some(wake.map_or(deadline, |w| w.min(deadline)));
         }
+        if let Some(wait) = self.accept_backoff.wait(now) {
+            wake = Some(wake.map_or(now + wait, |w| w.min(now + wait)));
+        }
         wake.map(|w| w.saturating_duration_since(now))
     }
 
@@ -311,8 +344,11 @@ impl Reactor {
         let Reactor { conns, shared, dispatcher, dirty, env, wheel, index, .. } = self;
         let conn = conns.get_mut(slot)?;
         let Conn { stream, session, generation, worker, dirty: conn_dirty, timer_tick, .. } = conn;
+        let config = env.config.clone();
         let mut host = ConnHost {
             shared,
+            shared_arc: shared,
+            config: &config,
             remote: &shared.reactors[*index],
             dispatcher,
             dirty,
@@ -345,6 +381,9 @@ impl Reactor {
     // ---- accepting ----
 
     fn accept_all(&mut self) {
+        if self.accept_backoff.is_paused() {
+            return;
+        }
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
@@ -352,9 +391,13 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                // Out of file descriptors or memory: leave the rest in the backlog; they
-                // are retried on the next listener event.
-                Err(_) => return,
+                // Out of file descriptors or memory: leave the rest in the backlog and
+                // retry after a pause.
+                Err(e) => {
+                    let counters = &self.shared.counters;
+                    self.accept_backoff.failed(&e, Instant::now(), self.index, counters);
+                    return;
+                }
             }
         }
     }
@@ -428,6 +471,7 @@ impl Reactor {
                 Err(e) => return self.close_now(slot, DisconnectReason::Io(e.kind())),
             };
             budget = budget.saturating_sub(n);
+            Counters::add(&self.shared.counters.bytes_in, n);
             let carry = conn.session.take_carry();
             let start = front - carry.len();
             let mut scratch = std::mem::take(&mut self.scratch);

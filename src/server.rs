@@ -1,6 +1,6 @@
 //! `Server`: binds the listeners, starts the reactor and worker threads, and stops them.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::thread::JoinHandle;
@@ -15,6 +15,7 @@ use crate::dispatch::{self, Budget, Dispatcher, Envelope, Events, Handler};
 use crate::error::Error;
 use crate::handle::{Handle, Remote, Shared};
 use crate::liveness::LiveTable;
+use crate::metrics::Counters;
 use crate::pubsub::Topics;
 use crate::reactor::{LISTENER, Reactor, ReactorParts, WAKER};
 
@@ -135,7 +136,8 @@ impl Server {
             open: AtomicUsize::new(0),
             sockets: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
-            counters: Default::default(),
+            counters: Counters::new(config.reactors),
+            readiness: Default::default(),
             max_backpressure: config.max_backpressure,
             backpressure: config.backpressure,
             fanout_limit: config.fanout_queue_bytes,
@@ -158,6 +160,14 @@ impl Server {
             let reactor = Reactor::new(parts, shared.clone(), config.clone());
             threads.push(spawn(format!("wsloop-reactor-{index}"), move || reactor.run())?);
         }
+        log::info!(
+            "listening on {local_addr}: {} reactors, {} dispatch",
+            config.reactors,
+            match config.dispatch {
+                Dispatch::Workers => format!("{} workers", config.workers),
+                Dispatch::Inline => "inline".to_owned(),
+            }
+        );
         Ok(Server { handle, local_addr, threads })
     }
 }
@@ -212,9 +222,23 @@ fn dispatchers(
     }
 }
 
+/// The address `addr` names: its first IPv4 address, else its first; `None` if it names
+/// none.
+pub(crate) fn resolve(addr: impl ToSocketAddrs) -> Option<SocketAddr> {
+    let all: Vec<SocketAddr> = addr.to_socket_addrs().ok()?.collect();
+    all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
+}
+
 /// One `SO_REUSEPORT` listener per reactor, all on the same port.
+///
+/// `SO_REUSEPORT` would also let this server share a port another process listens on,
+/// and the kernel would split clients between the two. So the port is first taken by a
+/// probe socket without it: that bind fails with `AddrInUse` if anyone listens there
+/// (and picks the port when the config asks for port 0). The probe is closed before the
+/// reactors bind.
 fn bind_all(config: &Config) -> Result<Vec<TcpListener>, Error> {
-    let mut addr = config.addr;
+    let requested = config.addr;
+    let mut addr = probe(requested).map_err(|source| Error::Bind { addr: requested, source })?;
     let mut listeners = Vec::with_capacity(config.reactors);
     for _ in 0..config.reactors {
         let listener =
@@ -224,6 +248,15 @@ fn bind_all(config: &Config) -> Result<Vec<TcpListener>, Error> {
         listeners.push(listener);
     }
     Ok(listeners)
+}
+
+/// Binds `addr` without `SO_REUSEPORT` and returns the bound address.
+fn probe(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Still SO_REUSEADDR: connections of an earlier run in TIME_WAIT must not block a restart.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an IP address"))
 }
 
 fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {

@@ -48,10 +48,15 @@ impl Host for Checked {
     }
     fn set_liveness(&mut self, _: Liveness) {}
     fn set_compresses(&mut self) {}
+    fn sent(&mut self, _: usize) {}
     fn wants_write(&mut self) {}
     fn join_topics(&mut self, _: &[String]) -> bool {
         true
     }
+    fn http(&mut self, _: &crate::protocol::handshake::Request) -> Option<Vec<u8>> {
+        None
+    }
+    fn refused(&mut self, _: &crate::upgrade::Reject) {}
     fn connect(&mut self, _: Opened) {
         assert!(!self.connected && !self.ended, "Connect twice, or after the end");
         self.connected = true;

@@ -6,6 +6,8 @@
 
 use crate::event::{DisconnectReason, Message, UserData};
 use crate::liveness::Liveness;
+use crate::protocol::handshake::Request;
+use crate::upgrade::Reject;
 
 /// What a session asks of its surroundings.
 pub(crate) trait Host {
@@ -16,12 +18,19 @@ pub(crate) trait Host {
     fn charge(&mut self, cost: usize);
     /// Frees cost: bytes written, or frames dropped.
     fn release(&mut self, cost: usize);
+    /// The socket took `bytes` (counted for the server's statistics).
+    fn sent(&mut self, bytes: usize);
     /// Tells other threads what state the connection is in.
     fn set_liveness(&mut self, state: Liveness);
     /// Tells other threads that the connection negotiated compression.
     fn set_compresses(&mut self);
     /// Frames were queued: write them at the end of the turn.
     fn wants_write(&mut self);
+    /// The answer to a plain HTTP request (no `Upgrade`) on the WebSocket port, if one of
+    /// the server's routes takes it.
+    fn http(&mut self, request: &Request) -> Option<Vec<u8>>;
+    /// An upgrade was refused (counted by status and cause).
+    fn refused(&mut self, rejection: &Reject);
     /// Joins the topics the upgrade hook named; false when a limit refused one (and any
     /// joined are left again).
     fn join_topics(&mut self, topics: &[String]) -> bool;

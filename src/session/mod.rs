@@ -415,6 +415,7 @@ impl Session {
     pub(crate) fn written(&mut self, host: &mut impl Host, n: usize) {
         let freed = self.out.consume(n);
         host.release(freed);
+        host.sent(n);
     }
 
     /// The socket refused part of the queue (`WouldBlock`).
@@ -634,11 +635,5 @@ impl Session {
             host.set_compresses();
         }
         host.set_liveness(Liveness::Open);
-    }
-
-    /// Refuses the handshake: the error response, then close.
-    fn refuse(&mut self, env: &mut Env, host: &mut impl Host, response: Bytes) {
-        self.queue_own(env, host, response);
-        self.complete(env, host);
     }
 }

@@ -10,7 +10,7 @@ use crate::event::UserData;
 use crate::protocol::deflate::{self, Agreed, DeflatePolicy};
 use crate::protocol::handshake::{self, Request};
 use crate::protocol::message::Role;
-use crate::upgrade::Accept;
+use crate::upgrade::{Accept, Reject, RejectCause};
 
 /// What the upgrade decided.
 struct Accepted {
@@ -40,15 +40,21 @@ impl Session {
             Ok(Some(parsed)) => parsed,
             Ok(None) => return 0,
             Err(e) => {
-                self.refuse(env, host, error_response(e.status()));
+                self.refuse(env, host, Reject::by_server(e.status(), RejectCause::BadHandshake));
                 return data.len();
             }
         };
+        // Plain HTTP on the WebSocket port: a request without `Upgrade` the host routes.
+        if let Some(answer) = host.http(&request) {
+            self.queue_own(env, host, Bytes::from(answer));
+            self.complete(env, host);
+            return data.len();
+        }
         let decided = decide(&env.config, &request).and_then(|accepted| {
             if accepted.topics.is_empty() || host.join_topics(&accepted.topics) {
                 Ok(accepted)
             } else {
-                Err(503)
+                Err(Reject::by_server(503, RejectCause::TopicLimit))
             }
         });
         match decided {
@@ -56,11 +62,18 @@ impl Session {
                 self.accept(env, host, &request, accepted);
                 used + self.frames(env, host, &mut data[used..])
             }
-            Err(status) => {
-                self.refuse(env, host, error_response(status));
+            Err(rejection) => {
+                self.refuse(env, host, rejection);
                 data.len()
             }
         }
+    }
+
+    /// Refuses the handshake: the error response, then close.
+    fn refuse(&mut self, env: &mut Env, host: &mut impl Host, rejection: Reject) {
+        host.refused(&rejection);
+        self.queue_own(env, host, Bytes::from(rejection.response()));
+        self.complete(env, host);
     }
 
     fn accept(
@@ -81,24 +94,25 @@ impl Session {
     }
 }
 
-fn error_response(status: u16) -> Bytes {
-    Bytes::from(handshake::error_response(status))
-}
-
-/// The server's decision on a request: the 101 and what it agreed, or an HTTP status.
-fn decide(config: &Config, request: &Request) -> Result<Accepted, u16> {
-    handshake::validate_upgrade(request).map_err(|e| e.status())?;
-    if !host_allowed(&config.allowed_hosts, request) || !config.origins.allows(request) {
-        return Err(403);
+/// The server's decision on a request: the 101 and what it agreed, or the refusal.
+fn decide(config: &Config, request: &Request) -> Result<Accepted, Reject> {
+    let bad = |status| Reject::by_server(status, RejectCause::BadHandshake);
+    handshake::validate_upgrade(request).map_err(|e| bad(e.status()))?;
+    if !host_allowed(&config.allowed_hosts, request) {
+        return Err(Reject::by_server(403, RejectCause::Host));
+    }
+    if !config.origins.allows(request) {
+        return Err(Reject::by_server(403, RejectCause::Origin));
     }
     let protocol = handshake::select_protocol(request, &config.subprotocols);
-    let deflate = negotiate_deflate(config, request)?;
+    let deflate = negotiate_deflate(config, request).map_err(bad)?;
     let accept = match &config.on_upgrade {
-        Some(hook) => hook(request).map_err(|r| r.status())?,
+        Some(hook) => hook(request)?,
         None => Accept::new(),
     };
     let extensions = deflate.map(|agreed| agreed.response_header());
-    let response = handshake::accept_response(request, protocol, extensions.as_deref());
+    let mut response = handshake::accept_response(request, protocol, extensions.as_deref());
+    accept.add_headers_to(&mut response);
     Ok(Accepted {
         response: Bytes::from(response),
         deflate,

@@ -47,10 +47,15 @@ impl Host for Recorder {
         self.liveness = Some(state);
     }
     fn set_compresses(&mut self) {}
+    fn sent(&mut self, _: usize) {}
     fn wants_write(&mut self) {}
     fn join_topics(&mut self, _: &[String]) -> bool {
         true
     }
+    fn http(&mut self, _: &crate::protocol::handshake::Request) -> Option<Vec<u8>> {
+        None
+    }
+    fn refused(&mut self, _: &crate::upgrade::Reject) {}
     fn connect(&mut self, opened: Opened) {
         let _: Option<UserData> = opened.user_data;
         self.seen.push(Seen::Connect { path: opened.path, protocol: opened.protocol });

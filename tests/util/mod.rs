@@ -39,7 +39,7 @@ impl Handler for Echo {
 }
 
 pub fn config() -> Config {
-    Config::default().addr("127.0.0.1:0".parse().unwrap()).reactors(2).workers(2)
+    Config::default().addr("127.0.0.1:0").reactors(2).workers(2)
 }
 
 pub fn echo_server(config: Config) -> Server {
@@ -99,6 +99,36 @@ pub fn raw(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
+}
+
+/// A plain HTTP answer: status, head (status line and headers) and body.
+pub struct HttpAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Sends `method path` with `extra` header lines as plain HTTP/1.1 and reads the answer
+/// to the end (the server closes after answering).
+pub fn http(addr: SocketAddr, method: &str, path: &str, extra: &str) -> HttpAnswer {
+    let mut s = raw(addr);
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("the server closes after answering");
+    let all = String::from_utf8_lossy(&all).into_owned();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+    HttpAnswer { status: status_of(head), head: head.to_owned(), body: body.to_owned() }
 }
 
 /// Sends `head` and returns the response head (through the blank line).
@@ -226,9 +256,17 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The `wsloop` binary; only the server package's tests have it.
+pub fn server_binary() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_wsloop") {
+        Some(path) => path,
+        None => panic!("tests that run the binary live in server/tests"),
+    }
+}
+
 /// Starts `wsloop --addr 127.0.0.1:0 <args>` and reads the address it prints.
 pub fn start_binary(args: &[&str]) -> (ServerProcess, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsloop"))
+    let mut child = Command::new(server_binary())
         .args(["--addr", "127.0.0.1:0", "--reactors", "2", "--workers", "2"])
         .args(args)
         .stdout(Stdio::piped())

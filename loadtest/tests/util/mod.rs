@@ -107,11 +107,8 @@ impl Handler for Echo {
 
 /// THE server the scenario tests run against: wsloop in-process on 127.0.0.1:0, echoing.
 pub fn echo_server() -> TestServer {
-    let config = Config::default()
-        .addr("127.0.0.1:0".parse().expect("address"))
-        .reactors(1)
-        .workers(1)
-        .max_message_size(1 << 20);
+    let config =
+        Config::default().addr("127.0.0.1:0").reactors(1).workers(1).max_message_size(1 << 20);
     TestServer::Wsloop(Some(Server::start(config, Echo).expect("wsloop starts")))
 }
 
@@ -130,7 +127,7 @@ impl Handler for FanOut {
 /// is already in the topic when publishing starts.
 pub fn broadcast_server() -> TestServer {
     let config = Config::default()
-        .addr("127.0.0.1:0".parse().expect("address"))
+        .addr("127.0.0.1:0")
         .reactors(2)
         .on_upgrade(|_| Ok(wsloop::Accept::new().subscribe("all")));
     TestServer::Wsloop(Some(Server::start(config, FanOut).expect("wsloop starts")))

@@ -1,6 +1,7 @@
 //! Memory per idle connection: the `wsloop` binary as a child process, 10,000 open
 //! connections held idle, the RSS growth read from `/proc/<pid>/status`.
 
+#[path = "../../tests/util/mod.rs"]
 mod util;
 
 use std::time::Duration;

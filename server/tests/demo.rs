@@ -1,6 +1,7 @@
 //! The `wsloop` binary's demo routes, as a child process: `/chat` rooms and `/broadcast`
 //! fan-out to 10,000 subscribers.
 
+#[path = "../../tests/util/mod.rs"]
 mod util;
 
 use std::io::Write;

@@ -1,0 +1,163 @@
+//! Command-line flags: one per setting (see [`Settings`](crate::settings::Settings)), all
+//! optional, so a flag that is not given leaves the file's or the environment's value.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::settings::{BackpressureMode, CompressionMode, DispatchMode, Layer};
+
+/// A WebSocket server on wsloop: echo on / and /echo, fan-out on /broadcast, chat rooms on
+/// /chat; /healthz, /readyz, /metrics and /admin over plain HTTP on the same port.
+///
+/// Settings come from built-in defaults, then --config FILE (TOML), then WSLOOP_<KEY>
+/// environment variables, then these flags. Durations are seconds, sizes bytes.
+#[derive(Debug, Parser, Serialize)]
+#[command(version, about)]
+pub struct Flags {
+    /// A TOML file of settings (keys as these flags, with underscores).
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Print the effective settings as TOML and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
+
+    /// Address to listen on (a host name resolves: localhost:9001) [default: 127.0.0.1:9001].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    /// Reactor threads (0: number of cores) [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reactors: Option<usize>,
+    /// Worker threads for the handler (0: number of cores) [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Where the handler runs [default: workers].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DispatchMode>,
+    /// Largest message accepted, in bytes (bigger closes with 1009) [default: 65536].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<usize>,
+    /// Seconds a client has to complete its handshake [default: 15].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_timeout: Option<f64>,
+    /// Bytes that may wait for one connection before the backpressure policy applies
+    /// [default: 1048576].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_backpressure: Option<usize>,
+    /// What happens past --max-backpressure [default: close].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backpressure: Option<BackpressureMode>,
+    /// Event batches a worker's queue holds before reading its connections pauses
+    /// [default: 1024].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_queue: Option<usize>,
+    /// Bytes of events waiting for one worker before reading its connections pauses
+    /// [default: 4194304].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_queue_bytes: Option<usize>,
+    /// Bytes of publishes and broadcasts waiting for one reactor; past it they are dropped
+    /// and counted [default: 16777216].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout_queue_bytes: Option<usize>,
+    /// Hosts the server answers to, comma-separated (`name` matches any port, `name:port`
+    /// only that one); others get 403. Closes DNS rebinding [default: any].
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Sockets held at most; past it new connections get HTTP 503 [default: 1048576].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Seconds without a message before a connection is closed (0: never) [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<f64>,
+    /// Seconds of silence before a connection is pinged (0: no pings) [default: 30].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ping_interval: Option<f64>,
+    /// Seconds a pinged peer has to answer before it is dropped as dead [default: 10].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pong_timeout: Option<f64>,
+    /// permessage-deflate: off, shared (no memory per connection) or dedicated (context
+    /// takeover, ~340 KB per connection) [default: shared].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionMode>,
+    /// LZ77 window bits (8-15) in dedicated compression [default: 15].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_window_bits: Option<u8>,
+    /// Messages shorter than this many bytes are sent uncompressed [default: 1024].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_threshold: Option<usize>,
+    /// zlib level, 0-9 [default: 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_level: Option<u32>,
+    /// Topics (chat rooms) one connection may be in (0: no limit) [default: 64].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_topics_per_connection: Option<usize>,
+    /// Members one topic may have (0: no limit) [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_subscribers_per_topic: Option<usize>,
+    /// Seconds to wait for the peer's answer to a close frame (and for shutdown)
+    /// [default: 5].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_timeout: Option<f64>,
+    /// Subprotocols spoken, in preference order, comma-separated [default: none].
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subprotocols: Option<Vec<String>>,
+    /// Answer GET /healthz [default: true].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthz: Option<bool>,
+    /// Answer GET /readyz [default: true].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readyz: Option<bool>,
+    /// Answer GET /metrics (Prometheus) [default: true].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<bool>,
+    /// Serve the /admin page [default: true].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
+    /// Bearer token enabling the admin actions (empty: read-only) [default: ""].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Seconds /readyz answers 503 after SIGTERM before connections are closed
+    /// [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_delay: Option<f64>,
+}
+
+impl Flags {
+    /// The flags that were given, as a settings layer.
+    pub fn layer(&self) -> Layer {
+        Layer::try_from(self).unwrap_or_default()
+    }
+}
