@@ -300,8 +300,11 @@ impl Config {
         self
     }
 
-    /// Deliver `Event::Drain` (`Handler::on_drain`) when a connection's write queue, having
-    /// filled, empties again. Default off.
+    /// Deliver `Event::Drain` (`Handler::on_drain`) once everything buffered for a
+    /// connection has been written, when either its socket had refused part of its queue,
+    /// or a producer was told bytes were buffered (`Handle::buffered` answered more than 0,
+    /// or a send was refused for backpressure). So a producer that pauses on `buffered` is
+    /// always woken. Default off.
     pub fn drain_events(mut self, on: bool) -> Config {
         self.drain_events = on;
         self

@@ -248,7 +248,8 @@ impl Handle {
     /// Memory held for `id` and not yet taken by its socket (frames in the command channel
     /// and the write queue, each at its length plus 64 bytes); `None` when the id is not
     /// open. Compare with `max_backpressure` to slow a producer down before the policy
-    /// applies.
+    /// applies: with `Config::drain_events`, a non-zero answer promises a `Drain` event
+    /// once all of it has been written, so a producer may pause until then.
     pub fn buffered(&self, id: ConnId) -> Option<usize> {
         self.remote(id)?.live.buffered(id)
     }

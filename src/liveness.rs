@@ -1,8 +1,8 @@
 //! Per-slot state shared between a reactor and every `Handle`, without a lock: whether an
 //! id is open, and how many bytes are buffered for it.
 //!
-//! One `AtomicU64` per slot: `OPEN | CLOSING | COMPRESSES | generation tag (29 bits) |
-//! buffered (32 bits)`. "Buffered" counts the memory held for the connection and not yet
+//! One `AtomicU64` per slot: `OPEN | CLOSING | COMPRESSES | WATCHED | generation tag (28
+//! bits) | buffered (32 bits)`. "Buffered" counts the memory held for the connection and not yet
 //! taken by the kernel: frames still in the command channel and frames in the write
 //! queue, each at its length plus [`FRAME_COST`](crate::session::FRAME_COST). A `Handle`
 //! reserves a frame's cost before queueing it (refused past `max_backpressure`, so the
@@ -10,8 +10,13 @@
 //! bytes. Every change checks the generation tag, so a late command for a closed
 //! connection never touches the slot's next connection.
 //!
-//! The tag is the low 29 bits of the id's 64-bit generation: for a stale id to pass it,
-//! the same slot must be reused exactly a multiple of 2^29 accepts later. Even then only
+//! `WATCHED` says a producer has seen bytes buffered (through `Handle::buffered`, or a send
+//! refused for backpressure): the release that brings the count back to zero clears it and
+//! tells the reactor, which then owes the connection a `Drain` event. So a producer that
+//! pauses on what `buffered` said is always woken, however the bytes left.
+//!
+//! The tag is the low 28 bits of the id's 64-bit generation: for a stale id to pass it,
+//! the same slot must be reused exactly a multiple of 2^28 accepts later. Even then only
 //! what a `Handle` reads here could be wrong; whether a command reaches a connection is
 //! decided on the reactor by the full generation. Cells are allocated in chunks as slots
 //! are first used: 8 bytes per connection.
@@ -26,8 +31,10 @@ const OPEN: u64 = 1 << 63;
 const CLOSING: u64 = 1 << 62;
 /// permessage-deflate was negotiated: sends worth compressing go to the reactor unframed.
 const COMPRESSES: u64 = 1 << 61;
+/// A producer saw bytes buffered and waits for them to be written.
+const WATCHED: u64 = 1 << 60;
 const GEN_SHIFT: u32 = 32;
-const TAG_MASK: u64 = (1 << 29) - 1;
+const TAG_MASK: u64 = (1 << 28) - 1;
 const BYTES: u64 = 0xffff_ffff;
 
 /// What a `Handle` can learn about an id.
@@ -117,9 +124,17 @@ impl LiveTable {
         }
     }
 
-    /// Bytes accepted for `id` and not yet written to its socket.
+    /// Bytes accepted for `id` and not yet written to its socket. A non-zero answer
+    /// marks the connection watched: a `Drain` follows once the count is back to zero.
     pub(crate) fn buffered(&self, id: ConnId) -> Option<usize> {
-        self.current(id).map(|(_, v)| (v & BYTES) as usize)
+        let (cell, v) = self.current(id)?;
+        let bytes = (v & BYTES) as usize;
+        if bytes > 0 && v & WATCHED == 0 {
+            // Set from the value just read: the release to zero comes after and sees it.
+            let v = cell.fetch_or(WATCHED, Ordering::AcqRel);
+            return Some((v & BYTES) as usize).filter(|_| tag_of(v) == tag(id));
+        }
+        Some(bytes)
     }
 
     /// Reserves `len` bytes for a frame about to be queued from another thread; says
@@ -144,6 +159,7 @@ impl LiveTable {
             // A message always fits an empty buffer, so one bigger than the cap can
             // still be sent; the cap bounds what piles up behind it.
             if buffered > 0 && buffered + len > cap {
+                cell.fetch_or(WATCHED, Ordering::AcqRel);
                 return Err(Refused::Full);
             }
             match cell.compare_exchange_weak(v, v + len as u64, Ordering::AcqRel, Ordering::Acquire)
@@ -191,22 +207,39 @@ impl LiveTable {
         self.update(id, |bytes| bytes.saturating_add(len as u64).min(BYTES));
     }
 
-    /// Releases bytes written or discarded. A late release for a connection that has
-    /// ended finds another generation (or none) in the cell and changes nothing.
-    pub(crate) fn release(&self, id: ConnId, len: usize) {
-        self.update(id, |bytes| bytes.saturating_sub(len as u64));
-    }
-
-    fn update(&self, id: ConnId, f: impl Fn(u64) -> u64) {
-        let Some(cell) = self.cell(id.slot()) else { return };
+    /// Releases bytes written or discarded; true when that emptied a watched count (the
+    /// mark is cleared in the same step, and a `Drain` is owed). A late release for a
+    /// connection that has ended finds another generation (or none) in the cell and
+    /// changes nothing.
+    pub(crate) fn release(&self, id: ConnId, len: usize) -> bool {
+        let Some(cell) = self.cell(id.slot()) else { return false };
         let mut v = cell.load(Ordering::Acquire);
         loop {
             if tag_of(v) != tag(id) {
-                return;
+                return false;
+            }
+            let bytes = (v & BYTES).saturating_sub(len as u64);
+            let emptied = bytes == 0 && v & WATCHED != 0;
+            let new = (v & !BYTES & !(if emptied { WATCHED } else { 0 })) | bytes;
+            match cell.compare_exchange_weak(v, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return emptied,
+                Err(now) => v = now,
+            }
+        }
+    }
+
+    /// Applies `f` to the byte count; returns the new cell value, `None` for another
+    /// generation.
+    fn update(&self, id: ConnId, f: impl Fn(u64) -> u64) -> Option<u64> {
+        let cell = self.cell(id.slot())?;
+        let mut v = cell.load(Ordering::Acquire);
+        loop {
+            if tag_of(v) != tag(id) {
+                return None;
             }
             let new = (v & !BYTES) | f(v & BYTES);
             match cell.compare_exchange_weak(v, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
+                Ok(_) => return Some(new),
                 Err(now) => v = now,
             }
         }
@@ -303,6 +336,28 @@ mod tests {
         t.set(other, Liveness::Handshake);
         t.set(other, Liveness::Open);
         assert_eq!(t.reserve(other, 10, 100), Ok(Compresses(false)));
+    }
+
+    #[test]
+    fn a_watched_count_owes_one_drain_when_it_empties() {
+        let t = LiveTable::new(10);
+        let id = ConnId::new(0, 1, 3);
+        t.set(id, Liveness::Handshake);
+        t.set(id, Liveness::Open);
+        t.reserve(id, 100, 1000).unwrap();
+        assert!(!t.release(id, 100), "nobody watched");
+        assert_eq!(t.buffered(id), Some(0), "an empty count is not watched");
+        t.reserve(id, 100, 1000).unwrap();
+        assert_eq!(t.buffered(id), Some(100));
+        t.reserve(id, 50, 1000).unwrap();
+        assert!(!t.release(id, 100), "not empty yet");
+        assert!(t.release(id, 50), "empty: a drain is owed");
+        t.reserve(id, 10, 1000).unwrap();
+        assert!(!t.release(id, 10), "once");
+        // A refused send watches too.
+        t.reserve(id, 900, 1000).unwrap();
+        assert_eq!(t.reserve(id, 200, 1000), Err(Refused::Full));
+        assert!(t.release(id, 900));
     }
 
     #[test]

@@ -121,8 +121,8 @@ impl Host for ConnHost<'_> {
         self.remote.live.add(self.id, cost);
     }
 
-    fn release(&mut self, cost: usize) {
-        self.remote.live.release(self.id, cost);
+    fn release(&mut self, cost: usize) -> bool {
+        self.remote.live.release(self.id, cost)
     }
 
     fn sent(&mut self, bytes: usize) {
@@ -651,7 +651,7 @@ impl Reactor {
                     session.queue_reserved(env, host, frame)
                 });
                 if queued.is_none() {
-                    self.remote().live.release(id, cost);
+                    let _ = self.remote().live.release(id, cost);
                 }
             }
             Command::SendUnframed { id, opcode, payload, reserved } => {
@@ -659,7 +659,7 @@ impl Reactor {
                     session.queue_compressed(env, host, opcode, &payload, reserved)
                 });
                 if queued.is_none() {
-                    self.remote().live.release(id, reserved);
+                    let _ = self.remote().live.release(id, reserved);
                 }
             }
             Command::SendMany { ids, out, cost } => {

@@ -43,8 +43,9 @@ impl Host for Checked {
     fn charge(&mut self, cost: usize) {
         self.buffered += cost;
     }
-    fn release(&mut self, cost: usize) {
+    fn release(&mut self, cost: usize) -> bool {
         self.buffered = self.buffered.checked_sub(cost).expect("released more than was charged");
+        false
     }
     fn set_liveness(&mut self, _: Liveness) {}
     fn set_compresses(&mut self) {}

@@ -16,8 +16,9 @@ pub(crate) trait Host {
     fn buffered(&self) -> usize;
     /// Adds the cost of a frame the session queued itself.
     fn charge(&mut self, cost: usize);
-    /// Frees cost: bytes written, or frames dropped.
-    fn release(&mut self, cost: usize);
+    /// Frees cost: bytes written, or frames dropped. True when that emptied a count a
+    /// producer was watching (see `liveness`): a `Drain` is then owed.
+    fn release(&mut self, cost: usize) -> bool;
     /// The socket took `bytes` (counted for the server's statistics).
     fn sent(&mut self, bytes: usize);
     /// Tells other threads what state the connection is in.

@@ -108,6 +108,9 @@ pub(crate) struct Session {
     connected: bool,
     /// The socket refused part of the queue; a `Drain` is owed when it empties.
     backlogged: bool,
+    /// A producer saw bytes buffered and everything has since been written: a `Drain`
+    /// is owed.
+    drain_owed: bool,
     /// Unparsed bytes: a partial request head, or a partial frame header / control frame.
     carry: Vec<u8>,
     out: Outbound,
@@ -137,6 +140,7 @@ impl Session {
             role,
             connected: false,
             backlogged: false,
+            drain_owed: false,
             carry: Vec::new(),
             out: Outbound::default(),
             decoder: Decoder::new(role, env.limits),
@@ -370,7 +374,7 @@ impl Session {
         };
         let real = cost(frame.len());
         if real < reserved {
-            host.release(reserved - real);
+            self.release(host, reserved - real);
         } else {
             host.charge(real - reserved);
         }
@@ -401,6 +405,10 @@ impl Session {
         self.queue_bounded(env, host, frame);
     }
 
+    fn release(&mut self, host: &mut impl Host, cost: usize) {
+        self.drain_owed |= host.release(cost);
+    }
+
     /// Fills `slices` with what to write; returns how many.
     pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         self.out.slices(slices)
@@ -414,7 +422,7 @@ impl Session {
     /// The socket took `n` bytes.
     pub(crate) fn written(&mut self, host: &mut impl Host, n: usize) {
         let freed = self.out.consume(n);
-        host.release(freed);
+        self.release(host, freed);
         host.sent(n);
     }
 
@@ -432,7 +440,10 @@ impl Session {
             };
         }
         env.return_queue(self.out.take_storage());
-        if std::mem::take(&mut self.backlogged) && env.config.drain_events && self.connected {
+        // Owed after the socket refused part of the queue, or when a producer saw bytes
+        // buffered that have all been written since (however few writes that took).
+        let owed = std::mem::take(&mut self.backlogged) | std::mem::take(&mut self.drain_owed);
+        if owed && env.config.drain_events && self.connected {
             host.drain();
         }
         AfterFlush::Idle
@@ -468,7 +479,7 @@ impl Session {
         }
         host.count(Count::SlowConsumerClosed);
         let freed = self.out.drop_unstarted(true);
-        host.release(freed);
+        self.release(host, freed);
         let reason = DisconnectReason::SlowConsumer;
         self.close(env, host, CloseCode::POLICY, "slow consumer", reason);
     }
@@ -550,7 +561,7 @@ impl Session {
     pub(crate) fn end(&mut self, host: &mut impl Host, reason: DisconnectReason) {
         self.set_reason(reason);
         let freed = self.out.drop_unstarted(false);
-        host.release(freed);
+        self.release(host, freed);
         self.disconnect(host);
     }
 

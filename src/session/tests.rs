@@ -40,8 +40,9 @@ impl Host for Recorder {
         self.buffered += cost;
         self.peak = self.peak.max(self.buffered);
     }
-    fn release(&mut self, cost: usize) {
+    fn release(&mut self, cost: usize) -> bool {
         self.buffered = self.buffered.checked_sub(cost).expect("released more than charged");
+        false
     }
     fn set_liveness(&mut self, state: Liveness) {
         self.liveness = Some(state);
@@ -159,7 +160,7 @@ impl World {
     fn take_output(&mut self, slot: usize) -> Vec<u8> {
         let peer = &mut self.peers[slot];
         let (bytes, freed) = peer.session.out.take_all();
-        peer.host.release(freed);
+        let _ = peer.host.release(freed);
         if peer.session.phase() != Phase::Lingering {
             let after = peer.session.flushed(&mut self.env, &mut peer.host);
             if after != AfterFlush::Idle {
