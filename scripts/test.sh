@@ -39,6 +39,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 ok
 
 begin "cargo test"
+# The cluster tests start their own redis-server (Debian's package).
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 # The load generator's tests also drive a peer server that is not ours.
 scripts/build-peers.sh
 cargo test --workspace

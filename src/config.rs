@@ -99,6 +99,7 @@ pub struct Config {
     pub(crate) routes: crate::http::Routes,
     /// Whether the last `addr` given resolved.
     pub(crate) addr_resolved: bool,
+    pub(crate) cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// The longest duration a timeout or interval may be: 10 years.
@@ -142,6 +143,7 @@ impl Default for Config {
             on_upgrade: None,
             routes: Default::default(),
             addr_resolved: true,
+            cluster: None,
         }
     }
 }
@@ -179,6 +181,7 @@ impl std::fmt::Debug for Config {
             .field("subprotocols", &self.subprotocols)
             .field("on_upgrade", &self.on_upgrade.is_some())
             .field("routes", &self.routes)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -421,6 +424,14 @@ impl Config {
         self.reactors
     }
 
+    /// Joins a cluster of nodes through Redis pub/sub: publishes, broadcasts, sends and
+    /// closes reach every node (see [`ClusterConfig`](crate::ClusterConfig) and the
+    /// failure semantics in its module docs). Default: none, a standalone server.
+    pub fn cluster(mut self, cluster: crate::cluster::ClusterConfig) -> Config {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// The configured listen address.
     pub fn get_addr(&self) -> SocketAddr {
         self.addr
@@ -493,6 +504,9 @@ impl Config {
         }
         if self.max_backpressure == 0 || self.max_backpressure > 1 << 31 {
             return Err(ConfigError::MaxBackpressure(self.max_backpressure));
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate().map_err(ConfigError::Cluster)?;
         }
         Ok(())
     }

@@ -73,6 +73,8 @@ pub enum ConfigError {
     Duration(&'static str),
     /// `max_backpressure` must be 1 byte to 2 GiB.
     MaxBackpressure(usize),
+    /// A [`ClusterConfig`](crate::ClusterConfig) field is out of range.
+    Cluster(crate::ClusterConfigError),
     /// `compression_level` must be 0 to 9.
     CompressionLevel(u32),
     /// `Compression::Dedicated { window_bits }` must be 8 to 15.
@@ -103,6 +105,7 @@ impl fmt::Display for ConfigError {
             ConfigError::MaxBackpressure(n) => {
                 write!(f, "max_backpressure = {n}, must be 1..=2^31")
             }
+            ConfigError::Cluster(e) => write!(f, "{e}"),
         }
     }
 }
@@ -123,6 +126,8 @@ pub enum SendErrorKind {
     /// The connection already has `max_backpressure` bytes waiting; under
     /// `Backpressure::Close` it is now being closed as a slow consumer.
     Backpressure,
+    /// The id is on another node and the queue to Redis is full (Redis is down or slow).
+    ClusterUnavailable,
 }
 
 /// A refused send; the message is handed back.
@@ -141,6 +146,7 @@ impl fmt::Display for SendError {
             SendErrorKind::Closing => "connection is closing",
             SendErrorKind::ServerStopped => "server stopped",
             SendErrorKind::Backpressure => "connection over max_backpressure",
+            SendErrorKind::ClusterUnavailable => "cluster queue full",
         };
         f.write_str(text)
     }
@@ -160,6 +166,8 @@ pub enum CloseError {
     ReasonTooLong,
     /// The server has shut down.
     ServerStopped,
+    /// The id is on another node and the queue to Redis is full (Redis is down or slow).
+    ClusterUnavailable,
 }
 
 impl fmt::Display for CloseError {
@@ -169,6 +177,7 @@ impl fmt::Display for CloseError {
             CloseError::InvalidCode(c) => write!(f, "close code {c} may not be sent"),
             CloseError::ReasonTooLong => f.write_str("close reason over 123 bytes"),
             CloseError::ServerStopped => f.write_str("server stopped"),
+            CloseError::ClusterUnavailable => f.write_str("cluster queue full"),
         }
     }
 }

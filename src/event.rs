@@ -9,21 +9,43 @@ use crate::protocol::{CloseCode, ProtocolError};
 
 /// Identifies one connection for its whole life, from any thread.
 ///
-/// Encodes the owning reactor (8 bits) and its slot (32 bits), so a command reaches its
-/// connection in O(1), and a 64-bit generation, so an id whose connection has closed
+/// Encodes the node (24 bits; 0 outside a cluster), the owning reactor (8 bits) and its
+/// slot (32 bits), so a command reaches its connection in O(1) on any node, and a 64-bit
+/// generation, so an id whose connection has closed
 /// never reaches a connection that later reuses the slot. Each reactor counts its
 /// accepts; at a million accepts a second a 64-bit count wraps after 584,000 years.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
-    /// `reactor << 32 | slot` (the upper 24 bits are free for a node).
+    /// `node << 40 | reactor << 32 | slot`.
     place: u64,
     generation: u64,
 }
 
+/// The largest node id a [`ConnId`] can carry (24 bits).
+pub const MAX_NODE_ID: u32 = 0xff_ffff;
+
+thread_local! {
+    /// The node of the server whose reactor runs on this thread (set once when the
+    /// reactor thread starts; 0 elsewhere and outside a cluster).
+    static THREAD_NODE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes the ids this thread creates carry `node` (called first thing on a reactor
+/// thread, so the reactor need not know about clusters).
+pub(crate) fn set_thread_node(node: u32) {
+    THREAD_NODE.with(|n| n.set(node & MAX_NODE_ID));
+}
+
 impl ConnId {
     pub(crate) fn new(reactor: usize, generation: u64, slot: usize) -> ConnId {
-        let place = ((reactor as u64 & 0xff) << 32) | (slot as u64 & 0xffff_ffff);
+        let node = u64::from(THREAD_NODE.with(|n| n.get()));
+        let place = (node << 40) | ((reactor as u64 & 0xff) << 32) | (slot as u64 & 0xffff_ffff);
         ConnId { place, generation }
+    }
+
+    /// The node (server process) that owns this connection; 0 outside a cluster.
+    pub fn node(self) -> u32 {
+        (self.place >> 40) as u32
     }
 
     /// The index of the reactor thread that owns this connection.
@@ -53,7 +75,21 @@ impl ConnId {
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}:{}:{})", self.reactor(), self.slot(), self.generation())
+        if self.node() != 0 {
+            write!(f, "ConnId({}/", self.node())?;
+        } else {
+            f.write_str("ConnId(")?;
+        }
+        write!(f, "{}:{}:{})", self.reactor(), self.slot(), self.generation())
+    }
+}
+
+/// A [`ConnId`] written with `Display` (hex) read back, e.g. from a client.
+impl std::str::FromStr for ConnId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(hex: &str) -> Result<ConnId, Self::Err> {
+        u128::from_str_radix(hex, 16).map(ConnId::from_raw)
     }
 }
 
@@ -240,5 +276,21 @@ mod tests {
         assert_eq!((id.reactor(), id.generation(), id.slot()), (3, 7, 42));
         assert_ne!(ConnId::new(3, 7 + (1 << 32), 42), id, "no generation bits are lost");
         assert_eq!(format!("{id}"), "30000002a0000000000000007");
+        assert_eq!(id.node(), 0);
+    }
+
+    #[test]
+    fn conn_id_carries_the_thread_node() {
+        std::thread::spawn(|| {
+            set_thread_node(MAX_NODE_ID);
+            let id = ConnId::new(255, 9, 0xffff_ffff);
+            assert_eq!((id.node(), id.reactor(), id.slot()), (MAX_NODE_ID, 255, 0xffff_ffff));
+            assert_eq!(ConnId::from_raw(id.as_u128()), id);
+            assert_eq!(id.to_string().parse::<ConnId>(), Ok(id));
+            assert!("zz".parse::<ConnId>().is_err());
+            assert_eq!(format!("{id:?}"), "ConnId(16777215/255:4294967295:9)");
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -154,6 +154,9 @@ pub(crate) struct Shared {
     pub(crate) readiness: crate::http::Readiness,
     /// Messages at least this long are compressed where negotiated (`usize::MAX`: never).
     pub(crate) compression_threshold: usize,
+    /// This node's id (0 outside a cluster): ids of other nodes route through `cluster`.
+    pub(crate) node: u32,
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Sends, closes and counts connections from any thread. Cheap to clone.
@@ -181,6 +184,9 @@ impl std::fmt::Debug for Handle {
 
 impl Handle {
     fn remote(&self, id: ConnId) -> Option<&Remote> {
+        if id.node() != self.shared.node {
+            return None;
+        }
         self.shared.reactors.get(id.reactor())
     }
 
@@ -198,6 +204,9 @@ impl Handle {
         let message = message.into();
         if self.is_stopped() {
             return Err(SendError { kind: SendErrorKind::ServerStopped, message });
+        }
+        if id.node() != self.shared.node {
+            return self.send_to_node(id, message);
         }
         let Some(remote) = self.remote(id) else {
             return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
@@ -315,9 +324,19 @@ impl Handle {
         true
     }
 
-    /// Queues one message for every open connection; the frame is encoded once.
+    /// Queues one message for every open connection (of every node, in a cluster); the
+    /// frame is encoded once. In a cluster whose queue to Redis is full, it is dropped
+    /// everywhere and counted.
     pub fn broadcast(&self, message: impl Into<Message>) {
-        let out = self.outgoing(message.into());
+        let message = message.into();
+        if self.broadcast_to_nodes(&message).is_ok() {
+            self.broadcast_here(message);
+        }
+    }
+
+    /// [`Handle::broadcast`] to this node's connections only.
+    pub(crate) fn broadcast_here(&self, message: Message) {
+        let out = self.outgoing(message);
         let cost = fanout_cost(&out);
         for remote in self.shared.reactors.iter() {
             self.push_fanout(remote, cost, |cost| Command::Broadcast { out: out.clone(), cost });
@@ -341,6 +360,9 @@ impl Handle {
         }
         if self.is_stopped() {
             return Err(CloseError::ServerStopped);
+        }
+        if id.node() != self.shared.node {
+            return self.close_on_node(id, code, reason);
         }
         let remote = self.remote(id).ok_or(CloseError::UnknownConnection)?;
         if remote.live.get(id) == Liveness::Gone {
@@ -392,7 +414,22 @@ impl Handle {
         self.publish_to(topic, message.into(), Some(except))
     }
 
+    /// In a cluster, queues the message for the other nodes first: when that is refused
+    /// (see [`Handle::try_publish`]) it is delivered nowhere and 0 is returned.
     fn publish_to(&self, topic: &str, message: Message, except: Option<ConnId>) -> usize {
+        match self.publish_to_nodes(topic, &message, except) {
+            Ok(()) => self.publish_here(topic, message, except),
+            Err(_) => 0,
+        }
+    }
+
+    /// Fans out to this node's members of `topic`.
+    pub(crate) fn publish_here(
+        &self,
+        topic: &str,
+        message: Message,
+        except: Option<ConnId>,
+    ) -> usize {
         let reactors = self.shared.topics.reactors_of(topic);
         if reactors.is_empty() {
             return 0;
@@ -491,6 +528,9 @@ impl Handle {
     fn stop(&self, timeout: Option<Duration>) {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.stop();
         }
         for remote in self.shared.reactors.iter() {
             let _ = self.push(remote, Command::Shutdown { timeout });

@@ -42,6 +42,7 @@
 pub mod protocol;
 
 mod accept_backoff;
+mod cluster;
 mod compress;
 mod config;
 mod conn;
@@ -62,10 +63,13 @@ mod timer;
 mod upgrade;
 mod wire;
 
+pub use cluster::{
+    ClusterConfig, ClusterConfigError, ClusterEvent, ClusterEvents, PublishError, PublishErrorKind,
+};
 pub use config::{Backpressure, Compression, Config, Dispatch, MAX_DURATION};
 pub use dispatch::{Events, Handler};
 pub use error::{CloseError, ConfigError, Error, SendError, SendErrorKind};
-pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, UserData};
+pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, MAX_NODE_ID, Message, UserData};
 pub use handle::Handle;
 pub use http::{Builtin, Response, RouteHandler};
 pub use metrics::Stats;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::cluster::Cluster;
 use crate::event::ConnId;
 
 /// Why a subscribe was refused.
@@ -68,15 +69,25 @@ pub(crate) struct Topics {
     reactors: usize,
     max_topics_per_connection: usize,
     max_subscribers_per_topic: usize,
+    /// In a cluster: told when a topic gains its first member or loses its last, so the
+    /// node subscribes in Redis to exactly the topics it has members of.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Topics {
+    /// Tells `cluster` about every topic that gains its first or loses its last member.
+    pub(crate) fn with_cluster(mut self, cluster: Option<Arc<Cluster>>) -> Topics {
+        self.cluster = cluster;
+        self
+    }
+
     pub(crate) fn new(reactors: usize, max_topics: usize, max_subscribers: usize) -> Topics {
         Topics {
             registry: RwLock::new(Registry::default()),
             reactors,
             max_topics_per_connection: max_topics,
             max_subscribers_per_topic: max_subscribers,
+            cluster: None,
         }
     }
 
@@ -114,6 +125,9 @@ impl Topics {
                     size: 0,
                 };
                 topics.insert(name.clone(), fresh);
+                if let Some(cluster) = &self.cluster {
+                    cluster.interest(&name, true);
+                }
                 (name.clone(), topics.get_mut(&name))
             }
         };
@@ -137,7 +151,7 @@ impl Topics {
         if mine.is_empty() {
             memberships.remove(&id);
         }
-        leave(topics, id, topic);
+        leave(topics, id, topic, self.cluster.as_deref());
         true
     }
 
@@ -149,7 +163,7 @@ impl Topics {
         let mut reg = self.registry.write();
         let Registry { topics, memberships } = &mut *reg;
         for topic in memberships.remove(&id).unwrap_or_default() {
-            leave(topics, id, &topic);
+            leave(topics, id, &topic, self.cluster.as_deref());
         }
     }
 
@@ -212,15 +226,23 @@ impl Topics {
     }
 }
 
-fn leave(topics: &mut HashMap<Arc<str>, Topic>, id: ConnId, topic: &str) {
+fn leave(
+    topics: &mut HashMap<Arc<str>, Topic>,
+    id: ConnId,
+    topic: &str,
+    cluster: Option<&Cluster>,
+) {
     let Some(entry) = topics.get_mut(topic) else { return };
     if let Some(members) = entry.by_reactor.get_mut(id.reactor())
         && members.remove(&id)
     {
         entry.size -= 1;
     }
-    if entry.size == 0 {
-        topics.remove(topic);
+    if entry.size == 0
+        && let Some((name, _)) = topics.remove_entry(topic)
+        && let Some(cluster) = cluster
+    {
+        cluster.interest(&name, false);
     }
 }
 

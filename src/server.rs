@@ -10,6 +10,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::cluster;
 use crate::config::{Config, Dispatch};
 use crate::dispatch::{self, Budget, Dispatcher, Envelope, Events, Handler};
 use crate::error::Error;
@@ -109,6 +110,15 @@ impl Server {
         let config = Arc::new(config);
         let listeners = bind_all(&config)?;
         let local_addr = listeners[0].local_addr().map_err(Error::Io)?;
+        let (cluster, link) = match &config.cluster {
+            Some(c) => {
+                let (cluster, link) =
+                    cluster::prepare(c, config.max_message_size).map_err(Error::Io)?;
+                (Some(cluster), Some(link))
+            }
+            None => (None, None),
+        };
+        let node = cluster.as_ref().map_or(0, |c| c.node);
         let mut remotes = Vec::new();
         let mut parts = Vec::new();
         for (index, mut listener) in listeners.into_iter().enumerate() {
@@ -149,7 +159,10 @@ impl Server {
                 config.reactors,
                 config.max_topics_per_connection,
                 config.max_subscribers_per_topic,
-            ),
+            )
+            .with_cluster(cluster.clone()),
+            node,
+            cluster,
         });
         let handle = Handle { shared: shared.clone() };
         let mut threads = Vec::new();
@@ -158,7 +171,14 @@ impl Server {
             let parts =
                 ReactorParts { index, poll, listener, commands, dispatcher: make_dispatcher() };
             let reactor = Reactor::new(parts, shared.clone(), config.clone());
-            threads.push(spawn(format!("wsloop-reactor-{index}"), move || reactor.run())?);
+            threads.push(spawn(format!("wsloop-reactor-{index}"), move || {
+                crate::event::set_thread_node(node);
+                reactor.run()
+            })?);
+        }
+        if let Some(link) = link {
+            let handle = handle.clone();
+            threads.push(spawn("wsloop-cluster".to_owned(), move || link.run(handle))?);
         }
         log::info!(
             "listening on {local_addr}: {} reactors, {} dispatch",

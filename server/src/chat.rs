@@ -1,11 +1,13 @@
 //! The `/chat` protocol: JSON messages, rooms as topics.
 //!
 //! client → `{"type":"join","room":R}`, `{"type":"leave","room":R}`,
-//! `{"type":"message","room":R,"content":C}`;
+//! `{"type":"message","room":R,"content":C}`, `{"type":"direct","to":ID,"content":C}` (to
+//! one connection, on any node);
 //! server → `{"type":"system","message":M}` on connect, `{"type":"joined","room":R}`,
-//! `{"type":"left","room":R}`, `{"type":"message","room":R,"content":C,"from":ID}` to the
+//! `{"type":"left","room":R}`, `{"type":"direct","content":C,"from":ID}`, `{"type":"message","room":R,"content":C,"from":ID}` to the
 //! room's other members, `{"type":"error","message":M}` for anything malformed or over a
-//! limit (the connection stays open).
+//! limit (the connection stays open), `{"type":"resync","room":R}` when messages from
+//! other nodes of a cluster may have been lost.
 
 use serde::{Deserialize, Serialize};
 use wsloop::{ConnId, Handle, Message};
@@ -19,6 +21,7 @@ enum Request {
     Join { room: String },
     Leave { room: String },
     Message { room: String, content: String },
+    Direct { to: String, content: String },
 }
 
 #[derive(Debug, Serialize)]
@@ -29,6 +32,8 @@ enum Reply<'a> {
     Left { room: &'a str },
     Message { room: &'a str, content: &'a str, from: String },
     Error { message: &'a str },
+    Resync { room: &'a str },
+    Direct { content: &'a str, from: String },
 }
 
 impl Reply<'_> {
@@ -40,6 +45,28 @@ impl Reply<'_> {
 
 fn topic(room: &str) -> String {
     format!("chat:{room}")
+}
+
+/// Sends `content` to one connection, on any node of a cluster.
+fn direct(handle: &Handle, id: ConnId, to: &str, content: &str) {
+    let error = match to.parse::<ConnId>() {
+        Err(_) => "`to` is a connection id (hex, as in the welcome message)".to_owned(),
+        Ok(to) => {
+            let text = Reply::Direct { content, from: id.to_string() }.to_text();
+            match handle.send(to, text) {
+                Ok(()) => return,
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+    let _ = handle.send(id, Reply::Error { message: &error }.to_text());
+}
+
+/// Tells this node's members of a room that messages from other nodes may have been lost.
+pub fn resync(handle: &Handle, topic: &str) {
+    if let Some(room) = topic.strip_prefix("chat:") {
+        handle.publish_local(topic, Reply::Resync { room }.to_text());
+    }
 }
 
 /// Greets a new chat connection.
@@ -62,6 +89,7 @@ pub fn on_message(handle: &Handle, id: ConnId, message: Message) {
     };
     let room = match &request {
         Request::Join { room } | Request::Leave { room } | Request::Message { room, .. } => room,
+        Request::Direct { to, content } => return direct(handle, id, to, content),
     };
     if room.is_empty() || room.len() > MAX_ROOM {
         return reply(Reply::Error { message: "room names are 1 to 64 bytes" });
@@ -81,5 +109,6 @@ pub fn on_message(handle: &Handle, id: ConnId, message: Message) {
             let out = Reply::Message { room, content, from: id.to_string() }.to_text();
             handle.publish_except(&topic, out, id);
         }
+        Request::Direct { .. } => {} // answered above
     }
 }

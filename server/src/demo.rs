@@ -3,7 +3,8 @@
 //! a JSON chat with rooms.
 
 use wsloop::{
-    Accept, ConnId, ConnectInfo, Handle, Message, Reject, Request, StatefulHandler, WithState,
+    Accept, ClusterEvent, ConnId, ConnectInfo, Handle, Message, Reject, Request, StatefulHandler,
+    WithState,
 };
 
 use crate::chat;
@@ -26,6 +27,19 @@ pub fn upgrade(request: &Request) -> Result<Accept, Reject> {
         "/broadcast" => Accept::new().subscribe(BROADCAST),
         _ => Accept::new(),
     })
+}
+
+/// What the demo does with cluster events: logs each one (a line per event, for
+/// operators and tests), and tells chat rooms that may have missed messages from other
+/// nodes, so clients can reload.
+pub fn on_cluster_event(handle: &Handle, event: ClusterEvent) {
+    match &event {
+        ClusterEvent::Resync { topic } => {
+            log::warn!("cluster: resync topic {topic}");
+            chat::resync(handle, topic);
+        }
+        other => log::info!("cluster: {other:?}"),
+    }
 }
 
 /// Routes events by the path each connection opened with, kept as the connection's

@@ -153,6 +153,25 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_delay: Option<f64>,
+    /// Join a cluster through the Redis at redis://HOST:PORT: publishes, /broadcast, /chat
+    /// and sends to connection ids reach every node (empty: standalone) [default: ""].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// This node's id in the cluster, 1-16777215 (0: random at start) [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u32>,
+    /// Seconds a topic stays subscribed in Redis after its last local member left
+    /// [default: 2].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_unsubscribe_delay: Option<f64>,
+    /// Bytes of cross-node messages waiting for Redis before publishes are refused
+    /// [default: 16777216].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_queue_bytes: Option<usize>,
 }
 
 impl Flags {

@@ -73,6 +73,17 @@ fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::start(config, demo::Demo::handler())?;
     println!("wsloop listening on ws://{}", server.local_addr());
     let handle = server.handle();
+    if let Some(events) = handle.cluster_events() {
+        log::info!("cluster node {}", handle.node_id());
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            loop {
+                if let Some(event) = events.recv_timeout(std::time::Duration::from_secs(1)) {
+                    demo::on_cluster_event(&handle, event);
+                }
+            }
+        });
+    }
     let drain = settings::seconds("drain_delay", settings.drain_delay)?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
-use wsloop::{Backpressure, Builtin, Compression, Config, Dispatch};
+use wsloop::{Backpressure, Builtin, ClusterConfig, Compression, Config, Dispatch};
 
 /// Where the handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -80,6 +80,12 @@ pub struct Settings {
     pub admin_token: String,
     /// Seconds `/readyz` answers 503 before a SIGTERM closes connections.
     pub drain_delay: f64,
+    /// `redis://HOST:PORT` of the cluster to join; empty: standalone.
+    pub cluster: String,
+    /// This node's id; 0: random.
+    pub node_id: u32,
+    pub cluster_unsubscribe_delay: f64,
+    pub cluster_queue_bytes: usize,
 }
 
 impl Default for Settings {
@@ -116,6 +122,10 @@ impl Default for Settings {
             admin: true,
             admin_token: String::new(),
             drain_delay: 0.0,
+            cluster: String::new(),
+            node_id: 0,
+            cluster_unsubscribe_delay: 2.0,
+            cluster_queue_bytes: 16 << 20,
         }
     }
 }
@@ -273,7 +283,30 @@ impl Settings {
         if self.workers > 0 {
             config = config.workers(self.workers);
         }
+        if let Some(cluster) = self.cluster_config()? {
+            config = config.cluster(cluster);
+        }
         Ok(config)
+    }
+
+    /// The cluster to join, if any.
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, SettingsError> {
+        let delay = seconds("cluster_unsubscribe_delay", self.cluster_unsubscribe_delay)?;
+        if self.cluster.is_empty() {
+            return Ok(None);
+        }
+        let mut cluster = ClusterConfig::new(self.cluster.as_str())
+            .unsubscribe_delay(delay)
+            .queue_bytes(self.cluster_queue_bytes);
+        if self.node_id > 0 {
+            cluster = cluster.node_id(self.node_id);
+        }
+        cluster.validate().map_err(|e| SettingsError::Key {
+            source: "settings".to_owned(),
+            key: "cluster".to_owned(),
+            error: e.to_string(),
+        })?;
+        Ok(Some(cluster))
     }
 
     /// The settings for the start-up log line: every key, the admin token hidden.
@@ -337,6 +370,10 @@ mod tests {
         assert!(err.contains("WSLOOP_DISPATCH") && err.contains("dispatch"), "{err}");
         let s = Settings { idle_timeout: -1.0, ..Settings::default() };
         assert!(s.config().unwrap_err().to_string().contains("idle_timeout"));
+        let s = Settings { cluster: "localhost:6379".into(), ..Settings::default() };
+        assert!(s.config().unwrap_err().to_string().contains("redis://HOST:PORT"));
+        let s = Settings { cluster: "redis://h:1".into(), node_id: 1 << 24, ..Settings::default() };
+        assert!(s.config().unwrap_err().to_string().contains("node id"));
     }
 
     #[test]

@@ -28,10 +28,14 @@ impl Handle {
     }
 
     /// Why the server is not ready, or `None` when it is: a reason set with
-    /// [`Handle::set_unready`], or "shutting down".
+    /// [`Handle::set_unready`], "shutting down", or in a cluster the Redis link not up
+    /// and subscribed.
     pub fn unready_reason(&self) -> Option<String> {
         if self.is_stopped() {
             return Some("shutting down".to_owned());
+        }
+        if let Some(reason) = self.shared.cluster.as_ref().and_then(|c| c.unready_reason()) {
+            return Some(reason);
         }
         self.shared.readiness.reason.lock().clone()
     }

@@ -88,6 +88,9 @@ pub(crate) fn render(handle: &Handle) -> String {
     let subscriptions = shared.topics.subscription_count();
     t.single("wsloop_subscriptions", "gauge", "Topic memberships over all topics.", subscriptions);
     reactors(&mut t, c);
+    if let Some(cluster) = &shared.cluster {
+        crate::cluster::render(cluster, &mut t.0);
+    }
     t.0
 }
 

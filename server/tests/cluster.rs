@@ -1,0 +1,365 @@
+//! Several `wsloop` processes as one cluster through a real `redis-server`: fan-out across
+//! nodes, direct sends and closes to connections on other nodes, exact subscriptions
+//! with a delayed unsubscribe, and Redis killed mid-run.
+
+#[path = "../../tests/util/redis.rs"]
+mod redis;
+#[path = "../../tests/util/mod.rs"]
+mod util;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use redis::Redis;
+use serde_json::{Value, json};
+use tungstenite::Message as WsMessage;
+use util::*;
+
+/// One `wsloop --cluster` process; its log (stderr) goes to a file. Killed when dropped.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(redis: &Redis, id: u32, extra: &[&str]) -> Node {
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "cluster-{}-{}-node{id}.log",
+            std::process::id(),
+            redis.port
+        ));
+        let mut child = Command::new(server_binary())
+            .args(["--addr", "127.0.0.1:0", "--reactors", "2", "--workers", "2"])
+            .args(["--cluster", &redis.url(), "--node-id", &id.to_string()])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn wsloop");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit("ws://").next().unwrap().parse().expect("address line");
+        Node { child, addr, log }
+    }
+
+    fn readyz(&self) -> u16 {
+        http(self.addr, "GET", "/readyz", "").status
+    }
+
+    fn wait_readyz(&self, status: u16, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.readyz() != status {
+            assert!(Instant::now() < deadline, "/readyz never answered {status}: {}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A `wsloop_cluster_*` sample from `/metrics`.
+    fn metric(&self, name: &str) -> u64 {
+        let body = http(self.addr, "GET", "/metrics", "").body;
+        let line = body.lines().find(|l| l.split(' ').next() == Some(name));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or_else(|| panic!("{name}"))
+    }
+
+    fn wait_metric(&self, name: &str, at_least: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.metric(name) < at_least {
+            assert!(Instant::now() < deadline, "{name} stayed under {at_least}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_alive(&mut self) {
+        assert!(self.child.try_wait().unwrap().is_none(), "node died: {}", self.logs());
+        assert!(!self.logs().contains("panicked"), "{}", self.logs());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text_of(c: &mut Client) -> String {
+    match next_message(c) {
+        WsMessage::Text(t) => t.to_string(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+fn json_of(c: &mut Client) -> Value {
+    serde_json::from_str(&text_of(c)).expect("server sends JSON")
+}
+
+/// A `/chat` client and its connection id (from the welcome message).
+fn chat(addr: SocketAddr) -> (Client, String) {
+    let mut c = connect_path(addr, "/chat");
+    let hello = json_of(&mut c);
+    let text = hello["message"].as_str().unwrap();
+    let id = text.strip_prefix("welcome ").unwrap().split(';').next().unwrap().to_owned();
+    (c, id)
+}
+
+fn say(c: &mut Client, v: Value) {
+    c.send(WsMessage::text(v.to_string())).unwrap();
+}
+
+const NODES: u32 = 3;
+const SUBSCRIBERS: usize = 1000;
+const PER_ORIGIN: usize = 100;
+
+/// One `/broadcast` subscriber: waits for the start, publishes `PER_ORIGIN` messages when
+/// it is its node's publisher, then reads every node's messages and checks that each
+/// origin's arrive once and in order. Returns when it had them all.
+fn subscriber(addr: SocketAddr, publishes_as: Option<u32>, start: Arc<Barrier>) -> Instant {
+    let mut client = connect_path(addr, "/broadcast");
+    start.wait();
+    if let Some(node) = publishes_as {
+        for i in 0..PER_ORIGIN {
+            client.send(WsMessage::text(format!("{node}:{i}"))).unwrap();
+        }
+    }
+    let mut next: HashMap<u32, usize> = HashMap::new();
+    for _ in 0..NODES as usize * PER_ORIGIN {
+        let text = text_of(&mut client);
+        let (origin, i) = text.split_once(':').expect("origin:index");
+        let (origin, i): (u32, usize) = (origin.parse().unwrap(), i.parse().unwrap());
+        let expected = next.entry(origin).or_default();
+        assert_eq!(i, *expected, "origin {origin}: got {i}, expected {expected} (order, once)");
+        *expected += 1;
+    }
+    let done = Instant::now();
+    // Nothing more may come: no duplicates.
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_ref() {
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    }
+    match client.read() {
+        Ok(WsMessage::Text(t)) => panic!("an extra message: {t}"),
+        _ => done,
+    }
+}
+
+#[test]
+fn three_nodes_deliver_every_publish_once_in_origin_order() {
+    let _w = Watchdog::new("three nodes", Duration::from_secs(120));
+    let _lock = many_sockets();
+    let redis = Redis::start();
+    let nodes: Vec<Node> = (1..=NODES).map(|id| Node::start(&redis, id, &[])).collect();
+    for node in &nodes {
+        node.wait_readyz(200, Duration::from_secs(10));
+    }
+    let start = Arc::new(Barrier::new(SUBSCRIBERS + 1));
+    let mut threads = Vec::new();
+    for i in 0..SUBSCRIBERS {
+        let node = i % NODES as usize;
+        let addr = nodes[node].addr;
+        // The first subscriber of each node also publishes from it.
+        let publishes_as = (i < NODES as usize).then_some(node as u32 + 1);
+        let start = start.clone();
+        let thread = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || subscriber(addr, publishes_as, start))
+            .unwrap();
+        threads.push(thread);
+    }
+    // Every subscriber is a member (the upgrade hook subscribes before the 101); each
+    // node must have subscribed the topic in Redis, and be ready.
+    wait_until("all connections", Duration::from_secs(60), || {
+        nodes.iter().map(|n| n.metric("wsloop_connections_open")).sum::<u64>() == SUBSCRIBERS as u64
+    });
+    wait_until("3 nodes on the topic", Duration::from_secs(10), || {
+        redis.numsub("wsloop:t:broadcast") == NODES as usize
+    });
+    for node in &nodes {
+        node.wait_readyz(200, Duration::from_secs(10));
+    }
+    let t0 = Instant::now();
+    start.wait();
+    let mut last = t0;
+    for thread in threads {
+        last = last.max(thread.join().expect("a subscriber saw every message once, in order"));
+    }
+    let elapsed = last - t0;
+    let deliveries = SUBSCRIBERS * NODES as usize * PER_ORIGIN;
+    println!(
+        "cluster fan-out: {NODES} nodes, {SUBSCRIBERS} subscribers, {} publishes: {deliveries} \
+         deliveries, each once and in per-origin order; last subscriber complete after {elapsed:?}",
+        NODES as usize * PER_ORIGIN
+    );
+    for node in &nodes {
+        assert_eq!(node.metric("wsloop_cluster_gaps_total"), 0);
+        assert_eq!(node.metric("wsloop_cluster_duplicates_total"), 0);
+        assert_eq!(node.metric("wsloop_cluster_received_total"), 2 * PER_ORIGIN as u64);
+    }
+}
+
+#[test]
+fn sends_and_closes_reach_connections_on_other_nodes() {
+    let _w = Watchdog::new("direct", Duration::from_secs(60));
+    let redis = Redis::start();
+    let one = Node::start(&redis, 1, &[]);
+    let two = Node::start(&redis, 2, &["--admin-token", "t0ken"]);
+    one.wait_readyz(200, Duration::from_secs(10));
+    two.wait_readyz(200, Duration::from_secs(10));
+    let (mut alice, alice_id) = chat(one.addr);
+    let (mut bob, bob_id) = chat(two.addr);
+    assert!(alice_id.starts_with('1') && bob_id.starts_with('2'), "{alice_id} {bob_id}");
+
+    say(&mut bob, json!({"type": "direct", "to": alice_id, "content": "psst"}));
+    assert_eq!(json_of(&mut alice), json!({"type": "direct", "content": "psst", "from": bob_id}));
+    say(&mut alice, json!({"type": "direct", "to": bob_id, "content": "hi"}));
+    assert_eq!(json_of(&mut bob), json!({"type": "direct", "content": "hi", "from": alice_id}));
+
+    // A node nobody runs: counted where it was sent from.
+    let raw = u128::from_str_radix(&alice_id, 16).unwrap();
+    let nowhere = (raw & !(0xff_ffffu128 << 104)) | (77u128 << 104);
+    say(&mut bob, json!({"type": "direct", "to": format!("{nowhere:x}"), "content": "?"}));
+    two.wait_metric("wsloop_cluster_unknown_node_total", 1);
+
+    // The admin page of node 2 closes a connection of node 1.
+    let auth = "Authorization: Bearer t0ken\r\n";
+    let answer = http(two.addr, "POST", &format!("/admin/api/close?id={alice_id}&code=4001"), auth);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    loop {
+        match alice.read() {
+            Ok(WsMessage::Close(Some(frame))) => {
+                assert_eq!(u16::from(frame.code), 4001);
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+    drop(alice);
+    // Now stale: dropped and counted on its node.
+    wait_until("alice gone", Duration::from_secs(5), || one.metric("wsloop_connections_open") == 0);
+    say(&mut bob, json!({"type": "direct", "to": alice_id, "content": "late"}));
+    one.wait_metric("wsloop_cluster_stale_total", 1);
+}
+
+#[test]
+fn a_node_subscribes_exactly_its_topics_and_unsubscribes_after_the_delay() {
+    let _w = Watchdog::new("subscriptions", Duration::from_secs(60));
+    let redis = Redis::start();
+    let node = Node::start(&redis, 5, &["--cluster-unsubscribe-delay", "0.5"]);
+    node.wait_readyz(200, Duration::from_secs(10));
+    assert!(redis.channels("wsloop:t:*").is_empty());
+    let (mut c, _) = chat(node.addr);
+    let (mut d, _) = chat(node.addr);
+    let join = |client: &mut Client, room: &str| {
+        say(client, json!({"type": "join", "room": room}));
+        assert_eq!(json_of(client)["type"], "joined");
+    };
+    join(&mut c, "a");
+    join(&mut c, "b");
+    join(&mut d, "a");
+    let both = vec!["wsloop:t:chat:a".to_owned(), "wsloop:t:chat:b".to_owned()];
+    wait_until("both rooms subscribed", Duration::from_secs(5), || {
+        redis.channels("wsloop:t:*") == both
+    });
+    assert_eq!(redis.numsub("wsloop:t:chat:a"), 1, "one SUBSCRIBE per node, not per member");
+    // The last member of "a" leaves: still subscribed for the delay, then not.
+    for client in [&mut c, &mut d] {
+        say(client, json!({"type": "leave", "room": "a"}));
+        assert_eq!(json_of(client)["type"], "left");
+    }
+    let left = Instant::now();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(redis.channels("wsloop:t:*"), both, "unsubscribed before the delay");
+    wait_until("a unsubscribed", Duration::from_secs(5), || {
+        redis.channels("wsloop:t:*") == vec!["wsloop:t:chat:b".to_owned()]
+    });
+    assert!(left.elapsed() >= Duration::from_millis(500));
+    // A connection that ends leaves its rooms too.
+    drop(c);
+    wait_until("b unsubscribed", Duration::from_secs(5), || {
+        redis.channels("wsloop:t:*").is_empty()
+    });
+}
+
+#[test]
+fn redis_killed_mid_run_is_reported_resynced_and_recovered() {
+    let _w = Watchdog::new("redis killed", Duration::from_secs(90));
+    let mut redis = Redis::start();
+    let mut one = Node::start(&redis, 1, &[]);
+    let mut two = Node::start(&redis, 2, &[]);
+    one.wait_readyz(200, Duration::from_secs(10));
+    two.wait_readyz(200, Duration::from_secs(10));
+    let mut publisher = connect_path(one.addr, "/broadcast");
+    let mut far = connect_path(two.addr, "/broadcast");
+    let (mut room_one, _) = chat(one.addr);
+    let (mut room_two, _) = chat(two.addr);
+    for c in [&mut room_one, &mut room_two] {
+        say(c, json!({"type": "join", "room": "r"}));
+        assert_eq!(json_of(c)["type"], "joined");
+    }
+    wait_until("both nodes on both topics", Duration::from_secs(5), || {
+        redis.numsub("wsloop:t:broadcast") == 2 && redis.numsub("wsloop:t:chat:r") == 2
+    });
+    publisher.send(WsMessage::text("before")).unwrap();
+    assert_eq!(text_of(&mut far), "before");
+    assert_eq!(text_of(&mut publisher), "before");
+
+    let killed = Instant::now();
+    redis.kill();
+    one.wait_readyz(503, Duration::from_secs(5));
+    two.wait_readyz(503, Duration::from_secs(5));
+    let reason = http(two.addr, "GET", "/readyz", "").body;
+    assert!(reason.contains("Redis"), "{reason}");
+    println!("/readyz 503 on both nodes {:?} after SIGKILL: {}", killed.elapsed(), reason.trim());
+    assert_eq!(two.metric("wsloop_cluster_up"), 0);
+    // Local delivery goes on while Redis is away.
+    publisher.send(WsMessage::text("during")).unwrap();
+    assert_eq!(text_of(&mut publisher), "during");
+
+    std::thread::sleep(Duration::from_millis(500));
+    redis.restart();
+    let restarted = Instant::now();
+    one.wait_readyz(200, Duration::from_secs(15));
+    two.wait_readyz(200, Duration::from_secs(15));
+    println!("ready again {:?} after Redis restarted", restarted.elapsed());
+    // Every topic that may have a gap is reported, to the application and the clients.
+    for node in [&one, &two] {
+        let logs = node.logs();
+        for topic in ["broadcast", "chat:r"] {
+            assert!(logs.contains(&format!("resync topic {topic}")), "{topic}: {logs}");
+        }
+        assert!(node.metric("wsloop_cluster_resyncs_total") >= 2);
+        assert!(node.metric("wsloop_cluster_disconnects_total") >= 1);
+        assert!(node.metric("wsloop_cluster_connects_total") >= 2);
+        assert_eq!(node.metric("wsloop_cluster_up"), 1);
+    }
+    for c in [&mut room_one, &mut room_two] {
+        assert_eq!(json_of(c), json!({"type": "resync", "room": "r"}));
+    }
+    // Delivery resumes ("during" may or may not have crossed: at-most-once).
+    publisher.send(WsMessage::text("after")).unwrap();
+    let mut got = text_of(&mut far);
+    if got == "during" {
+        got = text_of(&mut far);
+    }
+    assert_eq!(got, "after");
+    one.assert_alive();
+    two.assert_alive();
+}
