@@ -8,8 +8,7 @@
 //! `WouldBlock`, `Interrupted` is retried, spurious events are harmless (every step
 //! checks what it needs).
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,8 +17,10 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use super::backoff::backoff;
 use super::inbound::Inbound;
-use super::resp::{self, Value};
+use super::redis_conn::{Conn, Expect};
+use super::resp::Value;
 use super::subscriptions::Subscriptions;
 use super::{Cluster, ClusterEvent, Outbound, bump};
 use crate::handle::Handle;
@@ -30,32 +31,6 @@ const SOCKET: Token = Token(1);
 const MAX_IN_FLIGHT: usize = 1 << 20;
 /// The longest the link sleeps without looking at its deadlines.
 const MAX_SLEEP: Duration = Duration::from_millis(250);
-
-/// What the next non-push reply answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    Hello,
-    Publish,
-    /// A PUBLISH to a node's channel: 0 receivers means no such node.
-    Direct,
-    Ping,
-}
-
-/// One connection to Redis.
-struct Conn {
-    stream: TcpStream,
-    established: bool,
-    started: Instant,
-    read: Vec<u8>,
-    out: Vec<u8>,
-    expect: VecDeque<Expect>,
-    last_read: Instant,
-    last_ping: Instant,
-    /// Confirmations of the broadcast and node channels still awaited.
-    fixed_pending: u8,
-    hello_ok: bool,
-    ready: bool,
-}
 
 pub(crate) struct Link {
     poll: Poll,
@@ -136,7 +111,7 @@ impl Link {
         {
             self.send_subscriptions(now);
             self.take_queue();
-            let flushed = self.conn.as_mut().map_or(Ok(()), flush);
+            let flushed = self.conn.as_mut().map_or(Ok(()), Conn::flush);
             if let Err(e) = flushed
                 && let Some(conn) = self.conn.take()
             {
@@ -151,7 +126,7 @@ impl Link {
     fn io(&mut self, handle: &Handle, now: Instant) -> Result<(), String> {
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
         if !conn.established {
-            if !established(conn)? {
+            if !conn.check_established()? {
                 if now > conn.started + self.cluster.config.connect_timeout {
                     return Err("connect timed out".to_owned());
                 }
@@ -159,7 +134,8 @@ impl Link {
             }
             self.on_established(now);
         }
-        let values = self.read_values(now)?;
+        let max_len = self.max_len;
+        let values = self.conn.as_mut().map_or(Ok(Vec::new()), |c| c.read_values(now, max_len))?;
         for value in values {
             self.on_value(handle, value)?;
         }
@@ -179,19 +155,7 @@ impl Link {
         });
         match registered {
             Ok(stream) => {
-                self.conn = Some(Conn {
-                    stream,
-                    established: false,
-                    started: now,
-                    read: Vec::new(),
-                    out: Vec::new(),
-                    expect: VecDeque::new(),
-                    last_read: now,
-                    last_ping: now,
-                    fixed_pending: 2,
-                    hello_ok: false,
-                    ready: false,
-                })
+                self.conn = Some(Conn::new(stream, now));
             }
             Err(e) => {
                 self.last_error = format!("connect to {addr}: {e}");
@@ -215,41 +179,10 @@ impl Link {
             cluster.node,
             self.sessions
         );
-        resp::command(&mut conn.out, &[b"HELLO", b"3"]);
-        conn.expect.push_back(Expect::Hello);
+        conn.command(&[b"HELLO", b"3"], Some(Expect::Hello));
         let (all, mine) = (cluster.broadcast_channel(), cluster.node_channel(cluster.node));
-        resp::command(&mut conn.out, &[b"SUBSCRIBE", &all, &mine]);
+        conn.command(&[b"SUBSCRIBE", &all, &mine], None);
         self.subs.connected();
-    }
-
-    fn read_values(&mut self, now: Instant) -> Result<Vec<Value>, String> {
-        let Some(conn) = self.conn.as_mut() else { return Ok(Vec::new()) };
-        let mut chunk = [0u8; 16 << 10];
-        loop {
-            match conn.stream.read(&mut chunk) {
-                Ok(0) => return Err("Redis closed the connection".to_owned()),
-                Ok(n) => {
-                    conn.read.extend_from_slice(&chunk[..n]);
-                    conn.last_read = now;
-                    if conn.read.len() > 2 * self.max_len {
-                        return Err("a reply over the size limit".to_owned());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("read: {e}")),
-            }
-        }
-        let mut values = Vec::new();
-        let mut used = 0;
-        while let Some((value, n)) =
-            resp::parse(&conn.read[used..], self.max_len).map_err(|e| format!("RESP: {e:?}"))?
-        {
-            values.push(value);
-            used += n;
-        }
-        conn.read.drain(..used);
-        Ok(values)
     }
 
     fn on_value(&mut self, handle: &Handle, value: Value) -> Result<(), String> {
@@ -325,7 +258,7 @@ impl Link {
                     topics.iter().map(|t| self.cluster.topic_channel(t)).collect();
                 let mut args: Vec<&[u8]> = vec![command.as_bytes()];
                 args.extend(channels.iter().map(Vec::as_slice));
-                resp::command(&mut conn.out, &args);
+                conn.command(&args, None);
             }
             for topic in &batch.unsubscribe {
                 self.inbound.tracker.forget_topic(topic);
@@ -353,8 +286,7 @@ impl Link {
             return Err(format!("no answer from Redis for {:?}", 3 * interval));
         }
         if now.duration_since(conn.last_ping) >= interval {
-            resp::command(&mut conn.out, &[b"PING"]);
-            conn.expect.push_back(Expect::Ping);
+            conn.command(&[b"PING"], Some(Expect::Ping));
             conn.last_ping = now;
         }
         Ok(())
@@ -431,60 +363,5 @@ impl Link {
             deadline = now;
         }
         deadline.saturating_duration_since(now)
-    }
-}
-
-/// Whether a connecting socket has connected; an error if it failed.
-fn established(conn: &mut Conn) -> Result<bool, String> {
-    if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
-        return Err(format!("connect: {e}"));
-    }
-    match conn.stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(format!("connect: {e}")),
-    }
-}
-
-fn flush(conn: &mut Conn) -> io::Result<()> {
-    let mut written = 0;
-    while written < conn.out.len() {
-        match conn.stream.write(&conn.out[written..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    conn.out.drain(..written);
-    Ok(())
-}
-
-/// The wait before attempt `failures + 1`: `min · 2^(failures-1)` capped at `max`, then a
-/// random point of its upper half (`random` is any random number).
-pub(crate) fn backoff(min: Duration, max: Duration, failures: u32, random: u64) -> Duration {
-    let doubled = min.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-    let wait = doubled.min(max);
-    let half = wait / 2;
-    let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-    half + Duration::from_nanos(random % nanos.saturating_add(1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_caps_and_jitters() {
-        let (min, max) = (Duration::from_millis(100), Duration::from_secs(5));
-        for (failures, cap) in [(1, 100), (2, 200), (3, 400), (7, 5000), (40, 5000)] {
-            let cap = Duration::from_millis(cap);
-            for random in [0, 1, 12345, u64::MAX] {
-                let wait = backoff(min, max, failures, random);
-                assert!(wait >= cap / 2 && wait <= cap, "{failures}: {wait:?} in {cap:?}");
-            }
-        }
-        assert_ne!(backoff(min, max, 5, 1), backoff(min, max, 5, 987_654_321));
     }
 }

@@ -82,12 +82,14 @@
 //! `sequence.rs`); per publish one envelope (27 bytes + topic) and one copy of the
 //! payload on the way out and on the way in, besides the local fan-out.
 
+mod backoff;
 mod config;
 mod envelope;
 mod inbound;
 mod link;
 mod metrics;
 mod outbound;
+mod redis_conn;
 mod resp;
 mod sequence;
 mod subscriptions;
