@@ -129,53 +129,50 @@ const NODES: u32 = 3;
 const SUBSCRIBERS: usize = 1000;
 const PER_ORIGIN: usize = 100;
 
-/// One `/broadcast` subscriber: waits for the start, publishes `PER_ORIGIN` messages when
-/// it is its node's publisher, then reads every node's messages and checks that each
-/// origin's arrive once and in order. Returns when it had them all.
-fn subscriber(addr: SocketAddr, publishes_as: Option<u32>, start: Arc<Barrier>) -> Instant {
+const PUBLISHERS: usize = 3;
+
+/// One `/broadcast` subscriber: waits for the start, publishes `PER_ORIGIN` messages
+/// (`"origin:index"`) when it is a publisher, then reads every publisher's messages and
+/// checks that each origin's arrive once and in order. Returns when each one arrived
+/// (indexed `origin * PER_ORIGIN + index`).
+fn subscriber(addr: SocketAddr, publishes_as: Option<usize>, start: Arc<Barrier>) -> Vec<Instant> {
     let mut client = connect_path(addr, "/broadcast");
     start.wait();
-    if let Some(node) = publishes_as {
+    if let Some(origin) = publishes_as {
         for i in 0..PER_ORIGIN {
-            client.send(WsMessage::text(format!("{node}:{i}"))).unwrap();
+            client.send(WsMessage::text(format!("{origin}:{i}"))).unwrap();
         }
     }
-    let mut next: HashMap<u32, usize> = HashMap::new();
-    for _ in 0..NODES as usize * PER_ORIGIN {
+    let mut next: HashMap<usize, usize> = HashMap::new();
+    let mut arrived = vec![Instant::now(); PUBLISHERS * PER_ORIGIN];
+    for _ in 0..PUBLISHERS * PER_ORIGIN {
         let text = text_of(&mut client);
         let (origin, i) = text.split_once(':').expect("origin:index");
-        let (origin, i): (u32, usize) = (origin.parse().unwrap(), i.parse().unwrap());
+        let (origin, i): (usize, usize) = (origin.parse().unwrap(), i.parse().unwrap());
         let expected = next.entry(origin).or_default();
         assert_eq!(i, *expected, "origin {origin}: got {i}, expected {expected} (order, once)");
         *expected += 1;
+        arrived[origin * PER_ORIGIN + i] = Instant::now();
     }
-    let done = Instant::now();
     // Nothing more may come: no duplicates.
     if let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_ref() {
         s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     }
     match client.read() {
         Ok(WsMessage::Text(t)) => panic!("an extra message: {t}"),
-        _ => done,
+        _ => arrived,
     }
 }
 
-#[test]
-fn three_nodes_deliver_every_publish_once_in_origin_order() {
-    let _w = Watchdog::new("three nodes", Duration::from_secs(120));
-    let _lock = many_sockets();
-    let redis = Redis::start();
-    let nodes: Vec<Node> = (1..=NODES).map(|id| Node::start(&redis, id, &[])).collect();
-    for node in &nodes {
-        node.wait_readyz(200, Duration::from_secs(10));
-    }
+/// `SUBSCRIBERS` `/broadcast` clients spread round-robin over `addrs`, the first
+/// `PUBLISHERS` of them also publishing; `ready` runs once all are connected. Returns, per
+/// message, the time from the start until the last subscriber had it, sorted.
+fn fan_out(addrs: &[SocketAddr], ready: impl FnOnce()) -> Vec<Duration> {
     let start = Arc::new(Barrier::new(SUBSCRIBERS + 1));
     let mut threads = Vec::new();
     for i in 0..SUBSCRIBERS {
-        let node = i % NODES as usize;
-        let addr = nodes[node].addr;
-        // The first subscriber of each node also publishes from it.
-        let publishes_as = (i < NODES as usize).then_some(node as u32 + 1);
+        let addr = addrs[i % addrs.len()];
+        let publishes_as = (i < PUBLISHERS).then_some(i);
         let start = start.clone();
         let thread = std::thread::Builder::new()
             .stack_size(256 << 10)
@@ -183,35 +180,81 @@ fn three_nodes_deliver_every_publish_once_in_origin_order() {
             .unwrap();
         threads.push(thread);
     }
-    // Every subscriber is a member (the upgrade hook subscribes before the 101); each
-    // node must have subscribed the topic in Redis, and be ready.
-    wait_until("all connections", Duration::from_secs(60), || {
-        nodes.iter().map(|n| n.metric("wsloop_connections_open")).sum::<u64>() == SUBSCRIBERS as u64
-    });
-    wait_until("3 nodes on the topic", Duration::from_secs(10), || {
-        redis.numsub("wsloop:t:broadcast") == NODES as usize
-    });
+    ready();
+    let t0 = Instant::now();
+    start.wait();
+    let mut last = vec![t0; PUBLISHERS * PER_ORIGIN];
+    for thread in threads {
+        let arrived = thread.join().expect("a subscriber saw every message once, in order");
+        for (last, arrived) in last.iter_mut().zip(arrived) {
+            *last = (*last).max(arrived);
+        }
+    }
+    let mut to_last: Vec<Duration> = last.into_iter().map(|t| t - t0).collect();
+    to_last.sort();
+    to_last
+}
+
+fn report(what: &str, to_last: &[Duration]) {
+    let deliveries = SUBSCRIBERS * PUBLISHERS * PER_ORIGIN;
+    println!(
+        "{what}: {SUBSCRIBERS} subscribers, {PUBLISHERS}x{PER_ORIGIN} publishes in a burst, \
+         {deliveries} deliveries each once and in per-origin order; start to last subscriber \
+         per message p50 {:?} p99 {:?} max {:?}",
+        percentile(to_last, 0.5),
+        percentile(to_last, 0.99),
+        to_last.last().copied().unwrap_or_default(),
+    );
+}
+
+fn open_connections(nodes: &[SocketAddr]) -> u64 {
+    let open = |addr| {
+        let body = http(addr, "GET", "/metrics", "").body;
+        let line = body.lines().find(|l| l.starts_with("wsloop_connections_open "));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+    };
+    nodes.iter().map(|&addr| open(addr)).sum()
+}
+
+#[test]
+fn three_nodes_deliver_every_publish_once_in_origin_order() {
+    let _w = Watchdog::new("three nodes", Duration::from_secs(180));
+    let _lock = many_sockets();
+    let redis = Redis::start();
+    let nodes: Vec<Node> = (1..=NODES).map(|id| Node::start(&redis, id, &[])).collect();
     for node in &nodes {
         node.wait_readyz(200, Duration::from_secs(10));
     }
-    let t0 = Instant::now();
-    start.wait();
-    let mut last = t0;
-    for thread in threads {
-        last = last.max(thread.join().expect("a subscriber saw every message once, in order"));
-    }
-    let elapsed = last - t0;
-    let deliveries = SUBSCRIBERS * NODES as usize * PER_ORIGIN;
-    println!(
-        "cluster fan-out: {NODES} nodes, {SUBSCRIBERS} subscribers, {} publishes: {deliveries} \
-         deliveries, each once and in per-origin order; last subscriber complete after {elapsed:?}",
-        NODES as usize * PER_ORIGIN
-    );
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+    let to_last = fan_out(&addrs, || {
+        // Every subscriber is a member (the upgrade hook subscribes before the 101);
+        // each node must have subscribed the topic in Redis, and be ready.
+        wait_until("all connections", Duration::from_secs(60), || {
+            open_connections(&addrs) == SUBSCRIBERS as u64
+        });
+        wait_until("3 nodes on the topic", Duration::from_secs(10), || {
+            redis.numsub("wsloop:t:broadcast") == NODES as usize
+        });
+        for node in &nodes {
+            node.wait_readyz(200, Duration::from_secs(10));
+        }
+    });
+    report("3 nodes through Redis (publishers on nodes 1, 2, 3)", &to_last);
     for node in &nodes {
         assert_eq!(node.metric("wsloop_cluster_gaps_total"), 0);
         assert_eq!(node.metric("wsloop_cluster_duplicates_total"), 0);
         assert_eq!(node.metric("wsloop_cluster_received_total"), 2 * PER_ORIGIN as u64);
     }
+    drop(nodes);
+
+    // The same on one standalone node, for comparison.
+    let (_single, addr) = start_binary(&[]);
+    let to_last = fan_out(&[addr], || {
+        wait_until("all connections", Duration::from_secs(60), || {
+            open_connections(&[addr]) == SUBSCRIBERS as u64
+        });
+    });
+    report("1 node, no cluster (all publishers on it)", &to_last);
 }
 
 #[test]
