@@ -178,3 +178,43 @@ fn without_redis_publishes_queue_within_a_bound_then_fail_and_readyz_says_why() 
     assert!(metric(server.local_addr(), "wsloop_cluster_refused_total") >= 3);
     assert_eq!(metric(server.local_addr(), "wsloop_cluster_up"), 0);
 }
+
+#[test]
+fn a_frozen_redis_is_detected_by_pings_and_recovered_from() {
+    let _w = Watchdog::new("frozen redis", Duration::from_secs(60));
+    let redis = Redis::start();
+    let cluster = |id| {
+        ClusterConfig::new(redis.url())
+            .node_id(id)
+            .ping_interval(Duration::from_millis(100))
+            .connect_timeout(Duration::from_millis(300))
+            .reconnect_delays(Duration::from_millis(20), Duration::from_millis(200))
+    };
+    let (a, b) = (node(cluster(21)), node(cluster(22)));
+    let (ha, hb) = (a.handle(), b.handle());
+    let mut b1 = connect_path(b.local_addr(), "/t/room");
+    wait_until("ready", || ha.unready_reason().is_none() && hb.unready_reason().is_none());
+    wait_until("b subscribed", || redis.numsub("wsloop:t:room") == 1);
+    let events = hb.cluster_events().unwrap();
+    while events.try_recv().is_some() {}
+
+    // Hung, not gone: no FIN, no RST; only the missing PONGs tell.
+    redis.freeze(true);
+    let frozen = Instant::now();
+    wait_until("b unready", || hb.unready_reason().is_some());
+    let noticed = frozen.elapsed();
+    assert!(noticed < Duration::from_secs(2), "noticed after {noticed:?}");
+    assert_eq!(events.recv_timeout(Duration::from_secs(5)), Some(ClusterEvent::Down));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(hb.unready_reason().is_some(), "not ready while Redis is frozen");
+    redis.freeze(false);
+    wait_until("ready again", || ha.unready_reason().is_none() && hb.unready_reason().is_none());
+    let mut seen = Vec::new();
+    while let Some(event) = events.recv_timeout(Duration::from_millis(500)) {
+        seen.push(event);
+    }
+    assert!(seen.contains(&ClusterEvent::Resync { topic: "room".into() }), "{seen:?}");
+    ha.publish("room", "thawed");
+    assert_eq!(text_of(&mut b1), "thawed");
+    println!("a frozen Redis was noticed after {noticed:?}");
+}

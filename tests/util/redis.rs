@@ -36,6 +36,14 @@ impl Redis {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a Redis that hangs without closing anything.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
     /// Starts it again on the same port (empty: nothing is persisted).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "still running");
