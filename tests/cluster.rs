@@ -24,7 +24,11 @@ impl Handler for Quiet {
 
 /// A server whose `/t/<topic>` connections are members of `<topic>`.
 fn node(cluster: ClusterConfig) -> Server {
-    let config = config().cluster(cluster).on_upgrade(|request| {
+    node_with(config(), cluster)
+}
+
+fn node_with(config: wsloop::Config, cluster: ClusterConfig) -> Server {
+    let config = config.cluster(cluster).on_upgrade(|request| {
         Ok(match request.path().strip_prefix("/t/") {
             Some(topic) => Accept::new().subscribe(topic),
             None => Accept::new(),
@@ -217,4 +221,35 @@ fn a_frozen_redis_is_detected_by_pings_and_recovered_from() {
     ha.publish("room", "thawed");
     assert_eq!(text_of(&mut b1), "thawed");
     println!("a frozen Redis was noticed after {noticed:?}");
+}
+
+#[test]
+fn a_burst_from_another_node_is_read_in_budgets_without_dropping_the_link() {
+    let _w = Watchdog::new("burst", Duration::from_secs(60));
+    let redis = Redis::start();
+    // The test's client is slower than the fan-out; let its queue hold the whole burst.
+    let roomy = || config().max_backpressure(32 << 20).fanout_queue_bytes(32 << 20);
+    let a = node(ClusterConfig::new(redis.url()));
+    let b = node_with(roomy(), ClusterConfig::new(redis.url()));
+    let (ha, hb) = (a.handle(), b.handle());
+    let mut b1 = connect_path(b.local_addr(), "/t/burst");
+    wait_until("ready", || {
+        ha.unready_reason().is_none()
+            && hb.unready_reason().is_none()
+            && redis.numsub("wsloop:t:burst") == 1
+    });
+    // 8 MiB at once: many times what the link reads per turn and holds unparsed.
+    const N: usize = 8000;
+    let filler = "y".repeat(1000);
+    for i in 0..N {
+        ha.try_publish("burst", format!("{i:05}{filler}")).expect("fits the 16 MiB queue");
+    }
+    for i in 0..N {
+        let text = text_of(&mut b1);
+        assert_eq!(&text[..5], format!("{i:05}"), "in order, none lost");
+    }
+    let addr = b.local_addr();
+    assert_eq!(metric(addr, "wsloop_cluster_disconnects_total"), 0);
+    assert_eq!(metric(addr, "wsloop_cluster_gaps_total"), 0);
+    assert_eq!(metric(addr, "wsloop_cluster_received_total"), N as u64);
 }

@@ -348,7 +348,8 @@ impl Link {
             .conn
             .as_ref()
             .is_some_and(|c| c.established && c.out.len() < self.cluster.config.queue_bytes);
-        self.cluster.interest_pending() || (can_take && !self.queue.is_empty())
+        let more_to_read = self.conn.as_ref().is_some_and(|c| c.more_to_read);
+        more_to_read || self.cluster.interest_pending() || (can_take && !self.queue.is_empty())
     }
 
     fn sleep_for(&self, now: Instant) -> Duration {

@@ -33,7 +33,13 @@ pub(crate) struct Conn {
     pub(crate) fixed_pending: u8,
     pub(crate) hello_ok: bool,
     pub(crate) ready: bool,
+    /// The last read stopped at its budget, not at `WouldBlock`.
+    pub(crate) more_to_read: bool,
 }
+
+/// Bytes read per turn at most, so one burst from Redis cannot hold the link (and its
+/// memory) for long.
+const READ_BUDGET: usize = 1 << 20;
 
 impl Conn {
     pub(crate) fn new(stream: TcpStream, now: Instant) -> Conn {
@@ -49,6 +55,7 @@ impl Conn {
             fixed_pending: 2,
             hello_ok: false,
             ready: false,
+            more_to_read: false,
         }
     }
 
@@ -70,30 +77,41 @@ impl Conn {
         self.expect.extend(expect);
     }
 
-    /// Reads until `WouldBlock` and returns every complete value; strings over `max_len`
-    /// (and a buffer over twice that) end the connection.
+    /// Reads until `WouldBlock` or `READ_BUDGET` bytes (then `more_to_read` is set: mio
+    /// will not say so again) and returns every complete value. A value with a string
+    /// over `max_len`, or an incomplete one over twice that, ends the connection.
     pub(crate) fn read_values(
         &mut self,
         now: Instant,
         max_len: usize,
     ) -> Result<Vec<Value>, String> {
         let mut chunk = [0u8; 16 << 10];
+        let mut values = Vec::new();
+        let mut budget = READ_BUDGET;
+        self.more_to_read = false;
         loop {
+            if budget == 0 {
+                self.more_to_read = true;
+                break;
+            }
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err("Redis closed the connection".to_owned()),
                 Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     self.read.extend_from_slice(&chunk[..n]);
                     self.last_read = now;
-                    if self.read.len() > 2 * max_len {
-                        return Err("a reply over the size limit".to_owned());
-                    }
+                    self.parse_into(&mut values, max_len)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read: {e}")),
             }
         }
-        let mut values = Vec::new();
+        Ok(values)
+    }
+
+    /// Moves every complete value out of the read buffer.
+    fn parse_into(&mut self, values: &mut Vec<Value>, max_len: usize) -> Result<(), String> {
         let mut used = 0;
         while let Some((value, n)) =
             resp::parse(&self.read[used..], max_len).map_err(|e| format!("RESP: {e:?}"))?
@@ -102,7 +120,10 @@ impl Conn {
             used += n;
         }
         self.read.drain(..used);
-        Ok(values)
+        if self.read.len() > 2 * max_len {
+            return Err("a reply over the size limit".to_owned());
+        }
+        Ok(())
     }
 
     /// Writes what the socket takes now.
