@@ -335,14 +335,18 @@ impl Handle {
     }
 
     /// [`Handle::broadcast`] to this node's connections only.
-    pub(crate) fn broadcast_here(&self, message: Message) {
+    /// Returns false when a reactor refused it (over its fan-out budget).
+    pub(crate) fn broadcast_here(&self, message: Message) -> bool {
         let out = self.outgoing(message);
         let cost = fanout_cost(&out);
+        let mut complete = true;
         for remote in self.shared.reactors.iter() {
-            self.push_fanout(remote, cost, |cost| Command::Broadcast { out: out.clone(), cost });
+            complete &= self
+                .push_fanout(remote, cost, |cost| Command::Broadcast { out: out.clone(), cost });
         }
         let open = self.shared.open.load(Ordering::Relaxed);
         Counters::add(&self.shared.counters.messages_out, open);
+        complete
     }
 
     /// Starts the close handshake with `code` and `reason` (≤ 123 bytes). The
@@ -430,10 +434,22 @@ impl Handle {
         message: Message,
         except: Option<ConnId>,
     ) -> usize {
+        self.fan_out_here(topic, message, except).0
+    }
+
+    /// [`Handle::publish_here`], and whether every reactor with members took it (false:
+    /// some were over their fan-out budget and their members miss it).
+    pub(crate) fn fan_out_here(
+        &self,
+        topic: &str,
+        message: Message,
+        except: Option<ConnId>,
+    ) -> (usize, bool) {
         let reactors = self.shared.topics.reactors_of(topic);
         if reactors.is_empty() {
-            return 0;
+            return (0, true);
         }
+        let wanted = reactors.len();
         let out = self.outgoing(message);
         let topic: Arc<str> = Arc::from(topic);
         let cost = fanout_cost(&out) + topic.len();
@@ -451,7 +467,7 @@ impl Handle {
             }
         }
         if sent == 0 {
-            return 0;
+            return (0, false);
         }
         let members = self.shared.topics.size(&topic);
         let counters = &self.shared.counters;
@@ -460,7 +476,7 @@ impl Handle {
             &counters.messages_out,
             members.saturating_sub(usize::from(except.is_some())),
         );
-        members
+        (members, sent == wanted)
     }
 
     /// A message for many recipients: framed once, and its payload kept for the reactors

@@ -253,3 +253,32 @@ fn a_burst_from_another_node_is_read_in_budgets_without_dropping_the_link() {
     assert_eq!(metric(addr, "wsloop_cluster_gaps_total"), 0);
     assert_eq!(metric(addr, "wsloop_cluster_received_total"), N as u64);
 }
+
+#[test]
+fn a_message_a_reactor_had_no_room_for_is_a_gap_too() {
+    let _w = Watchdog::new("local drops", Duration::from_secs(60));
+    let redis = Redis::start();
+    let a = node(ClusterConfig::new(redis.url()));
+    // One fan-out command at a time per reactor: a burst from Redis overflows it.
+    let b = node_with(config().reactors(1).fanout_queue_bytes(1), ClusterConfig::new(redis.url()));
+    let (ha, hb) = (a.handle(), b.handle());
+    let _b1 = connect_path(b.local_addr(), "/t/tight");
+    wait_until("ready", || {
+        ha.unready_reason().is_none()
+            && hb.unready_reason().is_none()
+            && redis.numsub("wsloop:t:tight") == 1
+    });
+    let events = hb.cluster_events().unwrap();
+    while events.try_recv().is_some() {}
+    for i in 0..5000 {
+        ha.try_publish("tight", format!("{i}")).unwrap();
+    }
+    wait_until("all received", || metric(b.local_addr(), "wsloop_cluster_received_total") == 5000);
+    let drops = metric(b.local_addr(), "wsloop_cluster_local_drops_total");
+    assert!(drops > 0, "the burst overflowed the reactor's fan-out budget");
+    assert_eq!(
+        events.recv_timeout(Duration::from_secs(5)),
+        Some(ClusterEvent::Resync { topic: "tight".into() })
+    );
+    assert_eq!(metric(b.local_addr(), "wsloop_cluster_resyncs_total"), drops);
+}

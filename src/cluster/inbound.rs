@@ -58,13 +58,23 @@ impl Inbound {
     }
 }
 
+/// Hands the message to the reactors. One whose fan-out budget is full drops it (its
+/// members would miss it): that is a gap too, reported like one.
 fn deliver(cluster: &Cluster, handle: &Handle, body: Body, message: crate::Message) {
     let stale = &cluster.counters.stale;
     match body {
         Body::Publish { topic, except } => {
-            handle.publish_here(&topic, message, except);
+            if !handle.fan_out_here(&topic, message, except).1 {
+                bump(&cluster.counters.local_drops);
+                cluster.emit(ClusterEvent::Resync { topic });
+            }
         }
-        Body::Broadcast => handle.broadcast_here(message),
+        Body::Broadcast => {
+            if !handle.broadcast_here(message) {
+                bump(&cluster.counters.local_drops);
+                cluster.emit(ClusterEvent::ResyncBroadcast);
+            }
+        }
         Body::Send { to } => {
             if to.node() != cluster.node || handle.send(to, message).is_err() {
                 bump(stale);

@@ -29,7 +29,7 @@ pub(crate) fn render(cluster: &Cluster, out: &mut String) {
     );
     let queued = cluster.queued_bytes();
     family(out, "wsloop_cluster_queue_bytes", "gauge", "Bytes queued for Redis.", queued);
-    let rows: [(&str, &str, &AtomicU64); 14] = [
+    let rows: [(&str, &str, &AtomicU64); 15] = [
         (
             "published",
             "Publishes, broadcasts and direct sends queued for other nodes.",
@@ -48,6 +48,7 @@ pub(crate) fn render(cluster: &Cluster, out: &mut String) {
         ("stale", "Direct sends and closes for connections that have ended.", &c.stale),
         ("events_dropped", "Cluster events dropped because nobody read them.", &c.events_dropped),
         ("lost_bytes", "Bytes not yet written to Redis when its link dropped.", &c.lost_bytes),
+        ("local_drops", "Messages from other nodes a reactor had no room for.", &c.local_drops),
     ];
     for (name, help, value) in rows {
         counter(out, &format!("wsloop_cluster_{name}_total"), help, value);

@@ -50,7 +50,9 @@
 //!   with [`Handle::cluster_events`](crate::Handle::cluster_events)): each one that was
 //!   subscribed when the link dropped (sent once it is subscribed again, so a reload
 //!   from then on misses nothing), and each one where a sequence number was skipped.
-//!   Broadcasts get [`ClusterEvent::ResyncBroadcast`]. A Redis that closes the link for
+//!   Broadcasts get [`ClusterEvent::ResyncBroadcast`]. A message from another node that
+//!   a reactor had no room for (`Config::fanout_queue_bytes`) is a gap too, and reported
+//!   the same way. A Redis that closes the link for
 //!   lagging (`client-output-buffer-limit pubsub`) is a dropped link like any other.
 //! - Counters for all of it are in `/metrics` (`wsloop_cluster_*`).
 //! - A direct send to a node that does not exist (PUBLISH reached no subscriber) is
@@ -198,6 +200,7 @@ pub(crate) struct Counters {
     pub(crate) stale: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
     pub(crate) lost_bytes: AtomicU64,
+    pub(crate) local_drops: AtomicU64,
     pub(crate) subscribed: AtomicUsize,
     pub(crate) up: AtomicBool,
 }
