@@ -274,11 +274,14 @@ impl Handle {
     }
 
     /// Queues one message for many connections. The frame is encoded once and its bytes
-    /// shared by every recipient. Ids that are unknown or closed are skipped.
+    /// shared by every recipient. Ids that are unknown or closed are skipped. In a
+    /// cluster, ids of other nodes get one direct send each.
     ///
     /// Returns how many ids were queued.
     pub fn send_many(&self, ids: &[ConnId], message: impl Into<Message>) -> usize {
-        let out = self.outgoing(message.into());
+        let message = message.into();
+        let elsewhere = self.send_to_nodes(ids, &message);
+        let out = self.outgoing(message);
         let mut per_reactor: Vec<Vec<ConnId>> = vec![Vec::new(); self.shared.reactors.len()];
         for &id in ids {
             if let Some(remote) = self.remote(id)
@@ -302,7 +305,7 @@ impl Handle {
             }
         }
         Counters::add(&self.shared.counters.messages_out, queued);
-        queued
+        queued + elsewhere
     }
 
     /// Sends a fan-out command within the reactor's fan-out budget; false (and counted as

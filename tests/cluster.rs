@@ -99,6 +99,10 @@ fn two_nodes_share_topics_broadcasts_and_ids_and_report_gaps() {
     assert_eq!(text_of(&mut a1), "everyone");
     ha.send(b1_id, "direct").unwrap();
     assert_eq!(text_of(&mut b1), "direct");
+    let a1_id = ha.connections_of("room")[0];
+    assert_eq!(ha.send_many(&[a1_id, b1_id], "to both"), 2);
+    assert_eq!(text_of(&mut a1), "to both");
+    assert_eq!(text_of(&mut b1), "to both");
 
     // Another node's stream with a hole in it: delivered, the gap reported once.
     for (seq, payload) in [(1, "g1"), (3, "g3"), (3, "g3 again")] {

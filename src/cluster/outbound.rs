@@ -144,6 +144,14 @@ impl Handle {
         }
     }
 
+    /// [`Handle::send_many`]'s ids of other nodes, one direct send each; how many were
+    /// queued.
+    pub(crate) fn send_to_nodes(&self, ids: &[ConnId], message: &Message) -> usize {
+        let Some(cluster) = &self.shared.cluster else { return 0 };
+        let remote = ids.iter().filter(|id| cluster.is_remote(**id));
+        remote.filter(|id| self.send_to_node(**id, message.clone()).is_ok()).count()
+    }
+
     /// [`Handle::close`] of a connection of another node (code and reason checked).
     pub(crate) fn close_on_node(
         &self,
