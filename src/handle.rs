@@ -406,6 +406,10 @@ impl Handle {
     /// reactor holds at most `Config::fanout_queue_bytes` of fan-out waiting for its
     /// sockets: a producer faster than that has its messages dropped and counted in
     /// `Stats::messages_dropped`, never queued without bound).
+    ///
+    /// In a cluster ([`Config::cluster`](crate::Config::cluster)) it also reaches every
+    /// other node's members (the count is this node's); when the queue to Redis is full
+    /// it reaches no one and returns 0 ([`Handle::try_publish`] says why).
     pub fn publish(&self, topic: &str, message: impl Into<Message>) -> usize {
         self.publish_to(topic, message.into(), None)
     }
