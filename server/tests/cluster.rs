@@ -12,6 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -363,6 +365,9 @@ fn redis_killed_mid_run_is_reported_resynced_and_recovered() {
     publisher.send(WsMessage::text("before")).unwrap();
     assert_eq!(text_of(&mut far), "before");
     assert_eq!(text_of(&mut publisher), "before");
+    // A chat room streaming from node 1 to node 2 all through the outage.
+    let live = live_stream(&redis, one.addr, two.addr);
+    wait_until("the stream flowing", Duration::from_secs(5), || live.heard.load(Relaxed) >= 20);
 
     let killed = Instant::now();
     redis.kill();
@@ -403,6 +408,91 @@ fn redis_killed_mid_run_is_reported_resynced_and_recovered() {
         got = text_of(&mut far);
     }
     assert_eq!(got, "after");
+    let (sent, _talker, heard) = live.stop();
+    let resync_at = heard.iter().position(Option::is_none).expect("a resync in the stream");
+    let before = heard[..resync_at].iter().flatten().count();
+    let after = heard[resync_at..].iter().flatten().count();
+    assert!(before > 0 && after > 0, "{before} before the resync, {after} after");
+    println!(
+        "live stream across the outage: {sent} sent, {} received in order, {} lost, \
+         resync notice after message {before}",
+        before + after,
+        sent - before - after
+    );
     one.assert_alive();
     two.assert_alive();
+}
+
+/// A chat room "live": a talker on one node sending `0, 1, 2...` every 2 ms until
+/// stopped, and a listener on another that checks they arrive in order without
+/// duplicates and counts them.
+struct LiveStream {
+    stop: Arc<AtomicBool>,
+    /// How many it sent, and the talker (kept open: a connection that ends leaves its
+    /// rooms, maybe before its last message is handled).
+    talking: std::thread::JoinHandle<(usize, Client)>,
+    /// What the listener heard (`None`: a resync notice).
+    listening: std::thread::JoinHandle<Vec<Option<usize>>>,
+    heard: Arc<AtomicUsize>,
+}
+
+impl LiveStream {
+    /// Stops the talker; returns how many it sent, the talker, and what was heard.
+    fn stop(self) -> (usize, Client, Vec<Option<usize>>) {
+        self.stop.store(true, Relaxed);
+        let (sent, talker) = self.talking.join().unwrap();
+        let heard = self.listening.join().expect("the stream stays in order, without duplicates");
+        (sent, talker, heard)
+    }
+}
+
+fn live_stream(redis: &Redis, from: SocketAddr, to: SocketAddr) -> LiveStream {
+    let (mut talker, _) = chat(from);
+    let (mut listener, _) = chat(to);
+    for c in [&mut talker, &mut listener] {
+        say(c, json!({"type": "join", "room": "live"}));
+        assert_eq!(json_of(c)["type"], "joined");
+    }
+    wait_until("both nodes on live", Duration::from_secs(5), || {
+        redis.numsub("wsloop:t:chat:live") == 2
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    let talking = std::thread::spawn(move || {
+        let mut sent = 0;
+        while !stopped.load(Relaxed) {
+            say(
+                &mut talker,
+                json!({"type": "message", "room": "live", "content": sent.to_string()}),
+            );
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // The end marker, sent once the link is back.
+        say(&mut talker, json!({"type": "message", "room": "live", "content": "end"}));
+        (sent, talker)
+    });
+    let listening = std::thread::spawn(move || {
+        let mut heard = Vec::new();
+        let mut last: Option<usize> = None;
+        loop {
+            let m = json_of(&mut listener);
+            if m["type"] == "resync" {
+                heard.push(None);
+                continue;
+            }
+            let content = m["content"].as_str().unwrap().to_owned();
+            if content == "end" {
+                return heard;
+            }
+            let i: usize = content.parse().unwrap();
+            assert!(last.is_none_or(|last| i > last), "{i} after {last:?}");
+            last = Some(i);
+            heard.push(Some(i));
+            counted.fetch_add(1, Relaxed);
+        }
+    });
+    LiveStream { stop, talking, listening, heard: count }
 }

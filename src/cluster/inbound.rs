@@ -64,6 +64,8 @@ fn deliver(cluster: &Cluster, handle: &Handle, body: Body, message: crate::Messa
     let stale = &cluster.counters.stale;
     match body {
         Body::Publish { topic, except } => {
+            // The excepted connection is the publisher's, on its own node.
+            let except = except.filter(|id| id.node() == cluster.node);
             if !handle.fan_out_here(&topic, message, except).1 {
                 bump(&cluster.counters.local_drops);
                 cluster.emit(ClusterEvent::Resync { topic });
