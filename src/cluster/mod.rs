@@ -43,6 +43,8 @@
 //!   Cross-node publishes wait in the bounded queue; once it is full, `publish` returns 0
 //!   and [`Handle::try_publish`](crate::Handle::try_publish) returns
 //!   [`PublishErrorKind::QueueFull`] with the message, never blocking and never growing.
+//!   What was queued is sent once the link is back; nodes that have not resubscribed yet
+//!   by then miss it (and get their `Resync`).
 //! - The link reconnects with exponential backoff and full jitter, resubscribes every
 //!   topic with local members in batches, and reports ready only when Redis has
 //!   confirmed all of them.
@@ -55,6 +57,9 @@
 //!   the same way. A Redis that closes the link for
 //!   lagging (`client-output-buffer-limit pubsub`) is a dropped link like any other.
 //! - Counters for all of it are in `/metrics` (`wsloop_cluster_*`).
+//! - `Handle::is_open` and `Handle::buffered` know only this node's connections (false
+//!   and `None` for another node's id): asking another node would mean waiting on it.
+//!   Gaps in the direct stream from one node to another are counted, not evented.
 //! - A direct send to a node that does not exist (PUBLISH reached no subscriber) is
 //!   counted on the sender; one to a connection that has closed is counted on its node.
 //!
