@@ -145,6 +145,11 @@ fn out_of_file_descriptors_warns_and_serves_the_backlog_later() {
             s
         })
         .collect();
+    // While the backlog waits, the server must not spin on its readable listener.
+    let pid = server.child.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_seconds(pid) - before;
     let mut answered = 0;
     let mut first_round = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -162,12 +167,27 @@ fn out_of_file_descriptors_warns_and_serves_the_backlog_later() {
     }
     let log = server.log();
     let warning = log.lines().find(|l| l.contains("accept failed")).unwrap_or("");
-    println!("first round answered {first_round:?} of 100; in the end {answered}\n{warning}");
+    println!(
+        "first round answered {first_round:?} of 100; in the end {answered}; \
+         {spent:.3} s of CPU in the second the backlog waited\n{warning}"
+    );
+    assert!(spent < 0.2, "the reactor spun: {spent} s of CPU in one second");
     assert!(first_round.unwrap() < 100, "the limit bit: {first_round:?}");
     assert_eq!(answered, 100, "every client in the backlog was served once fds were freed");
     assert!(warning.contains("out of file descriptors"), "{log}");
     let warnings = log.matches("accept failed").count();
     assert!(warnings <= 31, "at most one warning a second: {warnings}");
+}
+
+/// User plus system CPU time of a process, from `/proc/<pid>/stat` (in clock ticks of
+/// 10 ms, the kernel's USER_HZ on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // The command name may hold spaces; the fields after it are fixed.
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
 }
 
 #[test]
