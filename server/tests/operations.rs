@@ -211,3 +211,25 @@ fn sigterm_makes_readyz_fail_before_connections_close() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn addr_takes_a_host_name_and_a_taken_port_is_refused() {
+    let _w = Watchdog::new("addr", Duration::from_secs(20));
+    let mut first = Command::new(server_binary())
+        .args(["--addr", "localhost:0", "--reactors", "2", "--workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(first.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr: SocketAddr = line.trim().rsplit("ws://").next().unwrap().parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{line}");
+    assert_echo(&mut connect(addr), "by name");
+    let second = wsloop(&["--addr", &addr.to_string()], &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second server on {addr} must not start");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    let _ = first.kill();
+    let _ = first.wait();
+}
