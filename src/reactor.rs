@@ -303,7 +303,7 @@ impl Reactor {
                 }
             };
             budget = budget.saturating_sub(n);
-            Counters::add(&self.ctx.shared.counters.bytes_in, n);
+            self.ctx.shared.counters.read_bytes(self.ctx.index, n);
             self.ctx.seen(conn);
             let carry = std::mem::take(&mut conn.carry);
             let start = front - carry.len();
@@ -374,7 +374,7 @@ impl Reactor {
         let id = self.ctx.id(slot, conn);
         let (flushed, written) = conn.flush();
         if written > 0 {
-            Counters::add(&self.ctx.shared.counters.bytes_out, written);
+            self.ctx.shared.counters.wrote_bytes(self.ctx.index, written);
             self.ctx.remote().live.release(id, written);
         }
         match flushed {
