@@ -121,6 +121,10 @@ fn admin_actions_need_the_configured_token() {
     let stats: serde_json::Value =
         serde_json::from_str(&http(addr, "GET", "/admin/api/stats", "").body).unwrap();
     assert_eq!(stats["largest_topics"][0]["topic"], "news");
+    for (query, status) in [("id=zz", 400), ("id=ffffffffffffffff", 404), ("", 400)] {
+        let answer = http(addr, "POST", &format!("/admin/api/close?{query}"), auth);
+        assert_eq!(answer.status, status, "{query}: {}", answer.body);
+    }
     let id = wsloop_id_of_only_connection(&server);
     let closed = http(addr, "POST", &format!("/admin/api/close?id={id:x}&code=4001"), auth);
     assert_eq!(closed.status, 200, "{}", closed.body);
