@@ -272,7 +272,7 @@ impl Ctx {
         self.shared.topics.remove_connection(id);
         self.shared.open.fetch_sub(1, Ordering::AcqRel);
         let reason = conn.reason.take().map_or(DisconnectReason::Abnormal, |r| *r);
-        self.shared.counters.closed(&reason);
+        self.shared.counters.closed(self.index, &reason);
         self.dispatcher.emit(conn.worker, Event::Disconnect { id, reason });
     }
 
@@ -474,6 +474,7 @@ fn open(ctx: &mut Ctx, slot: usize, conn: &mut Conn, request: &Request, accepted
     }
     ctx.remote().live.set(id, Liveness::Open);
     ctx.shared.open.fetch_add(1, Ordering::AcqRel);
+    ctx.shared.counters.opened(ctx.index);
     let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
     let info = ConnectInfo {
         id,

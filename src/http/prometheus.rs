@@ -160,6 +160,11 @@ fn closes(t: &mut Text, c: &Counters) {
 }
 
 fn reactors(t: &mut Text, c: &Counters) {
+    let name = "wsloop_reactor_connections_open";
+    t.family(name, "gauge", "WebSocket connections open on each reactor.");
+    for (i, m) in c.reactors.iter().enumerate() {
+        t.sample(name, &[("reactor", &i.to_string())], m.open.load(Ordering::Relaxed));
+    }
     let name = "wsloop_reactor_sockets";
     t.family(name, "gauge", "Sockets each reactor holds, as of its last loop turn.");
     for (i, m) in c.reactors.iter().enumerate() {

@@ -30,6 +30,8 @@ pub(crate) struct ReactorMetrics {
     pub(crate) bytes_in: AtomicU64,
     /// Bytes written to sockets.
     pub(crate) bytes_out: AtomicU64,
+    /// WebSocket connections open on this reactor (handshake done, not disconnected).
+    pub(crate) open: AtomicU64,
     /// Sockets the reactor holds (handshaking, open, closing).
     pub(crate) sockets: AtomicU64,
     /// Connections whose reading is paused because their worker is behind.
@@ -113,9 +115,20 @@ impl Counters {
         (sum(|m| &m.bytes_in), sum(|m| &m.bytes_out))
     }
 
-    /// A connection ended: count it under the close code that ended it.
-    pub(crate) fn closed(&self, reason: &DisconnectReason) {
+    /// A connection of reactor `reactor` completed its handshake.
+    pub(crate) fn opened(&self, reactor: usize) {
+        if let Some(m) = self.reactors.get(reactor) {
+            m.open.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection of reactor `reactor` ended: count it under the close code that ended
+    /// it.
+    pub(crate) fn closed(&self, reactor: usize, reason: &DisconnectReason) {
         self.closes.bump(close_code_of(reason).0);
+        if let Some(m) = self.reactors.get(reactor) {
+            m.open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// An upgrade was refused: count its status and cause.
