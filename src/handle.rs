@@ -492,6 +492,7 @@ impl Handle {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
+        log::debug!("shutdown requested (close handshakes wait at most {timeout:?})");
         for remote in self.shared.reactors.iter() {
             let _ = self.push(remote, Command::Shutdown { timeout });
         }
