@@ -14,6 +14,7 @@ use crate::scenario::Plan;
 use crate::sink::SinkMode;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::target::{Target, UrlError};
+use crate::threshold::{Threshold, ThresholdError};
 
 /// wsloop-loadtest: drive any RFC 6455 server harder than it can take, and measure it
 /// honestly.
@@ -115,9 +116,14 @@ pub struct Common {
     /// Largest message accepted from the server, bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_message: usize,
-    /// No live progress line.
+    /// No progress (neither the live line on a terminal nor the per-second lines
+    /// otherwise).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// A pass/fail condition on a summary figure, e.g. 'p99<2ms', 'msgs_per_s>100k',
+    /// 'connect_failures==0' (repeatable). A failed threshold exits with 99.
+    #[arg(long = "threshold", value_name = "FIGURE OP VALUE")]
+    pub thresholds: Vec<String>,
     /// Internal: this process is worker I of --worker-count (set by --procs).
     #[arg(long, hide = true)]
     pub worker_index: Option<usize>,
@@ -243,6 +249,8 @@ pub enum ConfigError {
         /// What it must be.
         rule: &'static str,
     },
+    /// A `--threshold` cannot be read.
+    Threshold(ThresholdError),
     /// `--size` is below what the payload kind needs for its stamp.
     SizeTooSmall {
         /// The payload kind.
@@ -256,6 +264,7 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Url(e) => write!(f, "{e}"),
+            ConfigError::Threshold(e) => write!(f, "{e}"),
             ConfigError::OutOfRange { option, rule } => write!(f, "{option} must be {rule}"),
             ConfigError::SizeTooSmall { payload, min } => write!(
                 f,
@@ -392,6 +401,8 @@ pub struct Output {
     pub plot: Option<PathBuf>,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--threshold`s.
+    pub thresholds: Vec<Threshold>,
 }
 
 impl Command {
@@ -445,8 +456,18 @@ impl Command {
         };
         let mut spec = common.to_spec(scenario)?;
         spec.server_pid = server_pid;
-        let output =
-            Output { json: common.json.clone(), plot: common.plot.clone(), quiet: common.quiet };
+        let thresholds = common
+            .thresholds
+            .iter()
+            .map(|t| Threshold::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ConfigError::Threshold)?;
+        let output = Output {
+            json: common.json.clone(),
+            plot: common.plot.clone(),
+            quiet: common.quiet,
+            thresholds,
+        };
         Ok(Action::Run(Box::new(spec), output))
     }
 }

@@ -772,6 +772,7 @@ fn end_conn<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, end: E
             io.stats.counters.closed_by_server += 1;
             if let Some(b) = io.bucket() {
                 b.closed += 1;
+                b.server_closed += 1;
             }
         }
         End::ClosedByGenerator => {

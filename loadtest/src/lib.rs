@@ -10,6 +10,7 @@
 //! - [`coord`] and [`procs`]: threads and worker processes kept in step; results merged.
 //! - [`stats`], [`report`], [`plot`], [`progress`]: figures, the table and JSON, the SVG,
 //!   the live line.
+//! - [`threshold`], [`verdict`]: `--threshold` conditions, health checks, exit codes.
 //! - [`sink`]: a discard/echo/broadcast server to measure the generator itself.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -33,3 +34,5 @@ pub mod sink;
 pub mod spec;
 pub mod stats;
 pub mod target;
+pub mod threshold;
+pub mod verdict;

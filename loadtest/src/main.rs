@@ -61,8 +61,10 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
         coord::run_standalone(spec, &mut progress)
     }
     .map_err(|e| e.to_string())?;
-    let report = Report::build(spec, &outcome);
+    let mut report = Report::build(spec, &outcome);
+    report.judge(&output.thresholds);
     print!("{}", report.table());
+    print!("{}", report.verdict.table());
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -79,9 +81,7 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
                 .into(),
         );
     }
-    if report.connections.opened == 0 {
-        eprintln!("error: no connection opened");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    // The last line says whether the run passed, and why not.
+    println!("{}", report.verdict.last_line());
+    Ok(ExitCode::from(report.verdict.exit_code()))
 }

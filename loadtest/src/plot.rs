@@ -114,6 +114,7 @@ fn draw_latency(
                 opened: 0,
                 failed: 0,
                 closed: 0,
+                server_closed: 0,
                 open: 0,
                 latency_us: *fallback,
             })

@@ -11,6 +11,8 @@ use crate::progress::group;
 use crate::scenario::broadcast;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::stats::{Counters, Failures, RunStats, Summary, ThreadLoad};
+use crate::threshold::Threshold;
+use crate::verdict::Verdict;
 
 /// The run's settings, as the JSON records them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,6 +154,8 @@ pub struct Point {
     pub failed: u64,
     /// Connections ended.
     pub closed: u64,
+    /// Connections the server closed first.
+    pub server_closed: u64,
     /// Connections open.
     pub open: u64,
     /// Latency percentiles of what completed in this second (microseconds).
@@ -195,6 +199,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Raw counters.
     pub counters: Counters,
+    /// Thresholds and health: see [`crate::verdict`].
+    pub verdict: Verdict,
 }
 
 impl Report {
@@ -260,6 +266,7 @@ impl Report {
                 opened: b.opened,
                 failed: b.failed,
                 closed: b.closed,
+                server_closed: b.server_closed,
                 open: b.open,
                 latency_us: b.latency.summary(),
             })
@@ -331,9 +338,15 @@ impl Report {
             generator_saturated,
             warnings: outcome.warnings.clone(),
             counters: c.clone(),
+            verdict: Verdict::default(),
         };
         report.warnings.extend(warnings(&report, spec));
         report
+    }
+
+    /// Tests `thresholds` and the run's health into [`Report::verdict`].
+    pub fn judge(&mut self, thresholds: &[Threshold]) {
+        self.verdict = Verdict::judge(self, thresholds);
     }
 
     /// Writes the JSON document.

@@ -383,6 +383,9 @@ pub struct Bucket {
     pub failed: u64,
     /// Connections that ended (either side closed) in this second.
     pub closed: u64,
+    /// Of those, connections the server closed first.
+    #[serde(default)]
+    pub server_closed: u64,
     /// Connections open at the last event of this second (summed over threads).
     pub open: u64,
     /// Latency of what completed in this second: messages, or handshakes for
@@ -398,6 +401,7 @@ impl Bucket {
             opened: 0,
             failed: 0,
             closed: 0,
+            server_closed: 0,
             open: 0,
             latency: Hist::coarse(),
         }
@@ -409,6 +413,7 @@ impl Bucket {
         self.opened += o.opened;
         self.failed += o.failed;
         self.closed += o.closed;
+        self.server_closed += o.server_closed;
         self.open += o.open;
         self.latency.merge(&o.latency);
     }

@@ -361,3 +361,83 @@ pub fn fake_server(response: &'static str, connections: usize) -> SocketAddr {
     });
     addr
 }
+
+/// A fake server that completes the handshake of every other connection (the 1st, 3rd...)
+/// and holds it, and closes the others at once without a word: half the connections fail.
+pub fn half_refusing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            if i % 2 == 1 {
+                drop(stream);
+                continue;
+            }
+            std::thread::spawn(move || accept_and_hold(stream));
+        }
+    });
+    addr
+}
+
+fn accept_and_hold(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let key = text
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    let reply = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        wsloop::protocol::handshake::accept_key(key.as_bytes())
+    );
+    let _ = stream.write_all(reply.as_bytes());
+    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// The generator's own `sink` as a separate process (so a test can kill it): the child
+/// and its `ws://` URL.
+pub fn sink_process(mode: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["sink", "--port", "0", "--mode", mode, "--duration", "120"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sink starts");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        match out.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => panic!("the sink printed no address"),
+        }
+    }
+    let text = String::from_utf8_lossy(&line);
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .expect("sink listening on ws://...")
+        .to_string();
+    (child, url)
+}
+
+impl Run {
+    /// The summary's last line (stdout).
+    pub fn last_line(&self) -> &str {
+        self.stdout.lines().last().unwrap_or("")
+    }
+}
