@@ -7,7 +7,7 @@ use wsloop_loadtest::cli::{Action, Cli, Output};
 use wsloop_loadtest::coord::{self, Outcome};
 use wsloop_loadtest::plot;
 use wsloop_loadtest::procs;
-use wsloop_loadtest::progress::Progress;
+use wsloop_loadtest::progress::{self, Progress, Timing};
 use wsloop_loadtest::report::Report;
 use wsloop_loadtest::spec::RunSpec;
 use wsloop_loadtest::{limits, sink};
@@ -54,7 +54,9 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
         coord::run_worker(spec).map_err(|e| e.to_string())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut progress = Progress::new(!output.quiet, spec.scenario.name(), spec.connections as u64);
+    let timing = Timing { warmup_ns: spec.plan.warmup_ns, duration_ns: spec.plan.duration_ns };
+    let mode = progress::Mode::detect(!output.quiet);
+    let mut progress = Progress::new(mode, spec.scenario.name(), spec.connections as u64, timing);
     let outcome: Outcome = if spec.procs > 1 {
         procs::run_parent(spec, &mut progress)
     } else {

@@ -564,21 +564,29 @@ fn percentiles(s: &Summary) -> String {
 
 fn warnings(r: &Report, spec: &RunSpec) -> Vec<String> {
     let mut w = Vec::new();
-    for g in &r.generator {
-        if g.saturated_secs == 0 && g.busy >= 0.9 {
-            w.push(format!(
-                "generator thread {}.{} was {:.0}% busy: close to its own limit; add --threads or --procs",
-                g.worker,
-                g.thread,
-                g.busy * 100.0
-            ));
+    if let Some(advice) = closed_loop_advice(r, spec) {
+        // A closed loop with few messages in flight is bound by the round trip: the
+        // thread's short waits for answers look busy, but more threads would not help.
+        if r.generator.iter().any(|g| g.saturated_secs > 0 || g.busy >= 0.9) {
+            w.push(advice);
         }
-        if g.saturated_secs > 0 {
-            w.push(format!(
-                "generator thread {}.{} was saturated (never idle) for {} of {} s: the figures may \
-                 show the generator's limit, not the server's; add --threads or --procs",
-                g.worker, g.thread, g.saturated_secs, g.observed_secs
-            ));
+    } else {
+        for g in &r.generator {
+            if g.saturated_secs == 0 && g.busy >= 0.9 {
+                w.push(format!(
+                    "generator thread {}.{} was {:.0}% busy: close to its own limit; add --threads or --procs",
+                    g.worker,
+                    g.thread,
+                    g.busy * 100.0
+                ));
+            }
+            if g.saturated_secs > 0 {
+                w.push(format!(
+                    "generator thread {}.{} was saturated (never idle) for {} of {} s: the figures may \
+                     show the generator's limit, not the server's; add --threads or --procs",
+                    g.worker, g.thread, g.saturated_secs, g.observed_secs
+                ));
+            }
         }
     }
     let c = &r.counters;
@@ -615,6 +623,35 @@ fn warnings(r: &Report, spec: &RunSpec) -> Vec<String> {
     w
 }
 
+/// Messages in flight per generator thread below which an echo run is called a small
+/// closed loop: its pace is the round trip, whatever the generator's busy share.
+pub const SMALL_CLOSED_LOOP: usize = 64;
+
+/// For an `echo` run with few messages in flight per thread: what bounds it and how to
+/// load the server harder (instead of the advice to add threads).
+fn closed_loop_advice(r: &Report, spec: &RunSpec) -> Option<String> {
+    let ScenarioSpec::Echo { window } = spec.scenario else {
+        return None;
+    };
+    let in_flight = spec.connections.saturating_mul(window);
+    let threads = (spec.threads * spec.procs).max(1);
+    if in_flight / threads > SMALL_CLOSED_LOOP {
+        return None;
+    }
+    let busiest = r.generator.iter().map(|g| g.busy).fold(0.0f64, f64::max);
+    Some(format!(
+        "closed loop with {in_flight} message{} in flight ({} connection{} × --window {window}): \
+         each waits for its answer, so msg/s is set by the round trip (mean {:.1} µs), not by \
+         the generator (its {:.0}% busy counts short waits for answers); to load the server \
+         harder raise --window or --connections, more --threads will not help",
+        plural(in_flight as u64),
+        spec.connections,
+        plural(spec.connections as u64),
+        r.latency_us.mean_us,
+        busiest * 100.0
+    ))
+}
+
 /// Percentiles of the per-message "last delivery" latencies (messages nobody got are left
 /// out: they are counted as missing).
 fn last_delivery_summary(last: &[u64]) -> Summary {
@@ -623,4 +660,44 @@ fn last_delivery_summary(last: &[u64]) -> Summary {
         hist.record(ns);
     }
     hist.summary()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Action, Cli};
+    use clap::Parser;
+
+    fn spec(args: &[&str]) -> RunSpec {
+        let mut v = vec!["wsloop-loadtest"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).expect("clap accepts").command.into_action() {
+            Ok(Action::Run(spec, _)) => *spec,
+            _ => panic!("not a run"),
+        }
+    }
+
+    fn busy_report(spec: &RunSpec) -> Report {
+        let mut outcome = Outcome::default();
+        outcome.stats.threads.push(ThreadLoad {
+            worker: 0,
+            thread: 0,
+            busy: 0.95,
+            saturated_secs: 0,
+            observed_secs: 5,
+        });
+        Report::build(spec, &outcome)
+    }
+
+    #[test]
+    fn a_small_closed_loop_is_not_told_to_add_threads() {
+        let r = busy_report(&spec(&["echo", "-c", "10", "-w", "1"]));
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].starts_with("closed loop with 10 messages in flight"));
+        assert!(r.warnings[0].contains("raise --window or --connections"));
+        let r = busy_report(&spec(&["echo", "-c", "100", "-w", "16"]));
+        assert!(r.warnings[0].contains("add --threads or --procs"), "{:?}", r.warnings);
+        let r = busy_report(&spec(&["rate", "-c", "10"]));
+        assert!(r.warnings[0].contains("add --threads or --procs"), "{:?}", r.warnings);
+    }
 }
