@@ -9,8 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::clock::secs_to_ns;
 use crate::engine::EngineConfig;
+use crate::pattern::Pattern;
 use crate::payload::PayloadKind;
 use crate::scenario::Plan;
+use crate::session::{Session, SessionError};
 use crate::sink::SinkMode;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::target::{Target, UrlError};
@@ -71,9 +73,32 @@ pub struct Common {
     /// Message payload bytes (at least 16 binary, 32 text, 54 json: the stamp).
     #[arg(long, short = 's', default_value_t = 32)]
     pub size: usize,
-    /// Payload kind: binary frames, text frames, or text frames holding JSON.
-    #[arg(long, value_enum, default_value_t = PayloadKind::Binary)]
-    pub payload: PayloadKind,
+    /// Payload kind: binary frames, text frames, or text frames holding JSON (default:
+    /// binary; text with --payload-template or --payload-file).
+    #[arg(long, value_enum)]
+    pub payload: Option<PayloadKind>,
+    /// Each message is this text, with {stamp} (send time and sequence, needed to time
+    /// answers), {conn} (connection number) and {n} (message number on the connection)
+    /// replaced; other braces are kept, so JSON needs no escaping.
+    #[arg(long, value_name = "TEXT", conflicts_with = "payload_file")]
+    pub payload_template: Option<String>,
+    /// Like --payload-template, the template read from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+    /// An extra upgrade request header, 'Name: value' (repeatable), e.g. a cookie or
+    /// 'Authorization: Bearer ...'.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// A subprotocol to offer in Sec-WebSocket-Protocol (repeatable or comma-separated,
+    /// in order of preference); a server choosing another fails the connection.
+    #[arg(long = "subprotocol", value_delimiter = ',', value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// A text message sent on each connection right after the 101, before any measured
+    /// message (repeatable, sent in order), e.g. a login or a room to join; {conn} and {n}
+    /// are replaced as in --payload-template. Unstamped answers before a connection's
+    /// first measured message are counted as session replies.
+    #[arg(long = "on-open", value_name = "TEXT")]
+    pub on_open: Vec<String>,
     /// Offer permessage-deflate in the handshake (the generator cannot compress yet: a
     /// server that accepts makes the run stop with an error).
     #[arg(long)]
@@ -150,8 +175,28 @@ pub struct RateArgs {
     #[allow(missing_docs)]
     pub common: Common,
     /// Milliseconds between two messages of one connection.
-    #[arg(long, short = 'i', default_value_t = 100.0)]
+    #[arg(long, short = 'i', default_value_t = 100.0, conflicts_with = "rate")]
     pub interval: f64,
+    /// Messages per second over all connections together (e.g. 50000, 50k/s), evenly
+    /// spaced: each connection sends every connections ÷ rate seconds.
+    #[arg(long, short = 'r', value_name = "N/s", value_parser = per_second)]
+    pub rate: Option<f64>,
+}
+
+/// `50000`, `50000/s`, `50k/s`, `1.5M/s`.
+fn per_second(v: &str) -> Result<f64, String> {
+    let n = v.strip_suffix("/s").unwrap_or(v);
+    let (num, scale) = match n.strip_suffix('k') {
+        Some(x) => (x, 1e3),
+        None => match n.strip_suffix('M') {
+            Some(x) => (x, 1e6),
+            None => (n, 1.0),
+        },
+    };
+    match num.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x * scale <= 100e6 => Ok(x * scale),
+        _ => Err(format!("`{v}`: expected messages per second over 0, e.g. 50000 or 50k/s")),
+    }
 }
 
 /// `connect` options.
@@ -251,6 +296,10 @@ pub enum ConfigError {
     },
     /// A `--threshold` cannot be read.
     Threshold(ThresholdError),
+    /// `--header`, `--subprotocol` or `--on-open` cannot be used.
+    Session(SessionError),
+    /// `--payload-template` or `--payload-file` cannot be used.
+    Pattern(String),
     /// `--size` is below what the payload kind needs for its stamp.
     SizeTooSmall {
         /// The payload kind.
@@ -265,6 +314,8 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::Url(e) => write!(f, "{e}"),
             ConfigError::Threshold(e) => write!(f, "{e}"),
+            ConfigError::Session(e) => write!(f, "{e}"),
+            ConfigError::Pattern(e) => write!(f, "{e}"),
             ConfigError::OutOfRange { option, rule } => write!(f, "{option} must be {rule}"),
             ConfigError::SizeTooSmall { payload, min } => write!(
                 f,
@@ -318,12 +369,18 @@ impl Common {
             "below --worker-count",
         )?;
         check(self.size <= 64 << 20, "--size", "at most 64 MiB")?;
-        if self.size < self.payload.min_size() {
-            return Err(ConfigError::SizeTooSmall {
-                payload: self.payload,
-                min: self.payload.min_size(),
-            });
+        let pattern = self.pattern(&scenario)?;
+        let payload = self.payload.unwrap_or(if pattern.is_some() {
+            PayloadKind::Text
+        } else {
+            PayloadKind::Binary
+        });
+        let size = pattern.as_ref().map_or(self.size, Pattern::nominal_len);
+        if pattern.is_none() && self.size < payload.min_size() {
+            return Err(ConfigError::SizeTooSmall { payload, min: payload.min_size() });
         }
+        let session = Session::new(&self.headers, &self.subprotocols, &self.on_open)
+            .map_err(ConfigError::Session)?;
         check(
             self.connect_rate.is_finite() && self.connect_rate >= 0.0,
             "--connect-rate",
@@ -335,7 +392,7 @@ impl Common {
             "from 1 to 100,000",
         )?;
         check(self.max_queue >= 1024, "--max-queue", "at least 1024 bytes")?;
-        check(self.max_message >= self.size, "--max-message", "at least --size")?;
+        check(self.max_message >= size, "--max-message", "at least --size")?;
         let plan = Plan {
             warmup_ns: seconds(self.warmup, "--warmup", true)?,
             duration_ns: seconds(self.duration, "--duration", false)?,
@@ -355,9 +412,11 @@ impl Common {
             close_timeout_ns: plan.close_ns,
             max_message: self.max_message,
             max_queue: self.max_queue,
-            payload: self.payload,
+            payload,
             alt_target,
             timeline_handshakes,
+            marker_stamps: pattern.is_some(),
+            session,
         };
         let (worker_index, worker_count) = match self.worker_index {
             Some(i) => (i, self.worker_count),
@@ -376,10 +435,41 @@ impl Common {
             plan,
             connect_rate: self.connect_rate,
             connect_concurrency: self.connect_concurrency,
-            size: self.size,
-            payload: self.payload,
+            size,
+            payload,
+            pattern,
             server_pid: None,
         })
+    }
+
+    /// The payload pattern of `--payload-template` or `--payload-file`, checked for the
+    /// scenario: one that times answers needs a `{stamp}`, and text frames need UTF-8.
+    fn pattern(&self, scenario: &ScenarioSpec) -> Result<Option<Pattern>, ConfigError> {
+        let text = match (&self.payload_template, &self.payload_file) {
+            (Some(t), _) => t.clone().into_bytes(),
+            (None, Some(path)) => std::fs::read(path).map_err(|e| {
+                ConfigError::Pattern(format!("--payload-file {}: {e}", path.display()))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let pattern = Pattern::parse(&text).map_err(|e| ConfigError::Pattern(e.to_string()))?;
+        let times_answers = !matches!(
+            scenario,
+            ScenarioSpec::Send | ScenarioSpec::Connect { .. } | ScenarioSpec::Hold { .. }
+        );
+        if times_answers && !pattern.has_stamp() {
+            return Err(ConfigError::Pattern(format!(
+                "the payload template needs {{stamp}} for {}: the generator reads each \
+                 message's send time back from its answer",
+                scenario.name()
+            )));
+        }
+        if self.payload != Some(PayloadKind::Binary) && std::str::from_utf8(&text).is_err() {
+            return Err(ConfigError::Pattern(
+                "the payload template is not UTF-8: send it with --payload binary".into(),
+            ));
+        }
+        Ok(Some(pattern))
     }
 }
 
@@ -427,8 +517,16 @@ impl Command {
                     "--interval",
                     "from 0.001 to 3,600,000 ms",
                 )?;
-                let interval_ns = (a.interval * 1e6) as u64;
-                (a.common, ScenarioSpec::Rate { interval_ns }, None)
+                let interval_ns = match a.rate {
+                    Some(rate) => (a.common.connections as f64 * 1e9 / rate) as u64,
+                    None => (a.interval * 1e6) as u64,
+                };
+                check(
+                    interval_ns >= 1_000,
+                    "--rate",
+                    "at most 1,000,000 per connection per second",
+                )?;
+                (a.common, ScenarioSpec::Rate { interval_ns, rate: a.rate }, None)
             }
             Command::Connect(a) => {
                 check(a.rate.is_finite() && a.rate >= 0.0, "--rate", "0 or more")?;

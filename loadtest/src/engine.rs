@@ -26,12 +26,15 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
+use wsloop::protocol::frame::OpCode;
 use wsloop::protocol::message::{Decoder, Incoming};
 
 use crate::clock::now_ns;
+use crate::pattern::find_stamp;
 use crate::payload::{PayloadKind, Stamp, Template};
 use crate::proto;
 use crate::rng::XorShift;
+use crate::session::Session;
 use crate::shared::Shared;
 use crate::stats::{FailCause, RunStats};
 use crate::target::Target;
@@ -72,6 +75,11 @@ pub struct EngineConfig {
     pub alt_target: Option<Target>,
     /// Record handshake times in the timeline's latency buckets (connection scenarios).
     pub timeline_handshakes: bool,
+    /// Extra headers, subprotocols and `--on-open` messages.
+    pub session: Session,
+    /// Answers carry a `{stamp}` anywhere in them (payload patterns) rather than at the
+    /// payload kind's fixed place.
+    pub marker_stamps: bool,
 }
 
 /// Where a connection is in its life.
@@ -163,6 +171,10 @@ struct Conn<S> {
     dirty: bool,
     /// Connected to [`EngineConfig::alt_target`].
     alt: bool,
+    /// The connection's number in the run.
+    index: usize,
+    /// Data messages sent through [`Io::send`].
+    data_sent: u64,
     state: S,
 }
 
@@ -187,6 +199,9 @@ pub struct Io<S> {
     window_start: u64,
     window_end: u64,
     buckets: usize,
+    /// A pattern's rendered message, reused.
+    render: Vec<u8>,
+    last_len: usize,
 }
 
 /// Why a thread could not start.
@@ -235,6 +250,8 @@ impl<S> Io<S> {
             window_start: 0,
             window_end: 0,
             buckets: 0,
+            render: Vec::new(),
+            last_len: 0,
         })
     }
 
@@ -366,6 +383,8 @@ impl<S> Io<S> {
                     server_closed_first: false,
                     dirty: false,
                     alt,
+                    index,
+                    data_sent: 0,
                     state,
                 });
                 self.pending += 1;
@@ -428,14 +447,53 @@ impl<S> Io<S> {
             return false;
         }
         let kind = template.kind();
-        proto::push_frame_with(&mut conn.out, kind.opcode(), template.bytes(), mask, |p| {
-            kind.write_stamp(p, stamp)
-        });
+        match template.pattern() {
+            Some(p) => {
+                self.render.clear();
+                p.render(&mut self.render, stamp, conn.index, conn.data_sent);
+                proto::push_frame(&mut conn.out, kind.opcode(), &self.render, mask);
+                self.last_len = self.render.len();
+            }
+            None => {
+                proto::push_frame_with(&mut conn.out, kind.opcode(), template.bytes(), mask, |p| {
+                    kind.write_stamp(p, stamp)
+                });
+                self.last_len = template.len();
+            }
+        }
+        conn.data_sent += 1;
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(key);
         }
         true
+    }
+
+    /// Payload bytes of the last message [`Io::send`] queued.
+    pub fn last_len(&self) -> usize {
+        self.last_len
+    }
+
+    /// Queues the `--on-open` messages of a connection that just opened.
+    fn send_on_open(&mut self, key: usize) {
+        if self.cfg.session.on_open.is_empty() {
+            return;
+        }
+        let cfg = self.cfg.clone();
+        let mut sent = 0;
+        if let Some(conn) = self.conns.get_mut(key) {
+            for (n, p) in cfg.session.on_open.iter().enumerate() {
+                self.render.clear();
+                p.render(&mut self.render, Stamp { ts: 0, seq: 0 }, conn.index, n as u64);
+                proto::push_frame(&mut conn.out, OpCode::Text, &self.render, self.rng.mask());
+                sent += 1;
+            }
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+        self.stats.counters.session_sent += sent;
     }
 
     /// Starts the close handshake (1000) on an open connection. The connection ends when
@@ -819,7 +877,7 @@ fn on_event<D: Driver>(
                 Some(t) if conn.alt => t,
                 _ => &io.cfg.target,
             };
-            conn.out = proto::upgrade_request(target, &conn.key, io.cfg.deflate);
+            conn.out = proto::upgrade_request(target, &conn.key, io.cfg.deflate, &io.cfg.session);
             conn.out_pos = 0;
             io.stats.connect.record(took);
             io.flush(key);
@@ -849,6 +907,7 @@ fn on_event<D: Driver>(
 fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) {
     let deflate_offered = io.cfg.deflate;
     let max_message = io.cfg.max_message;
+    let cfg = io.cfg.clone();
     let Some(conn) = io.conns.get_mut(key) else {
         return;
     };
@@ -858,7 +917,7 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
             Ok(0) => break Err(FailCause::Reset),
             Ok(n) => {
                 conn.inbuf.extend_from_slice(&chunk[..n]);
-                match proto::check_response(&conn.inbuf, &conn.key, deflate_offered) {
+                match proto::check_response(&conn.inbuf, &conn.key, deflate_offered, &cfg.session) {
                     Ok(None) => continue,
                     Ok(Some((up, used))) if up.deflate => {
                         let _ = used;
@@ -900,6 +959,7 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
                     b.latency.record(took);
                 }
             }
+            io.send_on_open(key);
             driver.on_open(io, key);
             // Frames that came with the 101, and anything after.
             if io.conns.get(key).is_some() {
@@ -917,10 +977,11 @@ enum Item {
     Close(Option<u16>),
 }
 
-fn summarize(item: Incoming<'_>, kind: PayloadKind) -> Item {
+fn summarize(item: Incoming<'_>, kind: PayloadKind, marker: bool) -> Item {
+    let stamp = |p: &[u8]| if marker { find_stamp(p) } else { kind.read_stamp(p) };
     match item {
-        Incoming::Text(t) => Item::Data(Msg { stamp: kind.read_stamp(t.as_bytes()), len: t.len() }),
-        Incoming::Binary(b) => Item::Data(Msg { stamp: kind.read_stamp(&b), len: b.len() }),
+        Incoming::Text(t) => Item::Data(Msg { stamp: stamp(t.as_bytes()), len: t.len() }),
+        Incoming::Binary(b) => Item::Data(Msg { stamp: stamp(&b), len: b.len() }),
         Incoming::Ping(p) => {
             let mut buf = [0u8; 125];
             let n = p.len().min(125);
@@ -944,6 +1005,7 @@ enum ReadEnd {
 
 fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup: bool) {
     let kind = io.cfg.payload;
+    let marker = io.cfg.marker_stamps;
     let max_buf = io.cfg.max_message.saturating_add(64).max(SCRATCH);
     let mut buf = std::mem::take(&mut io.scratch);
     if buf.len() < SCRATCH {
@@ -984,7 +1046,7 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
                 Ok((n, None)) => pos += n,
                 Ok((n, Some(item))) => {
                     pos += n;
-                    let item = summarize(item, kind);
+                    let item = summarize(item, kind, marker);
                     dispatch(io, driver, key, item);
                 }
                 Err(_) => break 'outer ReadEnd::Protocol,
@@ -1059,6 +1121,12 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
     match item {
         Item::Data(msg) => {
             io.stats.counters.bytes_received += msg.len as u64;
+            let before_first = io.conns.get(key).is_some_and(|c| c.data_sent == 0);
+            if msg.stamp.is_none() && before_first {
+                // A greeting or the answer to --on-open: the session, not the load.
+                io.stats.counters.session_replies += 1;
+                return;
+            }
             driver.on_message(io, key, msg);
         }
         Item::Ping(payload, n) => {
@@ -1066,12 +1134,7 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
             if let Some(conn) = io.conns.get_mut(key)
                 && conn.phase == Phase::Open
             {
-                proto::push_frame(
-                    &mut conn.out,
-                    wsloop::protocol::frame::OpCode::Pong,
-                    &payload[..n],
-                    mask,
-                );
+                proto::push_frame(&mut conn.out, OpCode::Pong, &payload[..n], mask);
                 io.stats.counters.pings += 1;
                 if !conn.dirty {
                     conn.dirty = true;

@@ -10,6 +10,7 @@
 //! - [`coord`] and [`procs`]: threads and worker processes kept in step; results merged.
 //! - [`stats`], [`report`], [`plot`], [`progress`]: figures, the table and JSON, the SVG,
 //!   the live line.
+//! - [`session`], [`pattern`]: headers, subprotocols, `--on-open`, payload templates.
 //! - [`threshold`], [`verdict`]: `--threshold` conditions, health checks, exit codes.
 //! - [`sink`]: a discard/echo/broadcast server to measure the generator itself.
 #![deny(missing_docs)]
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod coord;
 pub mod engine;
 pub mod limits;
+pub mod pattern;
 pub mod payload;
 pub mod plot;
 pub mod procs;
@@ -29,6 +31,7 @@ pub mod report;
 pub mod rng;
 pub mod rss;
 pub mod scenario;
+pub mod session;
 pub mod shared;
 pub mod sink;
 pub mod spec;

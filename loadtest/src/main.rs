@@ -9,7 +9,7 @@ use wsloop_loadtest::plot;
 use wsloop_loadtest::procs;
 use wsloop_loadtest::progress::{self, Progress, Timing};
 use wsloop_loadtest::report::Report;
-use wsloop_loadtest::spec::RunSpec;
+use wsloop_loadtest::spec::{RunSpec, ScenarioSpec};
 use wsloop_loadtest::{limits, sink};
 
 fn main() -> ExitCode {
@@ -56,7 +56,10 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
     }
     let timing = Timing { warmup_ns: spec.plan.warmup_ns, duration_ns: spec.plan.duration_ns };
     let mode = progress::Mode::detect(!output.quiet);
-    let mut progress = Progress::new(mode, spec.scenario.name(), spec.connections as u64, timing);
+    // The broadcast sender is a connection of its own.
+    let sender = matches!(spec.scenario, ScenarioSpec::Broadcast { .. }) as u64;
+    let conns = spec.connections as u64 + sender;
+    let mut progress = Progress::new(mode, spec.scenario.name(), conns, timing);
     let outcome: Outcome = if spec.procs > 1 {
         procs::run_parent(spec, &mut progress)
     } else {

@@ -43,6 +43,9 @@ pub struct Settings {
     pub rate: Option<f64>,
     /// `churn --messages`.
     pub messages: Option<u64>,
+    /// Messages rendered from `--payload-template` / `--payload-file` (`size` is then
+    /// the nominal size).
+    pub template: bool,
 }
 
 /// Connection figures.
@@ -231,8 +234,8 @@ impl Report {
         let opened_in_window: u64 = stats.timeline.iter().map(|b| b.opened).sum();
         let (window, interval_ms, rate, messages) = match &spec.scenario {
             ScenarioSpec::Echo { window } => (Some(*window), None, None, None),
-            ScenarioSpec::Rate { interval_ns } => {
-                (None, Some(*interval_ns as f64 / 1e6), None, None)
+            ScenarioSpec::Rate { interval_ns, rate } => {
+                (None, Some(*interval_ns as f64 / 1e6), *rate, None)
             }
             ScenarioSpec::Connect { rate } | ScenarioSpec::Hold { rate } => {
                 (None, None, Some(*rate), None)
@@ -289,6 +292,7 @@ impl Report {
                 interval_ms,
                 rate,
                 messages,
+                template: spec.pattern.is_some(),
             },
             connections: Connections {
                 attempted: c.attempted,
@@ -381,7 +385,11 @@ impl Report {
             let _ = write!(line, " · every {i} ms");
         }
         if let Some(r) = s.rate {
-            let unit = if self.scenario == "broadcast" { "msg/s" } else { "conn/s" };
+            let unit = match self.scenario.as_str() {
+                "broadcast" => "msg/s",
+                "rate" => "msg/s overall",
+                _ => "conn/s",
+            };
             if r > 0.0 {
                 let _ = write!(line, " · {r} {unit}");
             }
@@ -392,7 +400,8 @@ impl Report {
                 PayloadKind::Text => "text",
                 PayloadKind::Json => "json",
             };
-            let _ = write!(line, " · {} B {kind}", s.size);
+            let from = if s.template { " from a template" } else { "" };
+            let _ = write!(line, " · {} B {kind}{from}", s.size);
         }
         if self.scenario != "connect" {
             let _ = write!(line, " · {:.1} s", self.throughput.window_s);
@@ -422,6 +431,20 @@ impl Report {
         );
         row(&mut t, "connections", &conn);
 
+        let k = &self.counters;
+        if k.session_sent > 0 || k.session_replies > 0 {
+            row(
+                &mut t,
+                "session",
+                &format!(
+                    "{} --on-open message{} sent · {} repl{} before the first measured message",
+                    group(k.session_sent),
+                    plural(k.session_sent),
+                    group(k.session_replies),
+                    if k.session_replies == 1 { "y" } else { "ies" }
+                ),
+            );
+        }
         let m = &self.messages;
         match self.scenario.as_str() {
             "echo" | "rate" | "churn" => {

@@ -195,6 +195,11 @@ pub struct Counters {
     pub sender_echoes: u64,
     /// Churn: open → (messages) → close cycles completed.
     pub cycles: u64,
+    /// `--on-open` messages sent.
+    pub session_sent: u64,
+    /// Messages without our stamp that came before a connection sent its first measured
+    /// message (a greeting, the answer to `--on-open`): not counted as unstamped.
+    pub session_replies: u64,
 }
 
 impl Counters {
@@ -230,7 +235,9 @@ impl Counters {
             missing,
             duplicates,
             sender_echoes,
-            cycles
+            cycles,
+            session_sent,
+            session_replies
         );
     }
 }

@@ -86,7 +86,7 @@ impl Broadcast {
                     return None;
                 }
             } else {
-                count_sent(io, due, self.template.len());
+                count_sent(io, due, io.last_len());
             }
             self.published += 1;
         }

@@ -84,7 +84,7 @@ impl Rate {
                 if let Some(st) = io.state_mut(key) {
                     st.sent += 1;
                 }
-                count_sent(io, due, self.template.len());
+                count_sent(io, due, io.last_len());
             } else {
                 io.stats.counters.skipped += 1;
             }

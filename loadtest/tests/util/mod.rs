@@ -115,6 +115,44 @@ pub fn echo_server() -> TestServer {
     TestServer::Wsloop(Some(Server::start(config, Echo).expect("wsloop starts")))
 }
 
+/// A server that wants a session: the upgrade needs `Authorization: Bearer let-me-in`
+/// (else 401), offers the `chat.v1` subprotocol, and echoes messages only after a
+/// `login <name>` text message, which it answers with `ok <name>`.
+struct LoginEcho {
+    logged_in: Mutex<std::collections::HashSet<ConnId>>,
+}
+
+impl Handler for LoginEcho {
+    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
+        let mut logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner());
+        if let Message::Text(t) = &message
+            && let Some(name) = t.strip_prefix("login ")
+        {
+            logged_in.insert(id);
+            let _ = handle.send(id, Message::Text(format!("ok {name}")));
+        } else if logged_in.contains(&id) {
+            let _ = handle.send(id, message);
+        } else {
+            let _ = handle.send(id, Message::Text("log in first".into()));
+        }
+    }
+}
+
+/// wsloop in-process as a [`LoginEcho`] server.
+pub fn login_server() -> TestServer {
+    let config = Config::default()
+        .addr("127.0.0.1:0".parse().expect("address"))
+        .reactors(1)
+        .workers(1)
+        .subprotocols(["chat.v1"])
+        .on_upgrade(|req| match req.header("authorization") {
+            Some("Bearer let-me-in") => Ok(wsloop::Accept::new()),
+            _ => Err(wsloop::Reject::with_status(401)),
+        });
+    let handler = LoginEcho { logged_in: Mutex::new(Default::default()) };
+    TestServer::Wsloop(Some(Server::start(config, handler).expect("wsloop starts")))
+}
+
 /// Every message is published to the one topic (the sender included), like the
 /// `wsloop` binary's `/broadcast`.
 struct FanOut;
