@@ -119,6 +119,13 @@ pub struct Common {
     /// Draw latency percentiles and throughput over time to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the latency histogram as HdrHistogram's percentile distribution text
+    /// (milliseconds), as wrk2 prints it.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+    /// Write the measurement window second by second as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     /// Connections opened per second before the run (0: as fast as
     /// --connect-concurrency allows).
     #[arg(long, default_value_t = 0.0)]
@@ -489,6 +496,10 @@ pub struct Output {
     pub json: Option<PathBuf>,
     /// `--plot`.
     pub plot: Option<PathBuf>,
+    /// `--hgrm`.
+    pub hgrm: Option<PathBuf>,
+    /// `--csv`.
+    pub csv: Option<PathBuf>,
     /// `--quiet`.
     pub quiet: bool,
     /// `--threshold`s.
@@ -563,6 +574,8 @@ impl Command {
         let output = Output {
             json: common.json.clone(),
             plot: common.plot.clone(),
+            hgrm: common.hgrm.clone(),
+            csv: common.csv.clone(),
             quiet: common.quiet,
             thresholds,
         };

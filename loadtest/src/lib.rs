@@ -8,18 +8,21 @@
 //!   [`engine::Driver`].
 //! - [`scenario`]: `echo`, `rate`, `connect`, `hold`, `broadcast`, `churn`, `send`.
 //! - [`coord`] and [`procs`]: threads and worker processes kept in step; results merged.
-//! - [`stats`], [`report`], [`plot`], [`progress`]: figures, the table and JSON, the SVG,
-//!   the live line.
+//! - [`stats`], [`report`], [`plot`], [`progress`], [`csv`], [`hgrm`]: figures, the table and
+//!   JSON, the SVG, the live line, the per-second CSV, the HdrHistogram percentile text.
 //! - [`session`], [`pattern`]: headers, subprotocols, `--on-open`, payload templates.
 //! - [`threshold`], [`verdict`]: `--threshold` conditions, health checks, exit codes.
 //! - [`sink`]: a discard/echo/broadcast server to measure the generator itself.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod axis;
 pub mod cli;
 pub mod clock;
 pub mod coord;
+pub mod csv;
 pub mod engine;
+pub mod hgrm;
 pub mod limits;
 pub mod pattern;
 pub mod payload;

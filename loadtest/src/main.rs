@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use wsloop_loadtest::cli::{Action, Cli, Output};
 use wsloop_loadtest::coord::{self, Outcome};
-use wsloop_loadtest::plot;
 use wsloop_loadtest::procs;
 use wsloop_loadtest::progress::{self, Progress, Timing};
 use wsloop_loadtest::report::Report;
 use wsloop_loadtest::spec::{RunSpec, ScenarioSpec};
+use wsloop_loadtest::{csv, hgrm, plot};
 use wsloop_loadtest::{limits, sink};
 
 fn main() -> ExitCode {
@@ -79,6 +79,16 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
     if let Some(path) = &output.plot {
         plot::write_svg(&report, path).map_err(|e| e.to_string())?;
     }
+    if let Some(path) = &output.csv {
+        write_file(path, &csv::timeline(&report))?;
+    }
+    if let Some(path) = &output.hgrm {
+        let stats = &outcome.stats;
+        // Connection scenarios' headline latency is the handshake.
+        let hist =
+            if spec.scenario.is_connection_scenario() { &stats.handshake } else { &stats.latency };
+        write_file(path, &hgrm::percentile_distribution(hist.histogram()))?;
+    }
     if report.connections.failures.deflate > 0 {
         return Err(
             "the server accepted permessage-deflate: compression is not yet supported by the generator \
@@ -89,4 +99,8 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
     // The last line says whether the run passed, and why not.
     println!("{}", report.verdict.last_line());
     Ok(ExitCode::from(report.verdict.exit_code()))
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

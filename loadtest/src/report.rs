@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::coord::Outcome;
 use crate::payload::PayloadKind;
 use crate::progress::group;
+use crate::rss::RssSample;
 use crate::scenario::broadcast;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::stats::{Counters, Failures, RunStats, Summary, ThreadLoad};
@@ -192,6 +193,8 @@ pub struct Report {
     pub broadcast: Option<BroadcastFigures>,
     /// Server memory.
     pub memory: Option<Memory>,
+    /// The server's RSS four times a second over the whole run (`hold --server-pid`).
+    pub memory_timeline: Vec<RssSample>,
     /// Per-second timeline of the window.
     pub timeline: Vec<Point>,
     /// Per generator thread load.
@@ -337,6 +340,7 @@ impl Report {
                 last_delivery_us: last_delivery_summary(&stats.last_delivery),
             }),
             memory,
+            memory_timeline: outcome.rss_samples.clone(),
             timeline,
             generator: stats.threads.clone(),
             generator_saturated,

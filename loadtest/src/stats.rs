@@ -60,6 +60,11 @@ impl Hist {
         if self.0.is_empty() { 0 } else { self.0.value_at_quantile(q) }
     }
 
+    /// The HdrHistogram itself (nanoseconds).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.0
+    }
+
     /// The headline percentiles, in microseconds.
     pub fn summary(&self) -> Summary {
         let h = &self.0;
