@@ -53,6 +53,31 @@ pub enum Command {
     Send(SendArgs),
     /// A WebSocket server that discards or echoes with no work, to measure the generator.
     Sink(SinkArgs),
+    /// The benchmark suite: build, start and measure every server of a matrix (default
+    /// loadtest/suite.toml), one core each; print a Markdown table and draw SVG charts.
+    Suite(SuiteArgs),
+}
+
+/// `suite` options.
+#[derive(Debug, Clone, Args)]
+pub struct SuiteArgs {
+    /// The matrix (TOML; see loadtest/suite.toml, the default).
+    pub matrix: Option<PathBuf>,
+    /// Shorter runs: 3 s measured per scenario, 1 s held.
+    #[arg(long)]
+    pub quick: bool,
+    /// Only these servers (keys of the matrix, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// Use what is already built.
+    #[arg(long)]
+    pub no_build: bool,
+    /// The output directory (default target/bench-suite/<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write the Markdown report to FILE (e.g. BENCHMARKS.md).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
 }
 
 /// Options every scenario takes.
@@ -487,6 +512,8 @@ pub enum Action {
     Run(Box<RunSpec>, Output),
     /// Run the sink server.
     Sink(SinkArgs),
+    /// Run the benchmark suite.
+    Suite(SuiteArgs),
 }
 
 /// Where results go.
@@ -513,6 +540,7 @@ impl Command {
     /// [`ConfigError`] when an option is out of range.
     pub fn into_action(self) -> Result<Action, ConfigError> {
         let (common, scenario, server_pid) = match self {
+            Command::Suite(a) => return Ok(Action::Suite(a)),
             Command::Sink(a) => {
                 check((1..=256).contains(&a.threads), "--threads", "from 1 to 256")?;
                 seconds(a.duration, "--duration", false)?;

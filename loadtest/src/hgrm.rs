@@ -49,6 +49,44 @@ pub fn percentile_distribution(h: &Histogram<u64>) -> String {
     out
 }
 
+/// A percentile distribution text that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HgrmError {
+    /// The 1-based line.
+    pub line: usize,
+}
+
+impl std::fmt::Display for HgrmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "percentile distribution: line {} is not `value percentile count ...`", self.line)
+    }
+}
+
+impl std::error::Error for HgrmError {}
+
+/// Reads [`percentile_distribution`]'s text back: (percentile 0..=1, milliseconds) per
+/// data line, in order.
+///
+/// # Errors
+/// [`HgrmError`] naming the first data line that is not numbers.
+pub fn parse_percentiles(text: &str) -> Result<Vec<(f64, f64)>, HgrmError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if i == 0 || t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let mut cols = t.split_whitespace();
+        let value = cols.next().and_then(|v| v.parse::<f64>().ok());
+        let q = cols.next().and_then(|v| v.parse::<f64>().ok());
+        match (value, q) {
+            (Some(v), Some(q)) if (0.0..=1.0).contains(&q) && v.is_finite() => out.push((q, v)),
+            _ => return Err(HgrmError { line: i + 1 }),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

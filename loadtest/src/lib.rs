@@ -12,6 +12,7 @@
 //!   JSON, the SVG, the live line, the per-second CSV, the HdrHistogram percentile text.
 //! - [`session`], [`pattern`]: headers, subprotocols, `--on-open`, payload templates.
 //! - [`threshold`], [`verdict`]: `--threshold` conditions, health checks, exit codes.
+//! - [`suite`]: the benchmark suite (`wsloop-loadtest suite`).
 //! - [`sink`]: a discard/echo/broadcast server to measure the generator itself.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -39,6 +40,7 @@ pub mod shared;
 pub mod sink;
 pub mod spec;
 pub mod stats;
+pub mod suite;
 pub mod target;
 pub mod threshold;
 pub mod verdict;

@@ -10,7 +10,7 @@ use wsloop_loadtest::progress::{self, Progress, Timing};
 use wsloop_loadtest::report::Report;
 use wsloop_loadtest::spec::{RunSpec, ScenarioSpec};
 use wsloop_loadtest::{csv, hgrm, plot};
-use wsloop_loadtest::{limits, sink};
+use wsloop_loadtest::{limits, sink, suite};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             sink::run_cli(&args).map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
         }
         Action::Run(spec, output) => run(&spec, &output),
+        Action::Suite(args) => suite::run(&args).map(ExitCode::from),
     };
     match result {
         Ok(code) => code,

@@ -30,11 +30,13 @@ impl fmt::Display for PlotError {
 
 impl std::error::Error for PlotError {}
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> PlotError {
+/// A plotters error as a [`PlotError`].
+pub fn draw_err<E: std::fmt::Debug>(e: E) -> PlotError {
     PlotError::Draw(format!("{e:?}"))
 }
 
-const COLORS: [RGBColor; 5] = [
+/// The series colours, in order.
+pub const COLORS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
