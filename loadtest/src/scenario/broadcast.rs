@@ -123,6 +123,10 @@ impl Driver for Broadcast {
                 counted: false,
             });
         }
+        if self.lc.stage == Stage::Running {
+            // Before the window may close: publish what was due inside it, even late.
+            self.publish_due(io);
+        }
         loop {
             let opened_all = self.opener.exhausted() && io.pending_count() == 0;
             let drained = self.all_delivered(io);

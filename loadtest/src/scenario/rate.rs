@@ -102,6 +102,11 @@ impl Driver for Rate {
         if self.lc.stage == Stage::Opening {
             due = self.opener.open_due(io, |index| RateConn { index, ..RateConn::default() });
         }
+        if self.lc.stage == Stage::Running {
+            // Before the window may close: a thread that wakes late still sends what was
+            // due inside the window (late, timed from its intended send time).
+            self.send_due(io);
+        }
         loop {
             let opened_all = self.opener.exhausted() && io.pending_count() == 0;
             match self.lc.advance(io, opened_all, self.outstanding == 0) {

@@ -46,12 +46,13 @@ fn throughput(r: &Results, path: &Path) -> Result<(), PlotError> {
     let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err)?;
     let n = servers.len().max(1) as i32;
+    // `(0..k).into_segmented()` has k + 1 segments: one per server.
     let mut chart = ChartBuilder::on(&root)
         .caption("echo throughput per server and message size (one core each)", ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..hi)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..hi)
         .map_err(draw_err)?;
     let labels: Vec<String> = servers.iter().map(|(_, l)| l.to_string()).collect();
     let x_label = |v: &SegmentValue<i32>| match v {
@@ -146,6 +147,7 @@ fn latency(r: &Results, path: &Path) -> Result<(), PlotError> {
             ("sans-serif", 20),
         )
         .margin(16)
+        .margin_right(48)
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(0.0..x_hi.ceil(), y.clone())

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::matrix::Matrix;
-use super::procfs::{CpuTicks, TICKS_PER_SEC, fd_count};
+use super::procfs::{CpuTicks, TICKS_PER_SEC, core_ticks, fd_count};
 use crate::report::Report;
 
 /// The CPU window opens this long after (the moment the server holds every connection +
@@ -96,6 +96,9 @@ pub struct CpuWindow {
     pub secs: f64,
     /// CPU ticks spent in it.
     pub ticks: CpuTicks,
+    /// How busy the server's core was in it, percent (by anything: the server and
+    /// whatever else ran there).
+    pub core_busy_pct: Option<f64>,
 }
 
 impl CpuWindow {
@@ -241,11 +244,18 @@ fn cpu_window(
     let warmup = Duration::from_secs_f64(s.warmup_s);
     let open = all + warmup + CPU_START_MARGIN;
     let close = all + warmup + Duration::from_secs_f64(s.duration_s) - CPU_END_MARGIN;
+    let core = m.settings.server_core;
     sleep_until(open);
-    let (t0, a) = (Instant::now(), CpuTicks::of(pid)?);
+    let (t0, a, core_a) = (Instant::now(), CpuTicks::of(pid)?, core_ticks(core));
     sleep_until(close);
-    let (t1, b) = (Instant::now(), CpuTicks::of(pid)?);
-    Some(CpuWindow { secs: (t1 - t0).as_secs_f64(), ticks: b.since(a) })
+    let (t1, b, core_b) = (Instant::now(), CpuTicks::of(pid)?, core_ticks(core));
+    let core_busy_pct = match (core_a, core_b) {
+        (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+            Some(100.0 * (busy1 - busy0) as f64 / (total1 - total0) as f64)
+        }
+        _ => None,
+    };
+    Some(CpuWindow { secs: (t1 - t0).as_secs_f64(), ticks: b.since(a), core_busy_pct })
 }
 
 fn sleep_until(t: Instant) {
@@ -261,7 +271,8 @@ mod tests {
 
     #[test]
     fn cpu_per_message_splits_user_and_system() {
-        let w = CpuWindow { secs: 2.0, ticks: CpuTicks { user: 150, system: 50 } };
+        let w =
+            CpuWindow { secs: 2.0, ticks: CpuTicks { user: 150, system: 50 }, core_busy_pct: None };
         // 1.5 s user + 0.5 s system over 2 s at 1M msg/s: 750 + 250 ns per message.
         let (user, system) = w.ns_per_msg(1_000_000.0).expect("messages");
         assert!((user - 750.0).abs() < 1e-6 && (system - 250.0).abs() < 1e-6);

@@ -247,7 +247,8 @@ fn how_to_read(t: &mut String, r: &Results) {
         t,
         "- **p50 / p99**: round trip at {} connections × one message every {} ms, measured from \
          each message's intended send time (coordinated omission corrected).",
-        c.rate_connections, c.rate_interval_ms
+        crate::progress::group(c.rate_connections as u64),
+        c.rate_interval_ms
     );
     let _ = writeln!(
         t,
@@ -265,7 +266,11 @@ fn how_to_read(t: &mut String, r: &Results) {
     let _ = writeln!(
         t,
         "- **ratios** come from one run on a machine that may run other work: differences under \
-         ~10–15% are noise.\n"
+         ~10–15% are noise. The per-run details show how busy the server's core was in each \
+         CPU window (`/proc/stat`); \"others\" is the part the server did not use: other \
+         processes competing with it. A server at well under 100% CPU while the generator is \
+         not busy either was starved by them, and its msg/s and latency say more about the \
+         machine than about the server.\n"
     );
     let _ = writeln!(t, "![throughput per server and size](throughput.svg)\n");
     let _ = writeln!(t, "![latency distribution at the latency scenario's load](latency.svg)\n");
@@ -280,13 +285,22 @@ fn details(t: &mut String, r: &Results) {
     let _ = writeln!(t, "|---|---|--:|--:|--:|--:|--:|--:|---|");
     for o in &r.runs {
         let mut notes = o.notes.clone();
-        let (msgs, win, pct, user, sys, busy) = match &o.result {
+        let (msgs, win, pct, core_pct, user, sys, busy) = match &o.result {
             Ok(m) => {
                 let split = m.cpu_split();
+                let core_pct = m.cpu.and_then(|c| {
+                    let busy = c.core_busy_pct?;
+                    Some(format!("{busy:.0}% ({:.0}%)", (busy - c.percent()).max(0.0)))
+                });
                 (
-                    int(Some(m.msgs_per_sec())),
+                    if o.scenario == Scenario::Idle {
+                        "–".into()
+                    } else {
+                        int(Some(m.msgs_per_sec()))
+                    },
                     m.cpu.map_or("–".into(), |c| format!("{:.2}", c.secs)),
                     m.cpu.map_or("–".into(), |c| format!("{:.0}%", c.percent())),
+                    core_pct.unwrap_or_else(|| "–".into()),
                     int(split.map(|s| s.0)),
                     int(split.map(|s| s.1)),
                     m.busy_cell(),
@@ -294,13 +308,13 @@ fn details(t: &mut String, r: &Results) {
             }
             Err(e) => {
                 notes.insert(0, format!("FAILED: {e}"));
-                ("–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into())
+                ("–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into())
             }
         };
         let notes = notes.join("; ").replace('|', "/");
         let _ = writeln!(
             t,
-            "| {} | {} | {msgs} | {win} | {pct} | {user} | {sys} | {busy} | {notes} |",
+            "| {} | {} | {msgs} | {win} | {pct} | {core_pct} | {user} | {sys} | {busy} | {notes} |",
             o.server,
             o.scenario.key()
         );

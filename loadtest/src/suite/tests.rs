@@ -70,6 +70,7 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
             cpu: Some(measure::CpuWindow {
                 secs: 1.0,
                 ticks: procfs::CpuTicks { user: 60, system: 40 },
+                core_busy_pct: Some(100.0),
             }),
             percentiles: vec![(0.5, 0.02), (0.99, 0.05)],
         })

@@ -48,7 +48,7 @@ pub enum TestServer {
     Wsloop(Option<Server>),
     /// The loadtest crate's own sink, in-process.
     Sink(Option<SinkHandle>),
-    /// A peer binary from `shared/peers`.
+    /// A peer binary from `peers/`.
     Peer(Child, SocketAddr),
 }
 
@@ -203,14 +203,17 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The tokio-tungstenite peer echo server on a free port; `None` (with the reason printed)
-/// when its binary is not built.
-pub fn peer_echo_server() -> Option<TestServer> {
-    let Some(bin) = peer_binary("tokio-tungstenite-echo") else {
-        eprintln!(
-            "skipped: tokio-tungstenite-echo is not built (scripts/build-peers.sh builds it)"
-        );
-        return None;
+/// The tokio-tungstenite peer echo server on a free port, built with
+/// `scripts/build-peers.sh` first when its binary is missing (a test never skips it).
+pub fn peer_echo_server() -> TestServer {
+    let bin = match peer_binary("tokio-tungstenite-echo") {
+        Some(bin) => bin,
+        None => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-peers.sh");
+            let status = Command::new("bash").arg(&script).status().expect("build-peers.sh runs");
+            assert!(status.success(), "scripts/build-peers.sh failed: {status}");
+            peer_binary("tokio-tungstenite-echo").expect("build-peers.sh built the peer")
+        }
     };
     let port = free_port();
     let child = Command::new(bin)
@@ -218,18 +221,15 @@ pub fn peer_echo_server() -> Option<TestServer> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
+        .expect("the peer starts");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
     let server = TestServer::Peer(child, addr);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
-        if Instant::now() > deadline {
-            eprintln!("skipped: the peer did not start listening");
-            return None;
-        }
+        assert!(Instant::now() < deadline, "the peer did not start listening");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(server)
+    server
 }
 
 /// What one generator run produced.
