@@ -135,13 +135,15 @@ fn latency(r: &Results, path: &Path) -> Result<(), PlotError> {
         .flat_map(|(_, p)| p.iter().map(|(_, us)| *us))
         .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if hi <= 0.0 { (1.0, 10.0) } else { (lo * 0.8, hi * 1.25) };
-    let y = lo.log10()..hi.log10();
+    // Milliseconds once the top of the axis passes one.
+    let (scale, unit) = if hi >= 1000.0 { (1000.0, "ms") } else { (1.0, "µs") };
+    let y = (lo / scale).log10()..(hi / scale).log10();
     let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "round-trip latency distribution at {} msg/s (µs, log scale)",
+                "round-trip latency distribution at {} msg/s ({unit}, log scale)",
                 crate::progress::group(r.latency_rate().round() as u64)
             ),
             ("sans-serif", 20),
@@ -162,7 +164,7 @@ fn latency(r: &Results, path: &Path) -> Result<(), PlotError> {
     chart
         .configure_mesh()
         .x_desc("percentile")
-        .y_desc("round trip, µs")
+        .y_desc(format!("round trip, {unit}"))
         .x_labels(x_hi.ceil() as usize + 1)
         .x_label_formatter(&x_label)
         .y_labels(axis::Y_LABELS)
@@ -175,7 +177,7 @@ fn latency(r: &Results, path: &Path) -> Result<(), PlotError> {
         let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(
-                pts.iter().map(|(x, us)| (*x, us.log10())),
+                pts.iter().map(|(x, us)| (*x, (us / scale).log10())),
                 color.stroke_width(2),
             ))
             .map_err(draw_err)?
@@ -188,7 +190,7 @@ fn latency(r: &Results, path: &Path) -> Result<(), PlotError> {
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(draw_err)?;
     root.present().map_err(draw_err)

@@ -271,12 +271,28 @@ fn run_one(
         if s != Scenario::Idle && meas.cpu.is_none() {
             o.notes.push("the server never held every connection at once: no CPU figures".into());
         }
+        if let Some(others) = meas.cpu.and_then(|c| contention(&c)) {
+            o.notes.insert(
+                0,
+                format!(
+                    "other processes took {others:.0}% of core {}: msg/s and latency show the machine's load",
+                    m.settings.server_core
+                ),
+            );
+        }
     }
     if let Some(status) = srv.exited() {
         o.notes.push(format!("the server exited on its own ({status})"));
     }
     srv.stop();
     o
+}
+
+/// The share of the server's core other processes took in the CPU window, percent, when
+/// it is over 20%: enough to make the run's msg/s and latency unreliable.
+fn contention(c: &measure::CpuWindow) -> Option<f64> {
+    let others = c.core_busy_pct? - c.percent();
+    (others > 20.0).then_some(others)
 }
 
 /// Builds what the matrix needs (each distinct command once); returns the servers that

@@ -182,6 +182,11 @@ fn ratios(t: &mut String, r: &Results) {
     let _ = writeln!(t, "|---|---|{}", "--:|".repeat(2 * sizes.len() + 1));
     for a in &subjects {
         for b in &others {
+            if r.skipped_reason(&a.key).is_some() || r.skipped_reason(&b.key).is_some() {
+                let blanks = " |".repeat(2 * sizes.len());
+                let _ = writeln!(t, "| {} | {} | skipped |{blanks}", a.label, b.label);
+                continue;
+            }
             let mut row = format!("| {} | {} |", a.label, b.label);
             let fig =
                 |key: &str, s: Scenario, f: &dyn Fn(&super::measure::Measured) -> Option<f64>| {
@@ -278,11 +283,13 @@ fn how_to_read(t: &mut String, r: &Results) {
 
 fn details(t: &mut String, r: &Results) {
     let _ = writeln!(t, "## Per-run details\n");
+    let core = r.matrix.settings.server_core;
     let _ = writeln!(
         t,
-        "| server | scenario | msg/s | CPU window s | server CPU % | user ns/msg | sys ns/msg | generator busy | notes |"
+        "| server | scenario | msg/s | CPU window s | server CPU % | core {core} busy % (others) \
+         | user ns/msg | sys ns/msg | generator busy | notes |"
     );
-    let _ = writeln!(t, "|---|---|--:|--:|--:|--:|--:|--:|---|");
+    let _ = writeln!(t, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
     for o in &r.runs {
         let mut notes = o.notes.clone();
         let (msgs, win, pct, core_pct, user, sys, busy) = match &o.result {

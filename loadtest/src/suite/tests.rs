@@ -107,6 +107,12 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
         "{text}"
     );
     assert!(text.contains("FAILED: the server did not start"));
+    // Every details row has as many cells as its header.
+    let details = text.split("## Per-run details").nth(1).expect("details");
+    let cells: Vec<usize> =
+        details.lines().filter(|l| l.starts_with('|')).map(|l| l.matches('|').count()).collect();
+    assert!(cells.len() == 6 && cells.iter().all(|&n| n == cells[0]), "{details}");
+    assert!(details.contains("| 100% (0%) |"), "{details}");
     assert!(text.contains("p50 / p99 µs at 10,000 msg/s"));
     let dir = std::env::temp_dir().join(format!("wsloop-suite-charts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
