@@ -395,6 +395,7 @@ impl Report {
                 _ => "conn/s",
             };
             if r > 0.0 {
+                let r = if r.fract() == 0.0 && r < 1e15 { group(r as u64) } else { r.to_string() };
                 let _ = write!(line, " · {r} {unit}");
             }
         }
@@ -492,9 +493,10 @@ impl Report {
                 &mut t,
                 "throughput",
                 &format!(
-                    "{} msg/s · {:.2} MB/s",
+                    "{} msg/s · {:.2} MB/s{}",
                     group(tp.msgs_per_sec.round() as u64),
-                    tp.mb_per_sec
+                    tp.mb_per_sec,
+                    self.while_the_server_was_up()
                 ),
             ),
             "send" => row(
@@ -562,6 +564,26 @@ impl Report {
             ),
         );
         t
+    }
+}
+
+impl Report {
+    /// When the server closed every connection during the window, the rate over the
+    /// seconds up to then: the window's rate averages in the seconds without a server.
+    fn while_the_server_was_up(&self) -> String {
+        let c = &self.connections;
+        if c.opened == 0 || c.closed_by_server < c.opened {
+            return String::new();
+        }
+        let Some(gone) = self.timeline.iter().position(|p| p.server_closed > 0) else {
+            return String::new();
+        };
+        let secs = gone as u64 + 1;
+        let received: u64 = self.timeline[..=gone].iter().map(|p| p.received).sum();
+        format!(
+            " over the window; {} msg/s over its first {secs} s, until the server went away",
+            group(received / secs)
+        )
     }
 }
 

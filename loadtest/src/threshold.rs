@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::progress::group;
 use crate::report::Report;
 use crate::stats::Summary;
 
@@ -358,7 +359,18 @@ impl Threshold {
     pub fn check(&self, report: &Report) -> Checked {
         let value = self.figure.read(report);
         let passed = value.is_some_and(|v| self.op.holds(v, self.bound));
-        Checked { threshold: self.text.clone(), value, passed }
+        let shown = match value {
+            None => "none in this run".to_string(),
+            Some(v) => match self.figure.unit() {
+                Unit::Micros if v >= 1000.0 => format!("{:.2} ms", v / 1000.0),
+                Unit::Micros => format!("{v:.1} µs"),
+                Unit::Fraction => format!("{:.1}%", v * 100.0),
+                Unit::Plain if (100.0..1e15).contains(&v) => group(v.round() as u64),
+                Unit::Plain if v.fract() == 0.0 && v >= 0.0 => format!("{v:.0}"),
+                Unit::Plain => format!("{v:.2}"),
+            },
+        };
+        Checked { threshold: self.text.clone(), value, shown, passed }
     }
 }
 
@@ -390,6 +402,8 @@ pub struct Checked {
     pub threshold: String,
     /// The figure's value (µs for latencies); `None` when the run has no such figure.
     pub value: Option<f64>,
+    /// The value as the summary shows it, with its unit.
+    pub shown: String,
     /// Whether it held.
     pub passed: bool,
 }

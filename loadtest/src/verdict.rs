@@ -57,14 +57,8 @@ impl Verdict {
     pub fn table(&self) -> String {
         let mut t = String::new();
         for c in &self.thresholds {
-            let value = match c.value {
-                Some(v) => {
-                    format!("{v:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
-                }
-                None => "no value in this run".into(),
-            };
             let mark = if c.passed { "passed" } else { "FAILED" };
-            let _ = writeln!(t, "threshold    {mark}  {:<24} (value: {value})", c.threshold);
+            let _ = writeln!(t, "threshold    {mark}  {:<24} (value: {})", c.threshold, c.shown);
         }
         t
     }
