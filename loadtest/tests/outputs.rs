@@ -62,3 +62,28 @@ fn hold_draws_the_servers_memory_over_the_run() {
     assert!(svg.contains("server memory over the run"));
     assert!(svg.contains("server RSS, MiB") && svg.contains("connections open"));
 }
+
+#[test]
+fn progress_is_one_plain_line_per_second_off_a_terminal() {
+    let _w = Watchdog::new("progress_is_one_plain_line_per_second", Duration::from_secs(60));
+    let _s = serial();
+    let server = echo_server();
+    let url = server.url("/");
+    // Not through util::run, which passes --quiet: stderr is a pipe here, not a terminal.
+    let out = std::process::Command::new(util::BIN)
+        .args(["echo", "--url", &url, "-c", "4", "-d", "2.5", "--warmup", "0.5"])
+        .output()
+        .expect("the generator runs");
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("echo  ")).collect();
+    assert!((2..=5).contains(&lines.len()), "{stderr}");
+    assert!(lines[0].starts_with("echo  opening  conns "), "{stderr}");
+    // No terminal control sequences, and a p99 only once the window has samples.
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("/2.5 s  conns 4/4") && l.contains("p99 ")),
+        "{stderr}"
+    );
+    assert!(lines.iter().all(|l| !l.contains("warmup") || !l.contains("p99")), "{stderr}");
+}
