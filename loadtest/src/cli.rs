@@ -124,6 +124,11 @@ pub struct Common {
     /// first measured message are counted as session replies.
     #[arg(long = "on-open", value_name = "TEXT")]
     pub on_open: Vec<String>,
+    /// Messages each connection waits for after the 101 (a greeting, the answer to a
+    /// login) before the run may start; the run starts without the late ones once the
+    /// opening stage's time is up.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub on_open_wait: u32,
     /// Offer permessage-deflate in the handshake (the generator cannot compress yet: a
     /// server that accepts makes the run stop with an error).
     #[arg(long)]
@@ -411,8 +416,10 @@ impl Common {
         if pattern.is_none() && self.size < payload.min_size() {
             return Err(ConfigError::SizeTooSmall { payload, min: payload.min_size() });
         }
-        let session = Session::new(&self.headers, &self.subprotocols, &self.on_open)
+        let mut session = Session::new(&self.headers, &self.subprotocols, &self.on_open)
             .map_err(ConfigError::Session)?;
+        check(self.on_open_wait <= 1000, "--on-open-wait", "at most 1000")?;
+        session.replies = self.on_open_wait;
         check(
             self.connect_rate.is_finite() && self.connect_rate >= 0.0,
             "--connect-rate",

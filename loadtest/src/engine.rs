@@ -175,6 +175,10 @@ struct Conn<S> {
     index: usize,
     /// Data messages sent through [`Io::send`].
     data_sent: u64,
+    /// Session replies received (unstamped, before the first data message).
+    session_replies: u32,
+    /// Still waiting for `--on-open-wait` replies.
+    session_waiting: bool,
     state: S,
 }
 
@@ -192,6 +196,8 @@ pub struct Io<S> {
     broken: Vec<(usize, End)>,
     open: usize,
     pending: usize,
+    /// Open connections still waiting for their `--on-open-wait` replies.
+    session_waiting: usize,
     /// Time of the current turn, [`now_ns`].
     pub now: u64,
     /// What this thread measured.
@@ -245,6 +251,7 @@ impl<S> Io<S> {
             broken: Vec::new(),
             open: 0,
             pending: 0,
+            session_waiting: 0,
             now: now_ns(),
             stats: RunStats::new(),
             window_start: 0,
@@ -302,9 +309,10 @@ impl<S> Io<S> {
         self.open
     }
 
-    /// Connections still connecting or handshaking.
+    /// Connections still connecting or handshaking, or open and still waiting for their
+    /// `--on-open-wait` replies: the opening stage is not over while there are any.
     pub fn pending_count(&self) -> usize {
-        self.pending
+        self.pending + self.session_waiting
     }
 
     /// Keys of the open connections (allocates; for stage changes, not per message).
@@ -385,6 +393,8 @@ impl<S> Io<S> {
                     alt,
                     index,
                     data_sent: 0,
+                    session_replies: 0,
+                    session_waiting: false,
                     state,
                 });
                 self.pending += 1;
@@ -819,6 +829,9 @@ fn end_conn<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, end: E
         return;
     };
     let _ = io.poll.registry().deregister(&mut conn.stream);
+    if conn.session_waiting {
+        io.session_waiting -= 1;
+    }
     if conn.phase == Phase::Open {
         io.open -= 1;
     } else if conn.phase.is_pending() {
@@ -958,6 +971,12 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
                 if handshakes {
                     b.latency.record(took);
                 }
+            }
+            if io.cfg.session.replies > 0
+                && let Some(conn) = io.conns.get_mut(key)
+            {
+                conn.session_waiting = true;
+                io.session_waiting += 1;
             }
             io.send_on_open(key);
             driver.on_open(io, key);
@@ -1121,10 +1140,18 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
     match item {
         Item::Data(msg) => {
             io.stats.counters.bytes_received += msg.len as u64;
-            let before_first = io.conns.get(key).is_some_and(|c| c.data_sent == 0);
-            if msg.stamp.is_none() && before_first {
+            let awaited = io.cfg.session.replies;
+            if let Some(conn) = io.conns.get_mut(key)
+                && msg.stamp.is_none()
+                && conn.data_sent == 0
+            {
                 // A greeting or the answer to --on-open: the session, not the load.
                 io.stats.counters.session_replies += 1;
+                conn.session_replies += 1;
+                if conn.session_waiting && conn.session_replies >= awaited {
+                    conn.session_waiting = false;
+                    io.session_waiting -= 1;
+                }
                 return;
             }
             driver.on_message(io, key, msg);

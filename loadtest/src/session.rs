@@ -25,6 +25,9 @@ pub struct Session {
     pub subprotocols: Vec<String>,
     /// Text messages sent after the 101, in order, before the scenario's first message.
     pub on_open: Vec<Pattern>,
+    /// Replies each connection waits for after its `--on-open` messages before the run
+    /// may start (`--on-open-wait`).
+    pub replies: u32,
 }
 
 /// A session option that cannot be used.

@@ -11,7 +11,7 @@ use util::{Watchdog, echo_server, login_server, run, serial};
 fn a_login_session_then_templated_messages() {
     let _w = Watchdog::new("a_login_session_then_templated_messages", Duration::from_secs(60));
     let _s = serial();
-    let server = login_server();
+    let server = login_server(Duration::ZERO);
     let url = server.url("/");
     let session = [
         "echo",
@@ -48,6 +48,38 @@ fn a_login_session_then_templated_messages() {
     let r = run("login-refused", &no_auth, Duration::from_secs(30));
     assert_eq!(r.code, Some(3), "{}", r.stdout);
     assert_eq!(r.u("/connections/failures/http/401"), 6);
+}
+
+#[test]
+fn the_run_waits_for_a_slow_login_with_on_open_wait() {
+    let _w = Watchdog::new("the_run_waits_for_a_slow_login", Duration::from_secs(60));
+    let _s = serial();
+    // Logins complete 300 ms after they arrive: without waiting, the first messages are
+    // refused ("log in first") and never echoed.
+    let server = login_server(Duration::from_millis(300));
+    let url = server.url("/");
+    let args = [
+        "echo",
+        "--url",
+        &url,
+        "-c",
+        "4",
+        "-d",
+        "0.5",
+        "--header",
+        "Authorization: Bearer let-me-in",
+        "--on-open",
+        "login u{conn}",
+    ];
+    let r = run("no-wait", &args, Duration::from_secs(30));
+    assert_eq!(r.code, Some(3), "{}", r.stdout);
+    assert!(r.u("/messages/unstamped") > 0, "{}", r.stdout);
+    let mut waiting = args.to_vec();
+    waiting.extend(["--on-open-wait", "1"]);
+    let r = run("wait", &waiting, Duration::from_secs(30));
+    r.assert_ok();
+    r.assert_all_answered();
+    assert_eq!(r.u("/counters/session_replies"), 4);
 }
 
 #[test]

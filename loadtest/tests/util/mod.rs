@@ -117,20 +117,28 @@ pub fn echo_server() -> TestServer {
 
 /// A server that wants a session: the upgrade needs `Authorization: Bearer let-me-in`
 /// (else 401), offers the `chat.v1` subprotocol, and echoes messages only after a
-/// `login <name>` text message, which it answers with `ok <name>`.
+/// `login <name>` text message, which it answers with `ok <name>`; anything before that is
+/// answered `log in first`. With `login_delay`, the login completes that long after it
+/// arrives, off the handler (as an auth service would answer).
 struct LoginEcho {
-    logged_in: Mutex<std::collections::HashSet<ConnId>>,
+    logged_in: std::sync::Arc<Mutex<std::collections::HashSet<ConnId>>>,
+    login_delay: Duration,
 }
 
 impl Handler for LoginEcho {
     fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
-        let mut logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner());
         if let Message::Text(t) = &message
             && let Some(name) = t.strip_prefix("login ")
         {
-            logged_in.insert(id);
-            let _ = handle.send(id, Message::Text(format!("ok {name}")));
-        } else if logged_in.contains(&id) {
+            let (handle, logged_in, delay) =
+                (handle.clone(), self.logged_in.clone(), self.login_delay);
+            let reply = format!("ok {name}");
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                logged_in.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+                let _ = handle.send(id, Message::Text(reply));
+            });
+        } else if self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
             let _ = handle.send(id, message);
         } else {
             let _ = handle.send(id, Message::Text("log in first".into()));
@@ -139,7 +147,7 @@ impl Handler for LoginEcho {
 }
 
 /// wsloop in-process as a [`LoginEcho`] server.
-pub fn login_server() -> TestServer {
+pub fn login_server(login_delay: Duration) -> TestServer {
     let config = Config::default()
         .addr("127.0.0.1:0".parse().expect("address"))
         .reactors(1)
@@ -149,7 +157,7 @@ pub fn login_server() -> TestServer {
             Some("Bearer let-me-in") => Ok(wsloop::Accept::new()),
             _ => Err(wsloop::Reject::with_status(401)),
         });
-    let handler = LoginEcho { logged_in: Mutex::new(Default::default()) };
+    let handler = LoginEcho { logged_in: Default::default(), login_delay };
     TestServer::Wsloop(Some(Server::start(config, handler).expect("wsloop starts")))
 }
 
