@@ -126,7 +126,6 @@ pub struct BroadcastFigures {
     /// Copies the sender got of its own messages.
     pub sender_echoes: u64,
     /// Per message published in the window: publish → its last subscriber had it.
-    #[serde(default)]
     pub last_delivery_us: Summary,
 }
 

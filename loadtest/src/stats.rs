@@ -142,7 +142,6 @@ pub struct Summary {
 
 /// Counts of everything that happened, over the whole run (warmup and drain included).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Counters {
     /// Connections the generator tried to open.
     pub attempted: u64,
@@ -308,7 +307,6 @@ impl fmt::Display for FailCause {
 
 /// Failed connections by cause.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Failures {
     /// Connection refused.
     pub refused: u64,
@@ -396,7 +394,6 @@ pub struct Bucket {
     /// Connections that ended (either side closed) in this second.
     pub closed: u64,
     /// Of those, connections the server closed first.
-    #[serde(default)]
     pub server_closed: u64,
     /// Connections open at the last event of this second (summed over threads).
     pub open: u64,
@@ -467,11 +464,9 @@ pub struct RunStats {
     /// Per-thread load.
     pub threads: Vec<ThreadLoad>,
     /// Length of the measurement window actually run, nanoseconds (longest thread).
-    #[serde(default)]
     pub window_ns: u64,
     /// Broadcast: per sequence number published in the window, the latency of its latest
     /// delivery (publish → the last subscriber had it), nanoseconds; 0 when none came.
-    #[serde(default)]
     pub last_delivery: Vec<u64>,
 }
 

@@ -47,6 +47,10 @@ fn refuses_a_report_it_cannot_trust() {
     v.as_object_mut().expect("object").remove("throughput");
     let e = parse_report(&v.to_string(), &Scenario::Echo(32)).expect_err("no throughput");
     assert!(e.contains("missing field `throughput`"), "{e}");
+    let mut no_counter: serde_json::Value = serde_json::from_str(&json).expect("json");
+    no_counter["counters"].as_object_mut().expect("counters").remove("lost");
+    let e = parse_report(&no_counter.to_string(), &Scenario::Echo(32)).expect_err("no lost");
+    assert!(e.contains("missing field `lost`"), "{e}");
     v["throughput"] = serde_json::json!({"window_s": "ten"});
     assert!(parse_report(&v.to_string(), &Scenario::Echo(32)).is_err());
     assert!(parse_report("not json", &Scenario::Echo(32)).is_err());
