@@ -1405,8 +1405,9 @@ mod tests {
 
     #[test]
     fn a_frame_longer_than_the_read_ahead_stays_within_the_limit() {
-        // Found by the `frame_decoder` fuzz target: a frame over RESERVE_AHEAD bytes grew
-        // the buffer by doubling past a limit that is not a power of two.
+        // Caught by the `frame_decoder` fuzz target's memory bound: a frame over
+        // RESERVE_AHEAD bytes grew the buffer by doubling past a limit that is not a
+        // power of two.
         let max = 100_000;
         let mut dec = Decoder::new(Role::Server, limits(max, max));
         let wire = cframe(OpCode::Binary, true, &vec![3; max]);
