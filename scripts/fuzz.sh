@@ -17,7 +17,7 @@ targets=(
   "handshake_request 300000 1024"
   "deflate 150000 1024"
   "handshake_response 200000 1024"
-  "session 200000 4096"
+  "session 50000 4096"
 )
 
 if ! rustup toolchain list | grep '^nightly' >/dev/null; then
