@@ -46,6 +46,11 @@ scripts/build-peers.sh
 cargo test --workspace
 ok
 
+begin "fuzz"
+# Every cargo-fuzz target for a short, fixed number of runs from the committed seeds.
+scripts/fuzz.sh
+ok
+
 begin "interop setup"
 if ! .venv-test/bin/python -c "import sys, websockets; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
   [[ -x .venv-test/bin/python ]] || python3 -m venv .venv-test

@@ -82,3 +82,16 @@ pub(crate) fn write_queue(
     }
     Ok(Flushed::All)
 }
+
+#[cfg(test)]
+mod tests {
+    /// What an idle connection costs in its slab entry (its socket, decoder state and
+    /// liveness cell come on top): keep it from creeping up.
+    #[test]
+    fn a_slab_entry_stays_small() {
+        // mio's socket is 4 bytes in release builds, more with debug assertions.
+        let socket = std::mem::size_of::<mio::net::TcpStream>();
+        let size = std::mem::size_of::<super::Conn>() - socket;
+        assert!(size <= 156, "Conn is {size} bytes besides its socket");
+    }
+}

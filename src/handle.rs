@@ -552,6 +552,7 @@ impl Handle {
         if self.shared.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
+        log::debug!("shutdown requested (close handshakes wait at most {timeout:?})");
         if let Some(cluster) = &self.shared.cluster {
             cluster.stop();
         }

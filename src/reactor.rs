@@ -126,7 +126,7 @@ impl Host for ConnHost<'_> {
     }
 
     fn sent(&mut self, bytes: usize) {
-        Counters::add(&self.shared.counters.bytes_out, bytes);
+        self.shared.counters.wrote_bytes(self.remote.index, bytes);
     }
 
     fn set_liveness(&mut self, state: Liveness) {
@@ -165,6 +165,7 @@ impl Host for ConnHost<'_> {
 
     fn connect(&mut self, opened: Opened) {
         self.shared.open.fetch_add(1, Ordering::AcqRel);
+        self.shared.counters.opened(self.remote.index);
         let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         let info = ConnectInfo {
             id: self.id,
@@ -195,7 +196,7 @@ impl Host for ConnHost<'_> {
         // After `Gone`: a subscribe racing with this end fails, or is undone here.
         self.shared.topics.remove_connection(self.id);
         self.shared.open.fetch_sub(1, Ordering::AcqRel);
-        self.shared.counters.closed(&reason);
+        self.shared.counters.closed(self.remote.index, &reason);
         self.dispatcher.emit(self.worker, Event::Disconnect { id: self.id, reason });
     }
 
@@ -471,7 +472,7 @@ impl Reactor {
                 Err(e) => return self.close_now(slot, DisconnectReason::Io(e.kind())),
             };
             budget = budget.saturating_sub(n);
-            Counters::add(&self.shared.counters.bytes_in, n);
+            self.shared.counters.read_bytes(self.index, n);
             let carry = conn.session.take_carry();
             let start = front - carry.len();
             let mut scratch = std::mem::take(&mut self.scratch);

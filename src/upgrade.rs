@@ -1,4 +1,5 @@
-//! The upgrade hook's answer: accept (with per-connection data) or reject (with a status).
+//! The upgrade hook's answer: accept (with per-connection data, topics and extra 101
+//! headers) or reject (with a status, headers and a body).
 
 use std::sync::Arc;
 

@@ -87,7 +87,10 @@ fn admin_page_is_self_contained_and_its_json_counts_connections() {
     let v: serde_json::Value = serde_json::from_str(&stats.body).expect("valid JSON");
     assert_eq!(v["connections"], 3, "{v}");
     assert_eq!(v["messages_in"], 3);
-    assert_eq!(v["reactors"].as_array().unwrap().len(), 2);
+    let reactors = v["reactors"].as_array().unwrap();
+    assert_eq!(reactors.len(), 2);
+    let open: u64 = reactors.iter().map(|r| r["open"].as_u64().unwrap()).sum();
+    assert_eq!(open, 3, "per-reactor open connections add up: {v}");
     assert_eq!(v["actions"], false);
     assert_eq!(v["backpressure"]["policy"], "close");
 }
@@ -121,6 +124,10 @@ fn admin_actions_need_the_configured_token() {
     let stats: serde_json::Value =
         serde_json::from_str(&http(addr, "GET", "/admin/api/stats", "").body).unwrap();
     assert_eq!(stats["largest_topics"][0]["topic"], "news");
+    for (query, status) in [("id=zz", 400), ("id=ffffffffffffffff", 404), ("", 400)] {
+        let answer = http(addr, "POST", &format!("/admin/api/close?{query}"), auth);
+        assert_eq!(answer.status, status, "{query}: {}", answer.body);
+    }
     let id = wsloop_id_of_only_connection(&server);
     let closed = http(addr, "POST", &format!("/admin/api/close?id={id:x}&code=4001"), auth);
     assert_eq!(closed.status, 200, "{}", closed.body);

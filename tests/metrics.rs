@@ -86,6 +86,12 @@ fn metrics_speak_prometheus_and_count_real_traffic() {
         .map(|r| sample(&text, &format!("wsloop_reactor_sockets{{reactor=\"{r}\"}}")).unwrap())
         .sum();
     assert!(sockets >= 1.0, "the open connection and this request's socket: {sockets}");
+    let open: f64 = (0..2)
+        .map(|r| {
+            sample(&text, &format!("wsloop_reactor_connections_open{{reactor=\"{r}\"}}")).unwrap()
+        })
+        .sum();
+    assert_eq!(open, 1.0, "per-reactor open connections add up");
     let mut all_turns = 0.0;
     for r in 0..2 {
         let count = format!("wsloop_reactor_turn_duration_seconds_count{{reactor=\"{r}\"}}");

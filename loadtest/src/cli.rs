@@ -9,11 +9,14 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::clock::secs_to_ns;
 use crate::engine::EngineConfig;
+use crate::pattern::Pattern;
 use crate::payload::PayloadKind;
 use crate::scenario::Plan;
+use crate::session::{Session, SessionError};
 use crate::sink::SinkMode;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::target::{Target, UrlError};
+use crate::threshold::{Threshold, ThresholdError};
 
 /// wsloop-loadtest: drive any RFC 6455 server harder than it can take, and measure it
 /// honestly.
@@ -50,6 +53,31 @@ pub enum Command {
     Send(SendArgs),
     /// A WebSocket server that discards or echoes with no work, to measure the generator.
     Sink(SinkArgs),
+    /// The benchmark suite: build, start and measure every server of a matrix (default
+    /// loadtest/suite.toml), one core each; print a Markdown table and draw SVG charts.
+    Suite(SuiteArgs),
+}
+
+/// `suite` options.
+#[derive(Debug, Clone, Args)]
+pub struct SuiteArgs {
+    /// The matrix (TOML; see loadtest/suite.toml, the default).
+    pub matrix: Option<PathBuf>,
+    /// Shorter runs: 3 s measured per scenario, 1 s held.
+    #[arg(long)]
+    pub quick: bool,
+    /// Only these servers (keys of the matrix, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// Use what is already built.
+    #[arg(long)]
+    pub no_build: bool,
+    /// The output directory (default target/bench-suite/<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also write the Markdown report to FILE (e.g. BENCHMARKS.md).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
 }
 
 /// Options every scenario takes.
@@ -70,9 +98,37 @@ pub struct Common {
     /// Message payload bytes (at least 16 binary, 32 text, 54 json: the stamp).
     #[arg(long, short = 's', default_value_t = 32)]
     pub size: usize,
-    /// Payload kind: binary frames, text frames, or text frames holding JSON.
-    #[arg(long, value_enum, default_value_t = PayloadKind::Binary)]
-    pub payload: PayloadKind,
+    /// Payload kind: binary frames, text frames, or text frames holding JSON (default:
+    /// binary; text with --payload-template or --payload-file).
+    #[arg(long, value_enum)]
+    pub payload: Option<PayloadKind>,
+    /// Each message is this text, with {stamp} (send time and sequence, needed to time
+    /// answers), {conn} (connection number) and {n} (message number on the connection)
+    /// replaced; other braces are kept, so JSON needs no escaping.
+    #[arg(long, value_name = "TEXT", conflicts_with = "payload_file")]
+    pub payload_template: Option<String>,
+    /// Like --payload-template, the template read from FILE.
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+    /// An extra upgrade request header, 'Name: value' (repeatable), e.g. a cookie or
+    /// 'Authorization: Bearer ...'.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// A subprotocol to offer in Sec-WebSocket-Protocol (repeatable or comma-separated,
+    /// in order of preference); a server choosing another fails the connection.
+    #[arg(long = "subprotocol", value_delimiter = ',', value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// A text message sent on each connection right after the 101, before any measured
+    /// message (repeatable, sent in order), e.g. a login or a room to join; {conn} and {n}
+    /// are replaced as in --payload-template. Unstamped answers before a connection's
+    /// first measured message are counted as session replies.
+    #[arg(long = "on-open", value_name = "TEXT")]
+    pub on_open: Vec<String>,
+    /// Messages each connection waits for after the 101 (a greeting, the answer to a
+    /// login) before the run may start; the run starts without the late ones once the
+    /// opening stage's time is up.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub on_open_wait: u32,
     /// Offer permessage-deflate in the handshake (the generator cannot compress yet: a
     /// server that accepts makes the run stop with an error).
     #[arg(long)]
@@ -93,6 +149,13 @@ pub struct Common {
     /// Draw latency percentiles and throughput over time to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the latency histogram as HdrHistogram's percentile distribution text
+    /// (milliseconds), as wrk2 prints it.
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+    /// Write the measurement window second by second as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
     /// Connections opened per second before the run (0: as fast as
     /// --connect-concurrency allows).
     #[arg(long, default_value_t = 0.0)]
@@ -115,9 +178,14 @@ pub struct Common {
     /// Largest message accepted from the server, bytes.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_message: usize,
-    /// No live progress line.
+    /// No progress (neither the live line on a terminal nor the per-second lines
+    /// otherwise).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// A pass/fail condition on a summary figure, e.g. 'p99<2ms', 'msgs_per_s>100k',
+    /// 'connect_failures==0' (repeatable). A failed threshold exits with 99.
+    #[arg(long = "threshold", value_name = "FIGURE OP VALUE")]
+    pub thresholds: Vec<String>,
     /// Internal: this process is worker I of --worker-count (set by --procs).
     #[arg(long, hide = true)]
     pub worker_index: Option<usize>,
@@ -144,8 +212,28 @@ pub struct RateArgs {
     #[allow(missing_docs)]
     pub common: Common,
     /// Milliseconds between two messages of one connection.
-    #[arg(long, short = 'i', default_value_t = 100.0)]
+    #[arg(long, short = 'i', default_value_t = 100.0, conflicts_with = "rate")]
     pub interval: f64,
+    /// Messages per second over all connections together (e.g. 50000, 50k/s), evenly
+    /// spaced: each connection sends every connections ÷ rate seconds.
+    #[arg(long, short = 'r', value_name = "N/s", value_parser = per_second)]
+    pub rate: Option<f64>,
+}
+
+/// `50000`, `50000/s`, `50k/s`, `1.5M/s`.
+fn per_second(v: &str) -> Result<f64, String> {
+    let n = v.strip_suffix("/s").unwrap_or(v);
+    let (num, scale) = match n.strip_suffix('k') {
+        Some(x) => (x, 1e3),
+        None => match n.strip_suffix('M') {
+            Some(x) => (x, 1e6),
+            None => (n, 1.0),
+        },
+    };
+    match num.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x * scale <= 100e6 => Ok(x * scale),
+        _ => Err(format!("`{v}`: expected messages per second over 0, e.g. 50000 or 50k/s")),
+    }
 }
 
 /// `connect` options.
@@ -243,6 +331,12 @@ pub enum ConfigError {
         /// What it must be.
         rule: &'static str,
     },
+    /// A `--threshold` cannot be read.
+    Threshold(ThresholdError),
+    /// `--header`, `--subprotocol` or `--on-open` cannot be used.
+    Session(SessionError),
+    /// `--payload-template` or `--payload-file` cannot be used.
+    Pattern(String),
     /// `--size` is below what the payload kind needs for its stamp.
     SizeTooSmall {
         /// The payload kind.
@@ -256,6 +350,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::Url(e) => write!(f, "{e}"),
+            ConfigError::Threshold(e) => write!(f, "{e}"),
+            ConfigError::Session(e) => write!(f, "{e}"),
+            ConfigError::Pattern(e) => write!(f, "{e}"),
             ConfigError::OutOfRange { option, rule } => write!(f, "{option} must be {rule}"),
             ConfigError::SizeTooSmall { payload, min } => write!(
                 f,
@@ -309,12 +406,20 @@ impl Common {
             "below --worker-count",
         )?;
         check(self.size <= 64 << 20, "--size", "at most 64 MiB")?;
-        if self.size < self.payload.min_size() {
-            return Err(ConfigError::SizeTooSmall {
-                payload: self.payload,
-                min: self.payload.min_size(),
-            });
+        let pattern = self.pattern(&scenario)?;
+        let payload = self.payload.unwrap_or(if pattern.is_some() {
+            PayloadKind::Text
+        } else {
+            PayloadKind::Binary
+        });
+        let size = pattern.as_ref().map_or(self.size, Pattern::nominal_len);
+        if pattern.is_none() && self.size < payload.min_size() {
+            return Err(ConfigError::SizeTooSmall { payload, min: payload.min_size() });
         }
+        let mut session = Session::new(&self.headers, &self.subprotocols, &self.on_open)
+            .map_err(ConfigError::Session)?;
+        check(self.on_open_wait <= 1000, "--on-open-wait", "at most 1000")?;
+        session.replies = self.on_open_wait;
         check(
             self.connect_rate.is_finite() && self.connect_rate >= 0.0,
             "--connect-rate",
@@ -326,7 +431,7 @@ impl Common {
             "from 1 to 100,000",
         )?;
         check(self.max_queue >= 1024, "--max-queue", "at least 1024 bytes")?;
-        check(self.max_message >= self.size, "--max-message", "at least --size")?;
+        check(self.max_message >= size, "--max-message", "at least --size")?;
         let plan = Plan {
             warmup_ns: seconds(self.warmup, "--warmup", true)?,
             duration_ns: seconds(self.duration, "--duration", false)?,
@@ -346,9 +451,11 @@ impl Common {
             close_timeout_ns: plan.close_ns,
             max_message: self.max_message,
             max_queue: self.max_queue,
-            payload: self.payload,
+            payload,
             alt_target,
             timeline_handshakes,
+            marker_stamps: pattern.is_some(),
+            session,
         };
         let (worker_index, worker_count) = match self.worker_index {
             Some(i) => (i, self.worker_count),
@@ -367,10 +474,41 @@ impl Common {
             plan,
             connect_rate: self.connect_rate,
             connect_concurrency: self.connect_concurrency,
-            size: self.size,
-            payload: self.payload,
+            size,
+            payload,
+            pattern,
             server_pid: None,
         })
+    }
+
+    /// The payload pattern of `--payload-template` or `--payload-file`, checked for the
+    /// scenario: one that times answers needs a `{stamp}`, and text frames need UTF-8.
+    fn pattern(&self, scenario: &ScenarioSpec) -> Result<Option<Pattern>, ConfigError> {
+        let text = match (&self.payload_template, &self.payload_file) {
+            (Some(t), _) => t.clone().into_bytes(),
+            (None, Some(path)) => std::fs::read(path).map_err(|e| {
+                ConfigError::Pattern(format!("--payload-file {}: {e}", path.display()))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let pattern = Pattern::parse(&text).map_err(|e| ConfigError::Pattern(e.to_string()))?;
+        let times_answers = !matches!(
+            scenario,
+            ScenarioSpec::Send | ScenarioSpec::Connect { .. } | ScenarioSpec::Hold { .. }
+        );
+        if times_answers && !pattern.has_stamp() {
+            return Err(ConfigError::Pattern(format!(
+                "the payload template needs {{stamp}} for {}: the generator reads each \
+                 message's send time back from its answer",
+                scenario.name()
+            )));
+        }
+        if self.payload != Some(PayloadKind::Binary) && std::str::from_utf8(&text).is_err() {
+            return Err(ConfigError::Pattern(
+                "the payload template is not UTF-8: send it with --payload binary".into(),
+            ));
+        }
+        Ok(Some(pattern))
     }
 }
 
@@ -381,6 +519,8 @@ pub enum Action {
     Run(Box<RunSpec>, Output),
     /// Run the sink server.
     Sink(SinkArgs),
+    /// Run the benchmark suite.
+    Suite(SuiteArgs),
 }
 
 /// Where results go.
@@ -390,8 +530,14 @@ pub struct Output {
     pub json: Option<PathBuf>,
     /// `--plot`.
     pub plot: Option<PathBuf>,
+    /// `--hgrm`.
+    pub hgrm: Option<PathBuf>,
+    /// `--csv`.
+    pub csv: Option<PathBuf>,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--threshold`s.
+    pub thresholds: Vec<Threshold>,
 }
 
 impl Command {
@@ -401,6 +547,7 @@ impl Command {
     /// [`ConfigError`] when an option is out of range.
     pub fn into_action(self) -> Result<Action, ConfigError> {
         let (common, scenario, server_pid) = match self {
+            Command::Suite(a) => return Ok(Action::Suite(a)),
             Command::Sink(a) => {
                 check((1..=256).contains(&a.threads), "--threads", "from 1 to 256")?;
                 seconds(a.duration, "--duration", false)?;
@@ -416,8 +563,16 @@ impl Command {
                     "--interval",
                     "from 0.001 to 3,600,000 ms",
                 )?;
-                let interval_ns = (a.interval * 1e6) as u64;
-                (a.common, ScenarioSpec::Rate { interval_ns }, None)
+                let interval_ns = match a.rate {
+                    Some(rate) => (a.common.connections as f64 * 1e9 / rate) as u64,
+                    None => (a.interval * 1e6) as u64,
+                };
+                check(
+                    interval_ns >= 1_000,
+                    "--rate",
+                    "at most 1,000,000 per connection per second",
+                )?;
+                (a.common, ScenarioSpec::Rate { interval_ns, rate: a.rate }, None)
             }
             Command::Connect(a) => {
                 check(a.rate.is_finite() && a.rate >= 0.0, "--rate", "0 or more")?;
@@ -445,8 +600,20 @@ impl Command {
         };
         let mut spec = common.to_spec(scenario)?;
         spec.server_pid = server_pid;
-        let output =
-            Output { json: common.json.clone(), plot: common.plot.clone(), quiet: common.quiet };
+        let thresholds = common
+            .thresholds
+            .iter()
+            .map(|t| Threshold::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ConfigError::Threshold)?;
+        let output = Output {
+            json: common.json.clone(),
+            plot: common.plot.clone(),
+            hgrm: common.hgrm.clone(),
+            csv: common.csv.clone(),
+            quiet: common.quiet,
+            thresholds,
+        };
         Ok(Action::Run(Box::new(spec), output))
     }
 }

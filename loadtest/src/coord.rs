@@ -13,7 +13,7 @@ use crate::clock::now_ns;
 use crate::engine::EngineError;
 use crate::procs::{ParentMsg, WorkerMsg};
 use crate::progress::Progress;
-use crate::rss::vm_rss_bytes;
+use crate::rss::{RssSample, RssSampler, vm_rss_bytes};
 use crate::shared::Shared;
 use crate::spec::RunSpec;
 use crate::stats::RunStats;
@@ -37,6 +37,8 @@ pub struct Outcome {
     pub rss_after: Option<u64>,
     /// Things the reader should know (RSS unreadable, a worker's complaint...).
     pub warnings: Vec<String>,
+    /// The server's RSS over the run (`hold --server-pid`).
+    pub rss_samples: Vec<RssSample>,
 }
 
 /// Why a run could not complete.
@@ -137,8 +139,10 @@ pub fn run_standalone(spec: &RunSpec, progress: &mut Progress) -> Result<Outcome
     let mut started = false;
     let mut released = false;
     let mut next_progress = 0;
+    let mut rss = RssSampler::new(spec.server_pid, now_ns());
     while !handles.iter().all(|h| h.is_finished()) {
         let now = now_ns();
+        rss.tick(now, shared.snapshot().open);
         if !started && shared.all_ready() {
             shared.set_start(now + START_DELAY_NS);
             progress.started(now + START_DELAY_NS);
@@ -160,6 +164,7 @@ pub fn run_standalone(spec: &RunSpec, progress: &mut Progress) -> Result<Outcome
         std::thread::sleep(STEP);
     }
     progress.finish();
+    out.rss_samples = rss.samples;
     out.stats = join(handles)?;
     Ok(out)
 }

@@ -26,12 +26,15 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
+use wsloop::protocol::frame::OpCode;
 use wsloop::protocol::message::{Decoder, Incoming};
 
 use crate::clock::now_ns;
+use crate::pattern::find_stamp;
 use crate::payload::{PayloadKind, Stamp, Template};
 use crate::proto;
 use crate::rng::XorShift;
+use crate::session::Session;
 use crate::shared::Shared;
 use crate::stats::{FailCause, RunStats};
 use crate::target::Target;
@@ -72,6 +75,11 @@ pub struct EngineConfig {
     pub alt_target: Option<Target>,
     /// Record handshake times in the timeline's latency buckets (connection scenarios).
     pub timeline_handshakes: bool,
+    /// Extra headers, subprotocols and `--on-open` messages.
+    pub session: Session,
+    /// Answers carry a `{stamp}` anywhere in them (payload patterns) rather than at the
+    /// payload kind's fixed place.
+    pub marker_stamps: bool,
 }
 
 /// Where a connection is in its life.
@@ -163,6 +171,14 @@ struct Conn<S> {
     dirty: bool,
     /// Connected to [`EngineConfig::alt_target`].
     alt: bool,
+    /// The connection's number in the run.
+    index: usize,
+    /// Data messages sent through [`Io::send`].
+    data_sent: u64,
+    /// Session replies received (unstamped, before the first data message).
+    session_replies: u32,
+    /// Still waiting for `--on-open-wait` replies.
+    session_waiting: bool,
     state: S,
 }
 
@@ -180,6 +196,8 @@ pub struct Io<S> {
     broken: Vec<(usize, End)>,
     open: usize,
     pending: usize,
+    /// Open connections still waiting for their `--on-open-wait` replies.
+    session_waiting: usize,
     /// Time of the current turn, [`now_ns`].
     pub now: u64,
     /// What this thread measured.
@@ -187,6 +205,9 @@ pub struct Io<S> {
     window_start: u64,
     window_end: u64,
     buckets: usize,
+    /// A pattern's rendered message, reused.
+    render: Vec<u8>,
+    last_len: usize,
 }
 
 /// Why a thread could not start.
@@ -230,11 +251,14 @@ impl<S> Io<S> {
             broken: Vec::new(),
             open: 0,
             pending: 0,
+            session_waiting: 0,
             now: now_ns(),
             stats: RunStats::new(),
             window_start: 0,
             window_end: 0,
             buckets: 0,
+            render: Vec::new(),
+            last_len: 0,
         })
     }
 
@@ -285,9 +309,10 @@ impl<S> Io<S> {
         self.open
     }
 
-    /// Connections still connecting or handshaking.
+    /// Connections still connecting or handshaking, or open and still waiting for their
+    /// `--on-open-wait` replies: the opening stage is not over while there are any.
     pub fn pending_count(&self) -> usize {
-        self.pending
+        self.pending + self.session_waiting
     }
 
     /// Keys of the open connections (allocates; for stage changes, not per message).
@@ -366,6 +391,10 @@ impl<S> Io<S> {
                     server_closed_first: false,
                     dirty: false,
                     alt,
+                    index,
+                    data_sent: 0,
+                    session_replies: 0,
+                    session_waiting: false,
                     state,
                 });
                 self.pending += 1;
@@ -428,14 +457,53 @@ impl<S> Io<S> {
             return false;
         }
         let kind = template.kind();
-        proto::push_frame_with(&mut conn.out, kind.opcode(), template.bytes(), mask, |p| {
-            kind.write_stamp(p, stamp)
-        });
+        match template.pattern() {
+            Some(p) => {
+                self.render.clear();
+                p.render(&mut self.render, stamp, conn.index, conn.data_sent);
+                proto::push_frame(&mut conn.out, kind.opcode(), &self.render, mask);
+                self.last_len = self.render.len();
+            }
+            None => {
+                proto::push_frame_with(&mut conn.out, kind.opcode(), template.bytes(), mask, |p| {
+                    kind.write_stamp(p, stamp)
+                });
+                self.last_len = template.len();
+            }
+        }
+        conn.data_sent += 1;
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(key);
         }
         true
+    }
+
+    /// Payload bytes of the last message [`Io::send`] queued.
+    pub fn last_len(&self) -> usize {
+        self.last_len
+    }
+
+    /// Queues the `--on-open` messages of a connection that just opened.
+    fn send_on_open(&mut self, key: usize) {
+        if self.cfg.session.on_open.is_empty() {
+            return;
+        }
+        let cfg = self.cfg.clone();
+        let mut sent = 0;
+        if let Some(conn) = self.conns.get_mut(key) {
+            for (n, p) in cfg.session.on_open.iter().enumerate() {
+                self.render.clear();
+                p.render(&mut self.render, Stamp { ts: 0, seq: 0 }, conn.index, n as u64);
+                proto::push_frame(&mut conn.out, OpCode::Text, &self.render, self.rng.mask());
+                sent += 1;
+            }
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+        self.stats.counters.session_sent += sent;
     }
 
     /// Starts the close handshake (1000) on an open connection. The connection ends when
@@ -761,6 +829,9 @@ fn end_conn<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, end: E
         return;
     };
     let _ = io.poll.registry().deregister(&mut conn.stream);
+    if conn.session_waiting {
+        io.session_waiting -= 1;
+    }
     if conn.phase == Phase::Open {
         io.open -= 1;
     } else if conn.phase.is_pending() {
@@ -772,6 +843,7 @@ fn end_conn<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, end: E
             io.stats.counters.closed_by_server += 1;
             if let Some(b) = io.bucket() {
                 b.closed += 1;
+                b.server_closed += 1;
             }
         }
         End::ClosedByGenerator => {
@@ -818,7 +890,7 @@ fn on_event<D: Driver>(
                 Some(t) if conn.alt => t,
                 _ => &io.cfg.target,
             };
-            conn.out = proto::upgrade_request(target, &conn.key, io.cfg.deflate);
+            conn.out = proto::upgrade_request(target, &conn.key, io.cfg.deflate, &io.cfg.session);
             conn.out_pos = 0;
             io.stats.connect.record(took);
             io.flush(key);
@@ -848,6 +920,7 @@ fn on_event<D: Driver>(
 fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) {
     let deflate_offered = io.cfg.deflate;
     let max_message = io.cfg.max_message;
+    let cfg = io.cfg.clone();
     let Some(conn) = io.conns.get_mut(key) else {
         return;
     };
@@ -857,7 +930,7 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
             Ok(0) => break Err(FailCause::Reset),
             Ok(n) => {
                 conn.inbuf.extend_from_slice(&chunk[..n]);
-                match proto::check_response(&conn.inbuf, &conn.key, deflate_offered) {
+                match proto::check_response(&conn.inbuf, &conn.key, deflate_offered, &cfg.session) {
                     Ok(None) => continue,
                     Ok(Some((up, used))) if up.deflate => {
                         let _ = used;
@@ -899,6 +972,13 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
                     b.latency.record(took);
                 }
             }
+            if io.cfg.session.replies > 0
+                && let Some(conn) = io.conns.get_mut(key)
+            {
+                conn.session_waiting = true;
+                io.session_waiting += 1;
+            }
+            io.send_on_open(key);
             driver.on_open(io, key);
             // Frames that came with the 101, and anything after.
             if io.conns.get(key).is_some() {
@@ -916,10 +996,11 @@ enum Item {
     Close(Option<u16>),
 }
 
-fn summarize(item: Incoming<'_>, kind: PayloadKind) -> Item {
+fn summarize(item: Incoming<'_>, kind: PayloadKind, marker: bool) -> Item {
+    let stamp = |p: &[u8]| if marker { find_stamp(p) } else { kind.read_stamp(p) };
     match item {
-        Incoming::Text(t) => Item::Data(Msg { stamp: kind.read_stamp(t.as_bytes()), len: t.len() }),
-        Incoming::Binary(b) => Item::Data(Msg { stamp: kind.read_stamp(&b), len: b.len() }),
+        Incoming::Text(t) => Item::Data(Msg { stamp: stamp(t.as_bytes()), len: t.len() }),
+        Incoming::Binary(b) => Item::Data(Msg { stamp: stamp(&b), len: b.len() }),
         Incoming::Ping(p) => {
             let mut buf = [0u8; 125];
             let n = p.len().min(125);
@@ -943,6 +1024,7 @@ enum ReadEnd {
 
 fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup: bool) {
     let kind = io.cfg.payload;
+    let marker = io.cfg.marker_stamps;
     let max_buf = io.cfg.max_message.saturating_add(64).max(SCRATCH);
     let mut buf = std::mem::take(&mut io.scratch);
     if buf.len() < SCRATCH {
@@ -983,7 +1065,7 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
                 Ok((n, None)) => pos += n,
                 Ok((n, Some(item))) => {
                     pos += n;
-                    let item = summarize(item, kind);
+                    let item = summarize(item, kind, marker);
                     dispatch(io, driver, key, item);
                 }
                 Err(_) => break 'outer ReadEnd::Protocol,
@@ -1058,6 +1140,20 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
     match item {
         Item::Data(msg) => {
             io.stats.counters.bytes_received += msg.len as u64;
+            let awaited = io.cfg.session.replies;
+            if let Some(conn) = io.conns.get_mut(key)
+                && msg.stamp.is_none()
+                && conn.data_sent == 0
+            {
+                // A greeting or the answer to --on-open: the session, not the load.
+                io.stats.counters.session_replies += 1;
+                conn.session_replies += 1;
+                if conn.session_waiting && conn.session_replies >= awaited {
+                    conn.session_waiting = false;
+                    io.session_waiting -= 1;
+                }
+                return;
+            }
             driver.on_message(io, key, msg);
         }
         Item::Ping(payload, n) => {
@@ -1065,12 +1161,7 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
             if let Some(conn) = io.conns.get_mut(key)
                 && conn.phase == Phase::Open
             {
-                proto::push_frame(
-                    &mut conn.out,
-                    wsloop::protocol::frame::OpCode::Pong,
-                    &payload[..n],
-                    mask,
-                );
+                proto::push_frame(&mut conn.out, OpCode::Pong, &payload[..n], mask);
                 io.stats.counters.pings += 1;
                 if !conn.dirty {
                     conn.dirty = true;

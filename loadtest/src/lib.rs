@@ -8,17 +8,24 @@
 //!   [`engine::Driver`].
 //! - [`scenario`]: `echo`, `rate`, `connect`, `hold`, `broadcast`, `churn`, `send`.
 //! - [`coord`] and [`procs`]: threads and worker processes kept in step; results merged.
-//! - [`stats`], [`report`], [`plot`], [`progress`]: figures, the table and JSON, the SVG,
-//!   the live line.
+//! - [`stats`], [`report`], [`plot`], [`progress`], [`csv`], [`hgrm`]: figures, the table and
+//!   JSON, the SVG, the live line, the per-second CSV, the HdrHistogram percentile text.
+//! - [`session`], [`pattern`]: headers, subprotocols, `--on-open`, payload templates.
+//! - [`threshold`], [`verdict`]: `--threshold` conditions, health checks, exit codes.
+//! - [`suite`]: the benchmark suite (`wsloop-loadtest suite`).
 //! - [`sink`]: a discard/echo/broadcast server to measure the generator itself.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod axis;
 pub mod cli;
 pub mod clock;
 pub mod coord;
+pub mod csv;
 pub mod engine;
+pub mod hgrm;
 pub mod limits;
+pub mod pattern;
 pub mod payload;
 pub mod plot;
 pub mod procs;
@@ -28,8 +35,12 @@ pub mod report;
 pub mod rng;
 pub mod rss;
 pub mod scenario;
+pub mod session;
 pub mod shared;
 pub mod sink;
 pub mod spec;
 pub mod stats;
+pub mod suite;
 pub mod target;
+pub mod threshold;
+pub mod verdict;

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use wsloop_loadtest::cli::{Action, Cli, Output};
 use wsloop_loadtest::coord::{self, Outcome};
-use wsloop_loadtest::plot;
 use wsloop_loadtest::procs;
-use wsloop_loadtest::progress::Progress;
+use wsloop_loadtest::progress::{self, Progress, Timing};
 use wsloop_loadtest::report::Report;
-use wsloop_loadtest::spec::RunSpec;
-use wsloop_loadtest::{limits, sink};
+use wsloop_loadtest::spec::{RunSpec, ScenarioSpec};
+use wsloop_loadtest::{csv, hgrm, plot};
+use wsloop_loadtest::{limits, sink, suite};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             sink::run_cli(&args).map(|_| ExitCode::SUCCESS).map_err(|e| e.to_string())
         }
         Action::Run(spec, output) => run(&spec, &output),
+        Action::Suite(args) => suite::run(&args).map(ExitCode::from),
     };
     match result {
         Ok(code) => code,
@@ -54,15 +55,22 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
         coord::run_worker(spec).map_err(|e| e.to_string())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut progress = Progress::new(!output.quiet, spec.scenario.name(), spec.connections as u64);
+    let timing = Timing { warmup_ns: spec.plan.warmup_ns, duration_ns: spec.plan.duration_ns };
+    let mode = progress::Mode::detect(!output.quiet);
+    // The broadcast sender is a connection of its own.
+    let sender = matches!(spec.scenario, ScenarioSpec::Broadcast { .. }) as u64;
+    let conns = spec.connections as u64 + sender;
+    let mut progress = Progress::new(mode, spec.scenario.name(), conns, timing);
     let outcome: Outcome = if spec.procs > 1 {
         procs::run_parent(spec, &mut progress)
     } else {
         coord::run_standalone(spec, &mut progress)
     }
     .map_err(|e| e.to_string())?;
-    let report = Report::build(spec, &outcome);
+    let mut report = Report::build(spec, &outcome);
+    report.judge(&output.thresholds);
     print!("{}", report.table());
+    print!("{}", report.verdict.table());
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -72,6 +80,16 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
     if let Some(path) = &output.plot {
         plot::write_svg(&report, path).map_err(|e| e.to_string())?;
     }
+    if let Some(path) = &output.csv {
+        write_file(path, &csv::timeline(&report))?;
+    }
+    if let Some(path) = &output.hgrm {
+        let stats = &outcome.stats;
+        // Connection scenarios' headline latency is the handshake.
+        let hist =
+            if spec.scenario.is_connection_scenario() { &stats.handshake } else { &stats.latency };
+        write_file(path, &hgrm::percentile_distribution(hist.histogram()))?;
+    }
     if report.connections.failures.deflate > 0 {
         return Err(
             "the server accepted permessage-deflate: compression is not yet supported by the generator \
@@ -79,9 +97,11 @@ fn run(spec: &RunSpec, output: &Output) -> Result<ExitCode, String> {
                 .into(),
         );
     }
-    if report.connections.opened == 0 {
-        eprintln!("error: no connection opened");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    // The last line says whether the run passed, and why not.
+    println!("{}", report.verdict.last_line());
+    Ok(ExitCode::from(report.verdict.exit_code()))
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

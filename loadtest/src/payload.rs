@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use wsloop::protocol::frame::OpCode;
 
+use crate::pattern::Pattern;
 use crate::rng::XorShift;
 
 /// What a message looks like on the wire.
@@ -123,11 +124,13 @@ fn read_hex(digits: &[u8]) -> Option<u64> {
     })
 }
 
-/// A payload of the configured size and kind with a zero stamp, copied for every message.
+/// A payload of the configured size and kind with a zero stamp, copied for every message;
+/// or a [`Pattern`] rendered for every message (`--payload-template`, `--payload-file`).
 #[derive(Debug, Clone)]
 pub struct Template {
     kind: PayloadKind,
     bytes: Vec<u8>,
+    pattern: Option<Pattern>,
 }
 
 impl Template {
@@ -146,9 +149,20 @@ impl Template {
                 bytes[size - 2..].copy_from_slice(b"\"}");
             }
         }
-        let mut t = Template { kind, bytes };
+        let mut t = Template { kind, bytes, pattern: None };
         t.kind.write_stamp(&mut t.bytes, Stamp { ts: 0, seq: 0 });
         t
+    }
+
+    /// A template rendering `pattern` for each message, sent as text frames (binary
+    /// frames for [`PayloadKind::Binary`]).
+    pub fn from_pattern(kind: PayloadKind, pattern: Pattern) -> Template {
+        Template { kind, bytes: Vec::new(), pattern: Some(pattern) }
+    }
+
+    /// The pattern, when messages are rendered from one.
+    pub fn pattern(&self) -> Option<&Pattern> {
+        self.pattern.as_ref()
     }
 
     /// The payload kind.
@@ -161,14 +175,17 @@ impl Template {
         &self.bytes
     }
 
-    /// Payload length in bytes.
+    /// Payload length in bytes (a pattern's nominal length: see [`Pattern::nominal_len`]).
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        match &self.pattern {
+            Some(p) => p.nominal_len(),
+            None => self.bytes.len(),
+        }
     }
 
-    /// Never true: a template holds at least a stamp.
+    /// Never true: a template holds at least a stamp, a pattern at least a byte.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len() == 0
     }
 }
 

@@ -1,11 +1,16 @@
 //! `--plot FILE.svg`: latency percentiles (top) and throughput (bottom) over the
-//! measurement window, one point per second, drawn with plotters' SVG backend.
+//! measurement window, one point per second, drawn with plotters' SVG backend; for `hold`
+//! with `--server-pid`, the server's memory over the whole run above them. Every panel
+//! labels both axes; tick labels never repeat (see [`crate::axis`]).
 
 use std::fmt;
 use std::path::Path;
 
 use plotters::prelude::*;
 
+use plotters::coord::CoordTranslate;
+
+use crate::axis;
 use crate::report::{Point, Report};
 
 /// Why the plot could not be drawn.
@@ -25,11 +30,13 @@ impl fmt::Display for PlotError {
 
 impl std::error::Error for PlotError {}
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> PlotError {
+/// A plotters error as a [`PlotError`].
+pub fn draw_err<E: std::fmt::Debug>(e: E) -> PlotError {
     PlotError::Draw(format!("{e:?}"))
 }
 
-const COLORS: [RGBColor; 5] = [
+/// The series colours, in order.
+pub const COLORS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
@@ -37,19 +44,30 @@ const COLORS: [RGBColor; 5] = [
     RGBColor(148, 103, 189),
 ];
 
-/// Draws `report`'s timeline to `path`.
+/// Draws `report`'s timeline to `path`: latency percentiles, then messages or connections
+/// per second; for `hold` with `--server-pid`, the server's memory over the whole run on
+/// top.
 ///
 /// # Errors
 /// [`PlotError::Draw`] when plotters cannot draw or write the file.
 pub fn write_svg(report: &Report, path: &Path) -> Result<(), PlotError> {
-    let root = SVGBackend::new(path, (1000, 760)).into_drawing_area();
+    let memory = !report.memory_timeline.is_empty();
+    let height = if memory { 1120 } else { 760 };
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err)?;
     let title = format!(
         "wsloop-loadtest {} — {} · {} connections",
         report.scenario, report.url, report.settings.connections
     );
     let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
-    let (top, bottom) = root.split_vertically(400);
+    let root = if memory {
+        let (top, rest) = root.split_vertically(360);
+        draw_memory(&top, report)?;
+        rest
+    } else {
+        root
+    };
+    let (top, bottom) = root.split_vertically(380);
     let points = &report.timeline;
     let connection_scenario = matches!(report.scenario.as_str(), "connect" | "hold" | "churn");
     let what = if connection_scenario {
@@ -73,6 +91,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), PlotError> {
             &bottom,
             points,
             "connections",
+            "connections",
             &[
                 ("open", &|p: &Point| p.open as f64),
                 ("opened /s", &|p: &Point| p.opened as f64),
@@ -80,11 +99,17 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), PlotError> {
             ],
         )?;
     } else {
+        let (got, sent) = if report.scenario == "broadcast" {
+            ("delivered", "published")
+        } else {
+            ("received", "sent")
+        };
         draw_counts(
             &bottom,
             points,
             "messages per second",
-            &[("received", &|p: &Point| p.received as f64), ("sent", &|p: &Point| p.sent as f64)],
+            "messages / s",
+            &[(got, &|p: &Point| p.received as f64), (sent, &|p: &Point| p.sent as f64)],
         )?;
     }
     root.present().map_err(draw_err)?;
@@ -92,6 +117,8 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), PlotError> {
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+const X_WINDOW: &str = "seconds into the measurement window";
 
 fn x_range(points: &[Point]) -> std::ops::Range<f64> {
     0.0..(points.len().max(1) as f64)
@@ -114,6 +141,7 @@ fn draw_latency(
                 opened: 0,
                 failed: 0,
                 closed: 0,
+                server_closed: 0,
                 open: 0,
                 latency_us: *fallback,
             })
@@ -135,18 +163,25 @@ fn draw_latency(
         .flat_map(|p| series.iter().map(move |(_, f)| f(p)));
     let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let (lo, hi) = if hi <= 0.0 { (1.0, 10.0) } else { ((lo * 0.8).max(0.1), hi * 1.25) };
+    // Milliseconds once the top of the axis passes one.
+    let (scale, unit) = if hi >= 1000.0 { (1000.0, "ms") } else { (1.0, "µs") };
+    let y = (lo / scale).log10()..(hi / scale).log10();
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{what} (µs, log scale)"), ("sans-serif", 16))
+        .caption(format!("{what} ({unit}, log scale)"), ("sans-serif", 16))
         .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x_range(points), (lo..hi).log_scale())
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range(points), y.clone())
         .map_err(draw_err)?;
+    let y_label = axis::log10(y, axis::Y_LABELS);
     chart
         .configure_mesh()
-        .x_desc("seconds into the measurement window")
-        .y_desc("µs")
-        .y_label_formatter(&|v| short(*v))
+        .x_desc(X_WINDOW)
+        .y_desc(format!("latency, {unit}"))
+        .y_labels(axis::Y_LABELS)
+        .y_label_formatter(&y_label)
+        .axis_desc_style(("sans-serif", 14))
+        .label_style(("sans-serif", 12))
         .draw()
         .map_err(draw_err)?;
     for (i, (name, pick)) in series.iter().enumerate() {
@@ -155,7 +190,7 @@ fn draw_latency(
             .iter()
             .enumerate()
             .filter(|(_, p)| p.latency_us.count > 0)
-            .map(|(t, p)| (t as f64 + 0.5, pick(p).max(lo)))
+            .map(|(t, p)| (t as f64 + 0.5, (pick(p).max(lo) / scale).log10()))
             .collect();
         chart
             .draw_series(LineSeries::new(data, color.stroke_width(2)))
@@ -165,14 +200,7 @@ fn draw_latency(
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(draw_err)?;
-    Ok(())
+    legend(&mut chart)
 }
 
 type Pick<'a> = &'a dyn Fn(&Point) -> f64;
@@ -181,6 +209,7 @@ fn draw_counts(
     area: &Area<'_>,
     points: &[Point],
     what: &str,
+    y_desc: &str,
     series: &[(&str, Pick<'_>)],
 ) -> Result<(), PlotError> {
     let hi =
@@ -189,14 +218,19 @@ fn draw_counts(
     let mut chart = ChartBuilder::on(area)
         .caption(what, ("sans-serif", 16))
         .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(64)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
         .build_cartesian_2d(x_range(points), 0.0..hi)
         .map_err(draw_err)?;
+    let y_label = axis::linear(0.0..hi, axis::Y_LABELS);
     chart
         .configure_mesh()
-        .x_desc("seconds into the measurement window")
-        .y_label_formatter(&|v| short(*v))
+        .x_desc(X_WINDOW)
+        .y_desc(y_desc)
+        .y_labels(axis::Y_LABELS)
+        .y_label_formatter(&y_label)
+        .axis_desc_style(("sans-serif", 14))
+        .label_style(("sans-serif", 12))
         .draw()
         .map_err(draw_err)?;
     for (i, (name, pick)) in series.iter().enumerate() {
@@ -211,26 +245,96 @@ fn draw_counts(
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
     }
+    legend(&mut chart)
+}
+
+/// The server's RSS (left axis) and the connections held (right axis) over the whole run,
+/// from before the first connection opened.
+fn draw_memory(area: &Area<'_>, report: &Report) -> Result<(), PlotError> {
+    let samples = &report.memory_timeline;
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let t_end = samples.last().map_or(1.0, |s| s.t_s).max(0.5);
+    // The axis spans the readings (labelled), so the growth per connection is visible.
+    let rss_lo = samples.iter().map(|s| mib(s.rss_bytes)).fold(f64::MAX, f64::min);
+    let rss_top = samples.iter().map(|s| mib(s.rss_bytes)).fold(0.0f64, f64::max);
+    let pad = ((rss_top - rss_lo) * 0.15).max(0.1);
+    let (rss_lo, rss_hi) = ((rss_lo - pad).max(0.0), rss_top + pad);
+    let open_hi = samples.iter().map(|s| s.open as f64).fold(0.0f64, f64::max).max(1.0) * 1.15;
+    let caption = match report.memory.as_ref().and_then(|m| m.bytes_per_connection) {
+        Some(per) => format!("server memory over the run · {per:.0} bytes per connection held"),
+        None => "server memory over the run".to_string(),
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .right_y_label_area_size(70)
+        .build_cartesian_2d(0.0..t_end, rss_lo..rss_hi)
+        .map_err(draw_err)?
+        .set_secondary_coord(0.0..t_end, 0.0..open_hi);
+    let rss_label = axis::linear(rss_lo..rss_hi, axis::Y_LABELS);
+    let open_label = axis::linear(0.0..open_hi, axis::Y_LABELS);
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the run began (connections opening included)")
+        .y_desc("server RSS, MiB")
+        .y_labels(axis::Y_LABELS)
+        .y_label_formatter(&rss_label)
+        .axis_desc_style(("sans-serif", 14))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(draw_err)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("connections open")
+        .y_labels(axis::Y_LABELS)
+        .y_label_formatter(&open_label)
+        .axis_desc_style(("sans-serif", 14))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(draw_err)?;
+    let rss_color = COLORS[3];
+    let open_color = COLORS[0];
+    chart
+        .draw_series(LineSeries::new(
+            samples.iter().map(|s| (s.t_s, mib(s.rss_bytes))),
+            rss_color.stroke_width(2),
+        ))
+        .map_err(draw_err)?
+        .label("server RSS (left)")
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], rss_color.stroke_width(2))
+        });
+    chart
+        .draw_secondary_series(LineSeries::new(
+            samples.iter().map(|s| (s.t_s, s.open as f64)),
+            open_color.stroke_width(2),
+        ))
+        .map_err(draw_err)?
+        .label("connections open (right)")
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], open_color.stroke_width(2))
+        });
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(draw_err)
+}
+
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> Result<(), PlotError>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .position(SeriesLabelPosition::UpperRight)
         .draw()
-        .map_err(draw_err)?;
-    Ok(())
-}
-
-fn short(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if v >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else if v >= 10.0 || v == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
+        .map_err(draw_err)
 }

@@ -206,6 +206,7 @@ pub fn run_parent(spec: &RunSpec, progress: &mut Progress) -> Result<Outcome, Co
     let mut workers = spawn_workers(spec, &tx)?;
     drop(tx);
     let deadline = now_ns().saturating_add(spec.deadline_ns());
+    let mut rss = crate::rss::RssSampler::new(spec.server_pid, now_ns());
     let mut started = false;
     let mut released = false;
     let mut aborted = false;
@@ -250,6 +251,7 @@ pub fn run_parent(spec: &RunSpec, progress: &mut Progress) -> Result<Outcome, Co
         for w in &workers {
             snap.add(w.progress);
         }
+        rss.tick(now_ns(), snap.open);
         progress.update(snap);
         if now_ns() > deadline && !aborted {
             aborted = true;
@@ -260,6 +262,7 @@ pub fn run_parent(spec: &RunSpec, progress: &mut Progress) -> Result<Outcome, Co
         }
     }
     progress.finish();
+    out.rss_samples = rss.samples;
     let mut failed = None;
     for (index, w) in workers.iter_mut().enumerate() {
         w.stdin = None;

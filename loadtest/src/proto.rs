@@ -12,6 +12,7 @@ use wsloop::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
 use wsloop::protocol::handshake::accept_key;
 use wsloop::protocol::message::{Decoder, DecoderLimits, Role};
 
+use crate::session::Session;
 use crate::target::Target;
 
 /// Largest response head accepted from a server.
@@ -71,8 +72,14 @@ pub fn handshake_key(random: [u8; 16]) -> [u8; 24] {
     key
 }
 
-/// The HTTP/1.1 upgrade request for `target`, offering permessage-deflate when `deflate`.
-pub fn upgrade_request(target: &Target, key: &[u8; 24], deflate: bool) -> Vec<u8> {
+/// The HTTP/1.1 upgrade request for `target`, offering permessage-deflate when `deflate`,
+/// with the session's extra headers and subprotocols.
+pub fn upgrade_request(
+    target: &Target,
+    key: &[u8; 24],
+    deflate: bool,
+    session: &Session,
+) -> Vec<u8> {
     let mut req = Vec::with_capacity(256);
     req.extend_from_slice(b"GET ");
     req.extend_from_slice(target.path.as_bytes());
@@ -87,7 +94,9 @@ pub fn upgrade_request(target: &Target, key: &[u8; 24], deflate: bool) -> Vec<u8
             b"\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
         );
     }
-    req.extend_from_slice(b"\r\nUser-Agent: wsloop-loadtest\r\n\r\n");
+    req.extend_from_slice(b"\r\nUser-Agent: wsloop-loadtest\r\n");
+    session.write_headers(&mut req);
+    req.extend_from_slice(b"\r\n");
     req
 }
 
@@ -113,6 +122,8 @@ pub enum HandshakeFailure {
     BadAccept,
     /// An extension we did not offer.
     UnexpectedExtension,
+    /// A subprotocol we did not offer.
+    UnexpectedSubprotocol,
 }
 
 impl fmt::Display for HandshakeFailure {
@@ -124,6 +135,7 @@ impl fmt::Display for HandshakeFailure {
             HandshakeFailure::MissingUpgrade => f.write_str("no Upgrade/Connection headers"),
             HandshakeFailure::BadAccept => f.write_str("wrong Sec-WebSocket-Accept"),
             HandshakeFailure::UnexpectedExtension => f.write_str("extension not offered"),
+            HandshakeFailure::UnexpectedSubprotocol => f.write_str("subprotocol not offered"),
         }
     }
 }
@@ -141,6 +153,7 @@ pub fn check_response(
     buf: &[u8],
     key: &[u8; 24],
     offered_deflate: bool,
+    session: &Session,
 ) -> Result<Option<(Upgraded, usize)>, HandshakeFailure> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
@@ -160,6 +173,7 @@ pub fn check_response(
     let mut connection = false;
     let mut accept: Option<&str> = None;
     let mut deflate = false;
+    let mut subprotocol = None;
     for h in resp.headers.iter() {
         let value = std::str::from_utf8(h.value).unwrap_or("").trim();
         if h.name.eq_ignore_ascii_case("upgrade") {
@@ -175,7 +189,12 @@ pub fn check_response(
                 return Err(HandshakeFailure::UnexpectedExtension);
             }
             deflate = true;
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            subprotocol = Some(value);
         }
+    }
+    if !session.accepts_subprotocol(subprotocol) {
+        return Err(HandshakeFailure::UnexpectedSubprotocol);
     }
     if !(upgrade && connection) {
         return Err(HandshakeFailure::MissingUpgrade);
@@ -197,26 +216,43 @@ mod tests {
     #[test]
     fn request_shape() {
         let key = handshake_key([7; 16]);
-        let req = upgrade_request(&target(), &key, true);
+        let session = Session::new(&["X-Token: t".into()], &["chat".into()], &[]).expect("ok");
+        let req = upgrade_request(&target(), &key, true, &session);
         let text = String::from_utf8(req).expect("ascii");
         assert!(text.starts_with("GET /chat HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"));
         assert!(text.contains("Sec-WebSocket-Key: BwcHBwcHBwcHBwcHBwcHBw==\r\n"));
         assert!(text.contains("permessage-deflate"));
+        assert!(text.contains("\r\nX-Token: t\r\nSec-WebSocket-Protocol: chat\r\n\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
     }
 
     #[test]
     fn refusals_are_classified() {
         let key = handshake_key([1; 16]);
-        assert_eq!(check_response(b"HTTP/1.1 101 Swi", &key, false), Ok(None));
+        let none = Session::default();
+        assert_eq!(check_response(b"HTTP/1.1 101 Swi", &key, false, &none), Ok(None));
         assert_eq!(
-            check_response(b"HTTP/1.1 404 Not Found\r\n\r\n", &key, false),
+            check_response(b"HTTP/1.1 404 Not Found\r\n\r\n", &key, false, &none),
             Err(HandshakeFailure::Status(404))
         );
-        assert_eq!(check_response(b"NOPE\r\n\r\n", &key, false), Err(HandshakeFailure::Malformed));
+        assert_eq!(
+            check_response(b"NOPE\r\n\r\n", &key, false, &none),
+            Err(HandshakeFailure::Malformed)
+        );
         let huge = vec![b'a'; MAX_RESPONSE_HEAD + 1];
         let mut big = b"HTTP/1.1 101 OK\r\nX: ".to_vec();
         big.extend_from_slice(&huge);
-        assert_eq!(check_response(&big, &key, false), Err(HandshakeFailure::TooLarge));
+        assert_eq!(check_response(&big, &key, false, &none), Err(HandshakeFailure::TooLarge));
+        let ok = format!(
+            "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+            accept_key(&key)
+        );
+        assert_eq!(
+            check_response(ok.as_bytes(), &key, false, &none),
+            Err(HandshakeFailure::UnexpectedSubprotocol)
+        );
+        let mqtt = Session::new(&[], &["mqtt".into()], &[]).expect("ok");
+        assert!(matches!(check_response(ok.as_bytes(), &key, false, &mqtt), Ok(Some(_))));
     }
 }

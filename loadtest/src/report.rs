@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::coord::Outcome;
 use crate::payload::PayloadKind;
 use crate::progress::group;
+use crate::rss::RssSample;
 use crate::scenario::broadcast;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::stats::{Counters, Failures, RunStats, Summary, ThreadLoad};
+use crate::threshold::Threshold;
+use crate::verdict::Verdict;
 
 /// The run's settings, as the JSON records them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +44,9 @@ pub struct Settings {
     pub rate: Option<f64>,
     /// `churn --messages`.
     pub messages: Option<u64>,
+    /// Messages rendered from `--payload-template` / `--payload-file` (`size` is then
+    /// the nominal size).
+    pub template: bool,
 }
 
 /// Connection figures.
@@ -120,7 +126,6 @@ pub struct BroadcastFigures {
     /// Copies the sender got of its own messages.
     pub sender_echoes: u64,
     /// Per message published in the window: publish → its last subscriber had it.
-    #[serde(default)]
     pub last_delivery_us: Summary,
 }
 
@@ -152,6 +157,8 @@ pub struct Point {
     pub failed: u64,
     /// Connections ended.
     pub closed: u64,
+    /// Connections the server closed first.
+    pub server_closed: u64,
     /// Connections open.
     pub open: u64,
     /// Latency percentiles of what completed in this second (microseconds).
@@ -185,6 +192,8 @@ pub struct Report {
     pub broadcast: Option<BroadcastFigures>,
     /// Server memory.
     pub memory: Option<Memory>,
+    /// The server's RSS four times a second over the whole run (`hold --server-pid`).
+    pub memory_timeline: Vec<RssSample>,
     /// Per-second timeline of the window.
     pub timeline: Vec<Point>,
     /// Per generator thread load.
@@ -195,6 +204,8 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Raw counters.
     pub counters: Counters,
+    /// Thresholds and health: see [`crate::verdict`].
+    pub verdict: Verdict,
 }
 
 impl Report {
@@ -225,8 +236,8 @@ impl Report {
         let opened_in_window: u64 = stats.timeline.iter().map(|b| b.opened).sum();
         let (window, interval_ms, rate, messages) = match &spec.scenario {
             ScenarioSpec::Echo { window } => (Some(*window), None, None, None),
-            ScenarioSpec::Rate { interval_ns } => {
-                (None, Some(*interval_ns as f64 / 1e6), None, None)
+            ScenarioSpec::Rate { interval_ns, rate } => {
+                (None, Some(*interval_ns as f64 / 1e6), *rate, None)
             }
             ScenarioSpec::Connect { rate } | ScenarioSpec::Hold { rate } => {
                 (None, None, Some(*rate), None)
@@ -260,6 +271,7 @@ impl Report {
                 opened: b.opened,
                 failed: b.failed,
                 closed: b.closed,
+                server_closed: b.server_closed,
                 open: b.open,
                 latency_us: b.latency.summary(),
             })
@@ -282,6 +294,7 @@ impl Report {
                 interval_ms,
                 rate,
                 messages,
+                template: spec.pattern.is_some(),
             },
             connections: Connections {
                 attempted: c.attempted,
@@ -326,14 +339,21 @@ impl Report {
                 last_delivery_us: last_delivery_summary(&stats.last_delivery),
             }),
             memory,
+            memory_timeline: outcome.rss_samples.clone(),
             timeline,
             generator: stats.threads.clone(),
             generator_saturated,
             warnings: outcome.warnings.clone(),
             counters: c.clone(),
+            verdict: Verdict::default(),
         };
         report.warnings.extend(warnings(&report, spec));
         report
+    }
+
+    /// Tests `thresholds` and the run's health into [`Report::verdict`].
+    pub fn judge(&mut self, thresholds: &[Threshold]) {
+        self.verdict = Verdict::judge(self, thresholds);
     }
 
     /// Writes the JSON document.
@@ -368,8 +388,13 @@ impl Report {
             let _ = write!(line, " · every {i} ms");
         }
         if let Some(r) = s.rate {
-            let unit = if self.scenario == "broadcast" { "msg/s" } else { "conn/s" };
+            let unit = match self.scenario.as_str() {
+                "broadcast" => "msg/s",
+                "rate" => "msg/s overall",
+                _ => "conn/s",
+            };
             if r > 0.0 {
+                let r = if r.fract() == 0.0 && r < 1e15 { group(r as u64) } else { r.to_string() };
                 let _ = write!(line, " · {r} {unit}");
             }
         }
@@ -379,7 +404,8 @@ impl Report {
                 PayloadKind::Text => "text",
                 PayloadKind::Json => "json",
             };
-            let _ = write!(line, " · {} B {kind}", s.size);
+            let from = if s.template { " from a template" } else { "" };
+            let _ = write!(line, " · {} B {kind}{from}", s.size);
         }
         if self.scenario != "connect" {
             let _ = write!(line, " · {:.1} s", self.throughput.window_s);
@@ -409,6 +435,20 @@ impl Report {
         );
         row(&mut t, "connections", &conn);
 
+        let k = &self.counters;
+        if k.session_sent > 0 || k.session_replies > 0 {
+            row(
+                &mut t,
+                "session",
+                &format!(
+                    "{} --on-open message{} sent · {} repl{} before the first measured message",
+                    group(k.session_sent),
+                    plural(k.session_sent),
+                    group(k.session_replies),
+                    if k.session_replies == 1 { "y" } else { "ies" }
+                ),
+            );
+        }
         let m = &self.messages;
         match self.scenario.as_str() {
             "echo" | "rate" | "churn" => {
@@ -452,9 +492,10 @@ impl Report {
                 &mut t,
                 "throughput",
                 &format!(
-                    "{} msg/s · {:.2} MB/s",
+                    "{} msg/s · {:.2} MB/s{}",
                     group(tp.msgs_per_sec.round() as u64),
-                    tp.mb_per_sec
+                    tp.mb_per_sec,
+                    self.while_the_server_was_up()
                 ),
             ),
             "send" => row(
@@ -525,6 +566,26 @@ impl Report {
     }
 }
 
+impl Report {
+    /// When the server closed every connection during the window, the rate over the
+    /// seconds up to then: the window's rate averages in the seconds without a server.
+    fn while_the_server_was_up(&self) -> String {
+        let c = &self.connections;
+        if c.opened == 0 || c.closed_by_server < c.opened {
+            return String::new();
+        }
+        let Some(gone) = self.timeline.iter().position(|p| p.server_closed > 0) else {
+            return String::new();
+        };
+        let secs = gone as u64 + 1;
+        let received: u64 = self.timeline[..=gone].iter().map(|p| p.received).sum();
+        format!(
+            " over the window; {} msg/s over its first {secs} s, until the server went away",
+            group(received / secs)
+        )
+    }
+}
+
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -551,21 +612,29 @@ fn percentiles(s: &Summary) -> String {
 
 fn warnings(r: &Report, spec: &RunSpec) -> Vec<String> {
     let mut w = Vec::new();
-    for g in &r.generator {
-        if g.saturated_secs == 0 && g.busy >= 0.9 {
-            w.push(format!(
-                "generator thread {}.{} was {:.0}% busy: close to its own limit; add --threads or --procs",
-                g.worker,
-                g.thread,
-                g.busy * 100.0
-            ));
+    if let Some(advice) = closed_loop_advice(r, spec) {
+        // A closed loop with few messages in flight is bound by the round trip: the
+        // thread's short waits for answers look busy, but more threads would not help.
+        if r.generator.iter().any(|g| g.saturated_secs > 0 || g.busy >= 0.9) {
+            w.push(advice);
         }
-        if g.saturated_secs > 0 {
-            w.push(format!(
-                "generator thread {}.{} was saturated (never idle) for {} of {} s: the figures may \
-                 show the generator's limit, not the server's; add --threads or --procs",
-                g.worker, g.thread, g.saturated_secs, g.observed_secs
-            ));
+    } else {
+        for g in &r.generator {
+            if g.saturated_secs == 0 && g.busy >= 0.9 {
+                w.push(format!(
+                    "generator thread {}.{} was {:.0}% busy: close to its own limit; add --threads or --procs",
+                    g.worker,
+                    g.thread,
+                    g.busy * 100.0
+                ));
+            }
+            if g.saturated_secs > 0 {
+                w.push(format!(
+                    "generator thread {}.{} was saturated (never idle) for {} of {} s: the figures may \
+                     show the generator's limit, not the server's; add --threads or --procs",
+                    g.worker, g.thread, g.saturated_secs, g.observed_secs
+                ));
+            }
         }
     }
     let c = &r.counters;
@@ -602,6 +671,35 @@ fn warnings(r: &Report, spec: &RunSpec) -> Vec<String> {
     w
 }
 
+/// Messages in flight per generator thread below which an echo run is called a small
+/// closed loop: its pace is the round trip, whatever the generator's busy share.
+pub const SMALL_CLOSED_LOOP: usize = 64;
+
+/// For an `echo` run with few messages in flight per thread: what bounds it and how to
+/// load the server harder (instead of the advice to add threads).
+fn closed_loop_advice(r: &Report, spec: &RunSpec) -> Option<String> {
+    let ScenarioSpec::Echo { window } = spec.scenario else {
+        return None;
+    };
+    let in_flight = spec.connections.saturating_mul(window);
+    let threads = (spec.threads * spec.procs).max(1);
+    if in_flight / threads > SMALL_CLOSED_LOOP {
+        return None;
+    }
+    let busiest = r.generator.iter().map(|g| g.busy).fold(0.0f64, f64::max);
+    Some(format!(
+        "closed loop with {in_flight} message{} in flight ({} connection{} × --window {window}): \
+         each waits for its answer, so msg/s is set by the round trip (mean {:.1} µs), not by \
+         the generator (its {:.0}% busy counts short waits for answers); to load the server \
+         harder raise --window or --connections, more --threads will not help",
+        plural(in_flight as u64),
+        spec.connections,
+        plural(spec.connections as u64),
+        r.latency_us.mean_us,
+        busiest * 100.0
+    ))
+}
+
 /// Percentiles of the per-message "last delivery" latencies (messages nobody got are left
 /// out: they are counted as missing).
 fn last_delivery_summary(last: &[u64]) -> Summary {
@@ -610,4 +708,44 @@ fn last_delivery_summary(last: &[u64]) -> Summary {
         hist.record(ns);
     }
     hist.summary()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Action, Cli};
+    use clap::Parser;
+
+    fn spec(args: &[&str]) -> RunSpec {
+        let mut v = vec!["wsloop-loadtest"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).expect("clap accepts").command.into_action() {
+            Ok(Action::Run(spec, _)) => *spec,
+            _ => panic!("not a run"),
+        }
+    }
+
+    fn busy_report(spec: &RunSpec) -> Report {
+        let mut outcome = Outcome::default();
+        outcome.stats.threads.push(ThreadLoad {
+            worker: 0,
+            thread: 0,
+            busy: 0.95,
+            saturated_secs: 0,
+            observed_secs: 5,
+        });
+        Report::build(spec, &outcome)
+    }
+
+    #[test]
+    fn a_small_closed_loop_is_not_told_to_add_threads() {
+        let r = busy_report(&spec(&["echo", "-c", "10", "-w", "1"]));
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].starts_with("closed loop with 10 messages in flight"));
+        assert!(r.warnings[0].contains("raise --window or --connections"));
+        let r = busy_report(&spec(&["echo", "-c", "100", "-w", "16"]));
+        assert!(r.warnings[0].contains("add --threads or --procs"), "{:?}", r.warnings);
+        let r = busy_report(&spec(&["rate", "-c", "10"]));
+        assert!(r.warnings[0].contains("add --threads or --procs"), "{:?}", r.warnings);
+    }
 }

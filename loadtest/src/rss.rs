@@ -59,3 +59,50 @@ mod tests {
         assert!(rss > 0);
     }
 }
+
+/// One reading of the server's memory while a run goes (`hold --server-pid`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RssSample {
+    /// Seconds since the run began (before any connection opened).
+    pub t_s: f64,
+    /// The server's RSS, bytes.
+    pub rss_bytes: u64,
+    /// Connections the generator had open.
+    pub open: u64,
+}
+
+/// Reads the server's RSS every [`RssSampler::PERIOD_NS`] while a run goes.
+#[derive(Debug)]
+pub struct RssSampler {
+    pid: Option<u32>,
+    start_ns: u64,
+    next_ns: u64,
+    /// What was read so far (at most one per period: bounded by the run's length).
+    pub samples: Vec<RssSample>,
+}
+
+impl RssSampler {
+    /// Readings four times a second.
+    pub const PERIOD_NS: u64 = 250_000_000;
+
+    /// A sampler for `pid` (none: it reads nothing), the run beginning at `start_ns`.
+    pub fn new(pid: Option<u32>, start_ns: u64) -> RssSampler {
+        RssSampler { pid, start_ns, next_ns: start_ns, samples: Vec::new() }
+    }
+
+    /// Reads the RSS if a period has passed; a failed read is skipped (the before/after
+    /// readings report failures).
+    pub fn tick(&mut self, now_ns: u64, open: u64) {
+        let Some(pid) = self.pid else {
+            return;
+        };
+        if now_ns < self.next_ns {
+            return;
+        }
+        self.next_ns = now_ns + Self::PERIOD_NS;
+        if let Ok(rss_bytes) = vm_rss_bytes(pid) {
+            let t_s = now_ns.saturating_sub(self.start_ns) as f64 / 1e9;
+            self.samples.push(RssSample { t_s, rss_bytes, open });
+        }
+    }
+}

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::engine::{self, Driver, EngineConfig, EngineError, Io};
+use crate::pattern::Pattern;
 use crate::payload::{PayloadKind, Template};
 use crate::rng::XorShift;
 use crate::scenario::{
@@ -21,10 +22,12 @@ pub enum ScenarioSpec {
         /// Messages in flight per connection.
         window: usize,
     },
-    /// `rate --interval I`.
+    /// `rate --interval I` or `rate --rate N/s`.
     Rate {
         /// Nanoseconds between two sends of one connection.
         interval_ns: u64,
+        /// `--rate`: messages per second over all connections, when given that way.
+        rate: Option<f64>,
     },
     /// `connect --rate R`.
     Connect {
@@ -113,6 +116,8 @@ pub struct RunSpec {
     pub size: usize,
     /// `--payload`.
     pub payload: PayloadKind,
+    /// `--payload-template` / `--payload-file`.
+    pub pattern: Option<Pattern>,
     /// `hold --server-pid`.
     pub server_pid: Option<u32>,
 }
@@ -172,7 +177,10 @@ impl RunSpec {
         let cfg = Arc::new(self.engine.clone());
         let seed = (self.worker_index as u64) << 32 | thread as u64;
         let mut rng = XorShift::new(seed ^ 0x5eed);
-        let template = Template::new(self.payload, self.size, &mut rng);
+        let template = match &self.pattern {
+            Some(p) => Template::from_pattern(self.payload, p.clone()),
+            None => Template::new(self.payload, self.size, &mut rng),
+        };
         let share = self.share(thread);
         let now = crate::clock::now_ns();
         let opening = Lifecycle::opening_budget(
@@ -192,7 +200,7 @@ impl RunSpec {
                 seed,
                 Echo::new(lc(false, false), opener, template, *window),
             )?,
-            ScenarioSpec::Rate { interval_ns } => drive(
+            ScenarioSpec::Rate { interval_ns, .. } => drive(
                 cfg,
                 shared,
                 thread,

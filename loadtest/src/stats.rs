@@ -60,6 +60,11 @@ impl Hist {
         if self.0.is_empty() { 0 } else { self.0.value_at_quantile(q) }
     }
 
+    /// The HdrHistogram itself (nanoseconds).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.0
+    }
+
     /// The headline percentiles, in microseconds.
     pub fn summary(&self) -> Summary {
         let h = &self.0;
@@ -137,7 +142,6 @@ pub struct Summary {
 
 /// Counts of everything that happened, over the whole run (warmup and drain included).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Counters {
     /// Connections the generator tried to open.
     pub attempted: u64,
@@ -195,6 +199,11 @@ pub struct Counters {
     pub sender_echoes: u64,
     /// Churn: open → (messages) → close cycles completed.
     pub cycles: u64,
+    /// `--on-open` messages sent.
+    pub session_sent: u64,
+    /// Messages without our stamp that came before a connection sent its first measured
+    /// message (a greeting, the answer to `--on-open`): not counted as unstamped.
+    pub session_replies: u64,
 }
 
 impl Counters {
@@ -230,7 +239,9 @@ impl Counters {
             missing,
             duplicates,
             sender_echoes,
-            cycles
+            cycles,
+            session_sent,
+            session_replies
         );
     }
 }
@@ -296,7 +307,6 @@ impl fmt::Display for FailCause {
 
 /// Failed connections by cause.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Failures {
     /// Connection refused.
     pub refused: u64,
@@ -383,6 +393,8 @@ pub struct Bucket {
     pub failed: u64,
     /// Connections that ended (either side closed) in this second.
     pub closed: u64,
+    /// Of those, connections the server closed first.
+    pub server_closed: u64,
     /// Connections open at the last event of this second (summed over threads).
     pub open: u64,
     /// Latency of what completed in this second: messages, or handshakes for
@@ -398,6 +410,7 @@ impl Bucket {
             opened: 0,
             failed: 0,
             closed: 0,
+            server_closed: 0,
             open: 0,
             latency: Hist::coarse(),
         }
@@ -409,6 +422,7 @@ impl Bucket {
         self.opened += o.opened;
         self.failed += o.failed;
         self.closed += o.closed;
+        self.server_closed += o.server_closed;
         self.open += o.open;
         self.latency.merge(&o.latency);
     }
@@ -450,11 +464,9 @@ pub struct RunStats {
     /// Per-thread load.
     pub threads: Vec<ThreadLoad>,
     /// Length of the measurement window actually run, nanoseconds (longest thread).
-    #[serde(default)]
     pub window_ns: u64,
     /// Broadcast: per sequence number published in the window, the latency of its latest
     /// delivery (publish → the last subscriber had it), nanoseconds; 0 when none came.
-    #[serde(default)]
     pub last_delivery: Vec<u64>,
 }
 

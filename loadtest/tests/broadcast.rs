@@ -57,7 +57,9 @@ fn broadcast_on_an_echo_server_reports_missing_deliveries() {
         &["broadcast", "--url", &url, "-c", "3", "--rate", "20", "-d", "0.5", "--drain", "0.2"],
         Duration::from_secs(30),
     );
-    r.assert_ok();
+    // Missing deliveries fail the run (exit 3) and the last line says so.
+    assert_eq!(r.code, Some(3), "{}", r.stdout);
+    assert_eq!(r.last_line(), "FAIL (exit 3): 30 of 30 deliveries missing");
     assert_eq!(r.u("/broadcast/published"), 10);
     assert_eq!(r.u("/broadcast/delivered"), 0);
     assert_eq!(r.u("/broadcast/missing"), 30);

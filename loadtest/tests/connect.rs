@@ -48,7 +48,8 @@ fn failures_are_counted_by_cause() {
         .expect("port");
     let url = format!("ws://127.0.0.1:{port}/");
     let r = run("refused", &["connect", "--url", &url, "-c", "5"], Duration::from_secs(30));
-    assert_eq!(r.code, Some(1), "no connection opened: {}", r.stderr);
+    assert_eq!(r.code, Some(3), "no connection opened: {}", r.stderr);
+    assert!(r.last_line().starts_with("FAIL (exit 3): no connection opened"), "{}", r.stdout);
     assert_eq!(r.u("/connections/failed"), 5);
     assert_eq!(r.u("/connections/failures/refused"), 5);
 

@@ -58,11 +58,12 @@ try {
     const count = () => admin.locator("#connections").textContent();
     await admin.waitForFunction(() => /^\d+$/.test(document.getElementById("connections").textContent));
     const before = Number(await count());
-    await clients.evaluate((url) => {
-      window.held = [];
-      for (let i = 0; i < 5; i++) window.held.push(new WebSocket(url));
+    // Two fan-out clients (one topic, so the topics table shows it) and three echo ones.
+    await clients.evaluate((base) => {
+      const paths = ["/broadcast", "/broadcast", "/echo", "/echo", "/echo"];
+      window.held = paths.map((path) => new WebSocket(base + path));
       return Promise.all(window.held.map((ws) => new Promise((ok, no) => { ws.onopen = ok; ws.onerror = no; })));
-    }, `${wsBase}/echo`);
+    }, wsBase);
     await admin.waitForFunction((n) => document.getElementById("connections").textContent === String(n),
       before + 5, { timeout: 5000 });
     // Some traffic, so the rates and the closes table show something.

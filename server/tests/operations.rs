@@ -145,6 +145,11 @@ fn out_of_file_descriptors_warns_and_serves_the_backlog_later() {
             s
         })
         .collect();
+    // While the backlog waits, the server must not spin on its readable listener.
+    let pid = server.child.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_seconds(pid) - before;
     let mut answered = 0;
     let mut first_round = None;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -162,12 +167,27 @@ fn out_of_file_descriptors_warns_and_serves_the_backlog_later() {
     }
     let log = server.log();
     let warning = log.lines().find(|l| l.contains("accept failed")).unwrap_or("");
-    println!("first round answered {first_round:?} of 100; in the end {answered}\n{warning}");
+    println!(
+        "first round answered {first_round:?} of 100; in the end {answered}; \
+         {spent:.3} s of CPU in the second the backlog waited\n{warning}"
+    );
+    assert!(spent < 0.2, "the reactor spun: {spent} s of CPU in one second");
     assert!(first_round.unwrap() < 100, "the limit bit: {first_round:?}");
     assert_eq!(answered, 100, "every client in the backlog was served once fds were freed");
     assert!(warning.contains("out of file descriptors"), "{log}");
     let warnings = log.matches("accept failed").count();
     assert!(warnings <= 31, "at most one warning a second: {warnings}");
+}
+
+/// User plus system CPU time of a process, from `/proc/<pid>/stat` (in clock ticks of
+/// 10 ms, the kernel's USER_HZ on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // The command name may hold spaces; the fields after it are fixed.
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
 }
 
 #[test]
@@ -190,4 +210,26 @@ fn sigterm_makes_readyz_fail_before_connections_close() {
     assert_echo(&mut client, "still served while draining");
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn addr_takes_a_host_name_and_a_taken_port_is_refused() {
+    let _w = Watchdog::new("addr", Duration::from_secs(20));
+    let mut first = Command::new(server_binary())
+        .args(["--addr", "localhost:0", "--reactors", "2", "--workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(first.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr: SocketAddr = line.trim().rsplit("ws://").next().unwrap().parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{line}");
+    assert_echo(&mut connect(addr), "by name");
+    let second = wsloop(&["--addr", &addr.to_string()], &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second server on {addr} must not start");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
+    let _ = first.kill();
+    let _ = first.wait();
 }

@@ -53,7 +53,8 @@ pub(crate) fn stats_json(handle: &Handle, actions: bool) -> String {
             let mut turns = HistogramSnapshot::default();
             m.turns.add_to(&mut turns);
             let mut o = Object::new(out);
-            o.number("index", i).number("sockets", m.sockets.load(Ordering::Relaxed));
+            o.number("index", i).number("open", m.open.load(Ordering::Relaxed));
+            o.number("sockets", m.sockets.load(Ordering::Relaxed));
             o.number("paused", m.paused.load(Ordering::Relaxed));
             o.number("turns", turns.cumulative.last().copied().unwrap_or(0)).end();
         })

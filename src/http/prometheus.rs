@@ -133,8 +133,9 @@ fn traffic(t: &mut Text, c: &Counters) {
         "Data messages queued for sending (a publish counts once per recipient).",
         &c.messages_out,
     );
-    t.counter("wsloop_received_bytes_total", "Bytes read from sockets.", &c.bytes_in);
-    t.counter("wsloop_sent_bytes_total", "Bytes written to sockets.", &c.bytes_out);
+    let (bytes_in, bytes_out) = c.bytes();
+    t.single("wsloop_received_bytes_total", "counter", "Bytes read from sockets.", bytes_in);
+    t.single("wsloop_sent_bytes_total", "counter", "Bytes written to sockets.", bytes_out);
     t.counter("wsloop_publishes_total", "Handle::publish calls.", &c.publishes);
     t.counter(
         "wsloop_slow_consumer_closes_total",
@@ -162,6 +163,11 @@ fn closes(t: &mut Text, c: &Counters) {
 }
 
 fn reactors(t: &mut Text, c: &Counters) {
+    let name = "wsloop_reactor_connections_open";
+    t.family(name, "gauge", "WebSocket connections open on each reactor.");
+    for (i, m) in c.reactors.iter().enumerate() {
+        t.sample(name, &[("reactor", &i.to_string())], m.open.load(Ordering::Relaxed));
+    }
     let name = "wsloop_reactor_sockets";
     t.family(name, "gauge", "Sockets each reactor holds, as of its last loop turn.");
     for (i, m) in c.reactors.iter().enumerate() {

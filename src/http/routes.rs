@@ -25,7 +25,8 @@ pub enum Builtin {
     Metrics,
     /// `GET /admin` (a live page), `GET /admin/api/stats` (its JSON), and the actions
     /// `POST /admin/api/close` and `POST /admin/api/publish`, which need
-    /// [`Config::admin_token`].
+    /// [`Config::admin_token`]. Read-only, the page still shows counts and the names of
+    /// the largest topics to anyone who reaches the port: turn it off where that matters.
     Admin,
 }
 

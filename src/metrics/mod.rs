@@ -21,9 +21,17 @@ const CLOSE_CODES: [u16; 11] = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 
 /// HTTP statuses counted by name (handshake failures and plain HTTP answers).
 const STATUSES: [u16; 12] = [200, 400, 401, 403, 404, 405, 413, 426, 429, 431, 500, 503];
 
-/// What one reactor reports at the end of every turn; only that reactor writes.
+/// What one reactor counts; only that reactor writes. Aligned to its own cache lines, so
+/// reactors counting bytes on every read and write do not contend.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct ReactorMetrics {
+    /// Bytes read from sockets.
+    pub(crate) bytes_in: AtomicU64,
+    /// Bytes written to sockets.
+    pub(crate) bytes_out: AtomicU64,
+    /// WebSocket connections open on this reactor (handshake done, not disconnected).
+    pub(crate) open: AtomicU64,
     /// Sockets the reactor holds (handshaking, open, closing).
     pub(crate) sockets: AtomicU64,
     /// Connections whose reading is paused because their worker is behind.
@@ -42,8 +50,6 @@ pub(crate) struct Counters {
     pub(crate) messages_dropped: AtomicU64,
     pub(crate) messages_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
     pub(crate) publishes: AtomicU64,
     pub(crate) reads_paused: AtomicU64,
     /// Disconnects by the close code that ended them (1006 for no close handshake).
@@ -69,8 +75,6 @@ impl Counters {
             messages_dropped: zero(),
             messages_in: zero(),
             messages_out: zero(),
-            bytes_in: zero(),
-            bytes_out: zero(),
             publishes: zero(),
             reads_paused: zero(),
             closes: Labelled::new(CLOSE_CODES),
@@ -89,9 +93,42 @@ impl Counters {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// A connection ended: count it under the close code that ended it.
-    pub(crate) fn closed(&self, reason: &DisconnectReason) {
+    /// Reactor `reactor` read `n` bytes.
+    pub(crate) fn read_bytes(&self, reactor: usize, n: usize) {
+        if let Some(m) = self.reactors.get(reactor) {
+            Counters::add(&m.bytes_in, n);
+        }
+    }
+
+    /// Reactor `reactor` wrote `n` bytes.
+    pub(crate) fn wrote_bytes(&self, reactor: usize, n: usize) {
+        if let Some(m) = self.reactors.get(reactor) {
+            Counters::add(&m.bytes_out, n);
+        }
+    }
+
+    /// Bytes read and written over all reactors.
+    pub(crate) fn bytes(&self) -> (u64, u64) {
+        let sum = |f: fn(&ReactorMetrics) -> &AtomicU64| {
+            self.reactors.iter().map(|m| Counters::get(f(m))).sum()
+        };
+        (sum(|m| &m.bytes_in), sum(|m| &m.bytes_out))
+    }
+
+    /// A connection of reactor `reactor` completed its handshake.
+    pub(crate) fn opened(&self, reactor: usize) {
+        if let Some(m) = self.reactors.get(reactor) {
+            m.open.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection of reactor `reactor` ended: count it under the close code that ended
+    /// it.
+    pub(crate) fn closed(&self, reactor: usize, reason: &DisconnectReason) {
         self.closes.bump(close_code_of(reason).0);
+        if let Some(m) = self.reactors.get(reactor) {
+            m.open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// An upgrade was refused: count its status and cause.
@@ -165,6 +202,7 @@ pub struct Stats {
 impl Counters {
     pub(crate) fn snapshot(&self, connections: usize, sockets: usize, topics: usize) -> Stats {
         let get = Counters::get;
+        let (bytes_in, bytes_out) = self.bytes();
         Stats {
             connections,
             sockets,
@@ -175,8 +213,8 @@ impl Counters {
             messages_dropped: get(&self.messages_dropped),
             messages_in: get(&self.messages_in),
             messages_out: get(&self.messages_out),
-            bytes_in: get(&self.bytes_in),
-            bytes_out: get(&self.bytes_out),
+            bytes_in,
+            bytes_out,
             reads_paused: get(&self.reads_paused),
         }
     }

@@ -292,11 +292,28 @@ impl Partial {
             apply_mask(chunk, mask, usize::from(self.frame.mask_offset));
         }
         let n = chunk.len();
+        self.make_room(n);
         // `n % 4` is below 4, so the sum is below 7 and fits a u8.
         self.frame.mask_offset = ((usize::from(self.frame.mask_offset) + n % 4) % 4) as u8;
         self.frame.remaining =
             self.frame.remaining.saturating_sub(u64::try_from(n).unwrap_or(u64::MAX));
         self.payload.extend_from_slice(chunk);
+    }
+
+    /// Grows the buffer for `n` more bytes of the current frame, doubling but never past
+    /// the end that frame declared. Left to `Vec`, doubling from the read-ahead reservation
+    /// would overshoot `max_message_size` (131,072 bytes held for a 100,000-byte frame
+    /// and limit); the frame's declared end is within that limit, checked at its header.
+    fn make_room(&mut self, n: usize) {
+        let len = self.payload.len();
+        let needed = len.saturating_add(n);
+        if needed <= self.payload.capacity() {
+            return;
+        }
+        let remaining = usize::try_from(self.frame.remaining).unwrap_or(usize::MAX);
+        let frame_end = len.saturating_add(remaining);
+        let target = needed.max(self.payload.capacity().saturating_mul(2).min(frame_end));
+        self.payload.reserve_exact(target - len);
     }
 
     /// The message's last byte has arrived.
@@ -1384,6 +1401,24 @@ mod tests {
         let items = feed(&mut dec, &mut pending, &last).unwrap();
         assert_eq!(items, vec![Item::Binary(vec![1; sent + 1], false)]);
         assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_read_ahead_stays_within_the_limit() {
+        // Caught by the `frame_decoder` fuzz target's memory bound: a frame over
+        // RESERVE_AHEAD bytes grew the buffer by doubling past a limit that is not a
+        // power of two.
+        let max = 100_000;
+        let mut dec = Decoder::new(Role::Server, limits(max, max));
+        let wire = cframe(OpCode::Binary, true, &vec![3; max]);
+        let mut pending = Vec::new();
+        let mut items = Vec::new();
+        for piece in wire.chunks(1000) {
+            items.extend(feed(&mut dec, &mut pending, piece).unwrap());
+            let capacity = dec.message.as_ref().map_or(0, |m| m.payload.capacity());
+            assert!(capacity <= max, "capacity {capacity} over the {max}-byte limit");
+        }
+        assert_eq!(items, vec![Item::Binary(vec![3; max], false)]);
     }
 
     #[test]

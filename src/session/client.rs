@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{Env, Host, Opened, Session};
+use super::{Aside, Env, Host, Opened, Session};
 use crate::event::DisconnectReason;
 use crate::protocol::client::{self, Offer};
 use crate::protocol::message::Role;
@@ -58,7 +58,7 @@ impl Session {
         offer.key = client::key_from(random);
         let request = offer.with_offer(|o| client::request(o, &offer.key));
         let mut session = Session::new(Role::Client, env);
-        session.offer = Some(Box::new(offer));
+        session.aside = Some(Box::new(Aside::Offer(offer)));
         session.queue_own(env, host, Bytes::from(request));
         session
     }
@@ -79,7 +79,7 @@ impl Session {
                 return data.len();
             }
         };
-        let Some(offer) = self.offer.take() else { return data.len() };
+        let Some(offer) = self.take_offer() else { return data.len() };
         match offer.with_offer(|o| client::check_response(&response, &offer.key, o)) {
             Ok(agreed) => {
                 self.become_open(env, host, None);
@@ -95,6 +95,16 @@ impl Session {
             Err(e) => {
                 self.handshake_failed(env, host, e);
                 data.len()
+            }
+        }
+    }
+
+    fn take_offer(&mut self) -> Option<ClientOffer> {
+        match self.aside.take().map(|aside| *aside) {
+            Some(Aside::Offer(offer)) => Some(offer),
+            other => {
+                self.aside = other.map(Box::new);
+                None
             }
         }
     }

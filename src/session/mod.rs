@@ -127,10 +127,17 @@ pub(crate) struct Session {
     deflate: Option<Agreed>,
     /// Codecs for the directions that keep their context (the dedicated mode).
     codecs: Option<Box<OwnCodecs>>,
-    /// The first cause of the end, once known.
-    reason: Option<Box<DisconnectReason>>,
+    /// What a connection keeps aside on rare paths, in one pointer: a client's offer
+    /// until the server answers, then the first cause of the end once known.
+    aside: Option<Box<Aside>>,
+}
+
+/// The rarely needed state of a session, allocated only when there is some.
+enum Aside {
     /// A client's handshake in progress: what it asked for.
-    offer: Option<Box<ClientOffer>>,
+    Offer(ClientOffer),
+    /// The first cause of the end.
+    Reason(DisconnectReason),
 }
 
 impl Session {
@@ -150,8 +157,7 @@ impl Session {
             ping_sent: 0,
             deflate: None,
             codecs: None,
-            reason: None,
-            offer: None,
+            aside: None,
         }
     }
 
@@ -165,15 +171,18 @@ impl Session {
     }
 
     /// Why the connection ends (or ended), once known.
-    #[cfg(test)]
     pub(crate) fn reason(&self) -> Option<&DisconnectReason> {
-        self.reason.as_deref()
+        match self.aside.as_deref() {
+            Some(Aside::Reason(reason)) => Some(reason),
+            _ => None,
+        }
     }
 
     /// Records why the connection ends, unless a cause is already known.
     pub(crate) fn set_reason(&mut self, reason: DisconnectReason) {
-        if self.reason.is_none() {
-            self.reason = Some(Box::new(reason));
+        // An offer still kept is moot once the connection ends.
+        if !matches!(self.aside.as_deref(), Some(Aside::Reason(_))) {
+            self.aside = Some(Box::new(Aside::Reason(reason)));
         }
     }
 
@@ -524,7 +533,7 @@ impl Session {
         if self.phase != Phase::Finishing {
             return;
         }
-        let code = match self.reason.as_deref() {
+        let code = match self.reason() {
             // §5.5.1: echo the status code received (none for an empty close).
             Some(DisconnectReason::ClosedByPeer { code, .. }) => {
                 (*code != CloseCode::NO_STATUS).then_some(*code)
@@ -568,7 +577,10 @@ impl Session {
     /// Delivers `Disconnect` (once).
     fn disconnect(&mut self, host: &mut impl Host) {
         if std::mem::take(&mut self.connected) {
-            let reason = self.reason.take().map_or(DisconnectReason::Abnormal, |r| *r);
+            let reason = match self.aside.take().map(|aside| *aside) {
+                Some(Aside::Reason(reason)) => reason,
+                _ => DisconnectReason::Abnormal,
+            };
             host.disconnect(reason);
         }
     }

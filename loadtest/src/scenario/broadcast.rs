@@ -86,7 +86,7 @@ impl Broadcast {
                     return None;
                 }
             } else {
-                count_sent(io, due, self.template.len());
+                count_sent(io, due, io.last_len());
             }
             self.published += 1;
         }
@@ -122,6 +122,10 @@ impl Driver for Broadcast {
                 got: 0,
                 counted: false,
             });
+        }
+        if self.lc.stage == Stage::Running {
+            // Before the window may close: publish what was due inside it, even late.
+            self.publish_due(io);
         }
         loop {
             let opened_all = self.opener.exhausted() && io.pending_count() == 0;

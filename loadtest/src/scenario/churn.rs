@@ -78,7 +78,7 @@ impl Driver for Churn {
                 if let Some(s) = io.state_mut(key) {
                     s.sent += 1;
                 }
-                count_sent(io, ts, self.template.len());
+                count_sent(io, ts, io.last_len());
             } else {
                 io.stats.counters.skipped += 1;
             }

@@ -47,7 +47,7 @@ impl Echo {
                 s.sent += 1;
             }
             self.outstanding += 1;
-            count_sent(io, ts, self.template.len());
+            count_sent(io, ts, io.last_len());
         } else {
             io.stats.counters.skipped += 1;
         }

@@ -84,7 +84,7 @@ impl Rate {
                 if let Some(st) = io.state_mut(key) {
                     st.sent += 1;
                 }
-                count_sent(io, due, self.template.len());
+                count_sent(io, due, io.last_len());
             } else {
                 io.stats.counters.skipped += 1;
             }
@@ -101,6 +101,11 @@ impl Driver for Rate {
         let mut due = None;
         if self.lc.stage == Stage::Opening {
             due = self.opener.open_due(io, |index| RateConn { index, ..RateConn::default() });
+        }
+        if self.lc.stage == Stage::Running {
+            // Before the window may close: a thread that wakes late still sends what was
+            // due inside the window (late, timed from its intended send time).
+            self.send_due(io);
         }
         loop {
             let opened_all = self.opener.exhausted() && io.pending_count() == 0;

@@ -43,7 +43,7 @@ impl Send {
                 if let Some(s) = io.state_mut(key) {
                     *s += 1;
                 }
-                count_sent(io, ts, self.template.len());
+                count_sent(io, ts, io.last_len());
             }
             if !io.flush(key) {
                 // The socket is full: the next writable event calls `on_writable`.

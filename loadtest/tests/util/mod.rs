@@ -48,7 +48,7 @@ pub enum TestServer {
     Wsloop(Option<Server>),
     /// The loadtest crate's own sink, in-process.
     Sink(Option<SinkHandle>),
-    /// A peer binary from `shared/peers`.
+    /// A peer binary from `peers/`.
     Peer(Child, SocketAddr),
 }
 
@@ -112,6 +112,52 @@ pub fn echo_server() -> TestServer {
     TestServer::Wsloop(Some(Server::start(config, Echo).expect("wsloop starts")))
 }
 
+/// A server that wants a session: the upgrade needs `Authorization: Bearer let-me-in`
+/// (else 401), offers the `chat.v1` subprotocol, and echoes messages only after a
+/// `login <name>` text message, which it answers with `ok <name>`; anything before that is
+/// answered `log in first`. With `login_delay`, the login completes that long after it
+/// arrives, off the handler (as an auth service would answer).
+struct LoginEcho {
+    logged_in: std::sync::Arc<Mutex<std::collections::HashSet<ConnId>>>,
+    login_delay: Duration,
+}
+
+impl Handler for LoginEcho {
+    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
+        if let Message::Text(t) = &message
+            && let Some(name) = t.strip_prefix("login ")
+        {
+            let (handle, logged_in, delay) =
+                (handle.clone(), self.logged_in.clone(), self.login_delay);
+            let reply = format!("ok {name}");
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                logged_in.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+                let _ = handle.send(id, Message::Text(reply));
+            });
+        } else if self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
+            let _ = handle.send(id, message);
+        } else {
+            let _ = handle.send(id, Message::Text("log in first".into()));
+        }
+    }
+}
+
+/// wsloop in-process as a [`LoginEcho`] server.
+pub fn login_server(login_delay: Duration) -> TestServer {
+    let config = Config::default()
+        .addr("127.0.0.1:0")
+        .reactors(1)
+        .workers(1)
+        .subprotocols(["chat.v1"])
+        .on_upgrade(|req| match req.header("authorization") {
+            Some("Bearer let-me-in") => Ok(wsloop::Accept::new()),
+            _ => Err(wsloop::Reject::with_status(401)),
+        });
+    let handler = LoginEcho { logged_in: Default::default(), login_delay };
+    TestServer::Wsloop(Some(Server::start(config, handler).expect("wsloop starts")))
+}
+
 /// Every message is published to the one topic (the sender included), like the
 /// `wsloop` binary's `/broadcast`.
 struct FanOut;
@@ -162,14 +208,17 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The tokio-tungstenite peer echo server on a free port; `None` (with the reason printed)
-/// when its binary is not built.
-pub fn peer_echo_server() -> Option<TestServer> {
-    let Some(bin) = peer_binary("tokio-tungstenite-echo") else {
-        eprintln!(
-            "skipped: tokio-tungstenite-echo is not built (scripts/build-peers.sh builds it)"
-        );
-        return None;
+/// The tokio-tungstenite peer echo server on a free port, built with
+/// `scripts/build-peers.sh` first when its binary is missing (a test never skips it).
+pub fn peer_echo_server() -> TestServer {
+    let bin = match peer_binary("tokio-tungstenite-echo") {
+        Some(bin) => bin,
+        None => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-peers.sh");
+            let status = Command::new("bash").arg(&script).status().expect("build-peers.sh runs");
+            assert!(status.success(), "scripts/build-peers.sh failed: {status}");
+            peer_binary("tokio-tungstenite-echo").expect("build-peers.sh built the peer")
+        }
     };
     let port = free_port();
     let child = Command::new(bin)
@@ -177,18 +226,15 @@ pub fn peer_echo_server() -> Option<TestServer> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
+        .expect("the peer starts");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
     let server = TestServer::Peer(child, addr);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
-        if Instant::now() > deadline {
-            eprintln!("skipped: the peer did not start listening");
-            return None;
-        }
+        assert!(Instant::now() < deadline, "the peer did not start listening");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(server)
+    server
 }
 
 /// What one generator run produced.
@@ -357,4 +403,84 @@ pub fn fake_server(response: &'static str, connections: usize) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A fake server that completes the handshake of every other connection (the 1st, 3rd...)
+/// and holds it, and closes the others at once without a word: half the connections fail.
+pub fn half_refusing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { continue };
+            if i % 2 == 1 {
+                drop(stream);
+                continue;
+            }
+            std::thread::spawn(move || accept_and_hold(stream));
+        }
+    });
+    addr
+}
+
+fn accept_and_hold(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let key = text
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    let reply = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        wsloop::protocol::handshake::accept_key(key.as_bytes())
+    );
+    let _ = stream.write_all(reply.as_bytes());
+    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// The generator's own `sink` as a separate process (so a test can kill it): the child
+/// and its `ws://` URL.
+pub fn sink_process(mode: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["sink", "--port", "0", "--mode", mode, "--duration", "120"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sink starts");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        match out.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => panic!("the sink printed no address"),
+        }
+    }
+    let text = String::from_utf8_lossy(&line);
+    let url = text
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .expect("sink listening on ws://...")
+        .to_string();
+    (child, url)
+}
+
+impl Run {
+    /// The summary's last line (stdout).
+    pub fn last_line(&self) -> &str {
+        self.stdout.lines().last().unwrap_or("")
+    }
 }

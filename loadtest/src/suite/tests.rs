@@ -1,0 +1,128 @@
+//! The suite's reading of generator reports, its dates and its table.
+
+use clap::Parser;
+
+use super::*;
+use crate::cli::{Action, Cli};
+use crate::coord::Outcome;
+
+fn report(args: &[&str]) -> Report {
+    let mut v = vec!["wsloop-loadtest"];
+    v.extend_from_slice(args);
+    let Ok(Action::Run(spec, _)) =
+        Cli::try_parse_from(v).expect("clap accepts").command.into_action()
+    else {
+        panic!("not a run");
+    };
+    let mut outcome = Outcome::default();
+    outcome.stats.counters.received_measured = 5_000;
+    outcome.stats.window_ns = 1_000_000_000;
+    outcome.stats.latency.record(20_000);
+    Report::build(&spec, &outcome)
+}
+
+#[test]
+fn reads_a_generator_report_typed() {
+    let r = report(&["echo", "-s", "1024", "-d", "1"]);
+    let json = serde_json::to_string(&r).expect("serializes");
+    let back = parse_report(&json, &Scenario::Echo(1024)).expect("an echo report");
+    assert_eq!(back.throughput.msgs_per_sec, 5_000.0);
+    assert_eq!(back.latency_us.count, 1);
+    assert_eq!(back.settings.size, 1024);
+}
+
+#[test]
+fn refuses_a_report_it_cannot_trust() {
+    let r = report(&["echo", "-s", "32"]);
+    let json = serde_json::to_string(&r).expect("serializes");
+    // Another scenario, another size.
+    assert!(
+        parse_report(&json, &Scenario::Latency)
+            .expect_err("not rate")
+            .contains("`echo` where `rate`")
+    );
+    assert!(parse_report(&json, &Scenario::Echo(1024)).expect_err("size").contains("32 B"));
+    // A figure missing is an error naming it, not a zero.
+    let mut v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    v.as_object_mut().expect("object").remove("throughput");
+    let e = parse_report(&v.to_string(), &Scenario::Echo(32)).expect_err("no throughput");
+    assert!(e.contains("missing field `throughput`"), "{e}");
+    let mut no_counter: serde_json::Value = serde_json::from_str(&json).expect("json");
+    no_counter["counters"].as_object_mut().expect("counters").remove("lost");
+    let e = parse_report(&no_counter.to_string(), &Scenario::Echo(32)).expect_err("no lost");
+    assert!(e.contains("missing field `lost`"), "{e}");
+    v["throughput"] = serde_json::json!({"window_s": "ten"});
+    assert!(parse_report(&v.to_string(), &Scenario::Echo(32)).is_err());
+    assert!(parse_report("not json", &Scenario::Echo(32)).is_err());
+}
+
+#[test]
+fn utc_dates() {
+    assert_eq!(utc_stamp(0), "19700101T000000Z");
+    assert_eq!(utc_date(951_782_400), "2000-02-29 00:00 UTC");
+    assert_eq!(utc_stamp(1_795_983_300), "20261129T201500Z");
+}
+
+#[test]
+fn the_table_shows_every_server_and_why_one_is_missing() {
+    let mut m = Matrix::parse(matrix::DEFAULT).expect("default");
+    m.only(&["wsloop-inline".into(), "tokio-tungstenite".into(), "node-ws".into()]).expect("known");
+    let echo = |size: &str| {
+        let r = report(&["echo", "-s", size]);
+        Ok(Measured {
+            report: Box::new(r),
+            cpu: Some(measure::CpuWindow {
+                secs: 1.0,
+                ticks: procfs::CpuTicks { user: 60, system: 40 },
+                core_busy_pct: Some(100.0),
+            }),
+            percentiles: vec![(0.5, 0.02), (0.99, 0.05)],
+        })
+    };
+    let run = |server: &str, scenario, result| RunOutcome {
+        server: server.into(),
+        scenario,
+        result,
+        notes: Vec::new(),
+    };
+    let results = Results {
+        matrix: m,
+        skipped: vec![("node-ws".into(), "`node` is not on PATH".into())],
+        runs: vec![
+            run("wsloop-inline", Scenario::Echo(32), echo("32")),
+            run("wsloop-inline", Scenario::Echo(1024), echo("1024")),
+            run("tokio-tungstenite", Scenario::Echo(32), echo("32")),
+            run("tokio-tungstenite", Scenario::Echo(1024), Err("the server did not start".into())),
+        ],
+        meta: Meta::default(),
+    };
+    let text = table::render(&results);
+    // 5,000 msg/s with 0.6 s user + 0.4 s system in 1 s: 120,000 + 80,000 ns per message.
+    assert!(
+        text.contains(
+            "| wsloop, inline dispatch | 0.01 M | 0.01 M | 120,000 + 80,000 | 120,000 + 80,000 |"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("| tokio-tungstenite, 1 thread | 0.01 M | failed |"), "{text}");
+    assert!(text.contains("| Node ws | skipped: `node` is not on PATH |"), "{text}");
+    assert!(
+        text.contains("| wsloop, inline dispatch | tokio-tungstenite, 1 thread | 1.00× | – |"),
+        "{text}"
+    );
+    assert!(text.contains("FAILED: the server did not start"));
+    // Every details row has as many cells as its header.
+    let details = text.split("## Per-run details").nth(1).expect("details");
+    let cells: Vec<usize> =
+        details.lines().filter(|l| l.starts_with('|')).map(|l| l.matches('|').count()).collect();
+    assert!(cells.len() == 6 && cells.iter().all(|&n| n == cells[0]), "{details}");
+    assert!(details.contains("| 100% (0%) |"), "{details}");
+    assert!(text.contains("p50 / p99 µs at 10,000 msg/s"));
+    let dir = std::env::temp_dir().join(format!("wsloop-suite-charts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    charts::write(&results, &dir).expect("charts draw");
+    let svg = std::fs::read_to_string(dir.join("throughput.svg")).expect("throughput.svg");
+    assert!(svg.contains("wsloop, inline dispatch") && svg.contains("echo 1 KiB"));
+    assert!(svg.contains("messages echoed per second"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
