@@ -13,20 +13,6 @@ use std::time::{Duration, Instant};
 use util::*;
 use wsloop::{ConnId, Event, Server};
 
-/// Writes `frame` over and over until `total` bytes went or the peer stops taking them.
-fn flood(mut s: std::net::TcpStream, frame: &[u8], total: usize) -> usize {
-    let blob: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 10_000).collect();
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut sent = 0;
-    while sent < total {
-        match s.write(&blob) {
-            Ok(n) => sent += n,
-            Err(_) => break,
-        }
-    }
-    sent
-}
-
 #[test]
 fn a_reactor_stops_reading_while_the_event_consumer_is_over_its_byte_budget() {
     let _w = Watchdog::new("event budget", Duration::from_secs(60));

@@ -4,26 +4,11 @@
 #[path = "../../tests/util/mod.rs"]
 mod util;
 
-use std::io::Write;
 use std::time::Duration;
 
 use util::*;
 
 const MIB: usize = 1 << 20;
-
-/// Writes `frame` over and over until `total` bytes went or the peer stops taking them.
-fn flood(mut s: std::net::TcpStream, frame: &[u8], total: usize) -> usize {
-    let blob: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 10_000).collect();
-    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut sent = 0;
-    while sent < total {
-        match s.write(&blob) {
-            Ok(n) => sent += n,
-            Err(_) => break,
-        }
-    }
-    sent
-}
 
 /// The server's peak memory growth while `attack` runs against the binary.
 fn peak_growth(

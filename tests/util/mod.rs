@@ -351,3 +351,18 @@ pub fn open_many(
     }
     all
 }
+
+/// Writes `frame` over and over until `total` bytes went or the peer stops taking them;
+/// returns the bytes sent.
+pub fn flood(mut s: TcpStream, frame: &[u8], total: usize) -> usize {
+    let blob: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * 10_000).collect();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sent = 0;
+    while sent < total {
+        match s.write(&blob) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    sent
+}
