@@ -3,13 +3,15 @@
 //!
 //! No WebSocket codec lives here: frame headers, masking, message decoding and the accept
 //! key all come from `wsloop::protocol`. This module only decides what the client sends
-//! (masked frames, the upgrade request) and checks the server's 101 response.
+//! (masked frames, the upgrade request); the server's 101 is parsed and checked by the
+//! library's client role (`wsloop::protocol::client`), the same code a wsloop client
+//! connection runs.
 
 use std::fmt;
 
 use base64::Engine as _;
+use wsloop::protocol::client::{self, Offer, ResponseError};
 use wsloop::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
-use wsloop::protocol::handshake::accept_key;
 use wsloop::protocol::message::{Decoder, DecoderLimits, Role};
 
 use crate::session::Session;
@@ -17,6 +19,9 @@ use crate::target::Target;
 
 /// Largest response head accepted from a server.
 pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+
+/// The permessage-deflate offer of the upgrade request.
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 
 /// Appends one masked, unfragmented client frame carrying `payload` to `out`.
 pub fn push_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8], mask: [u8; 4]) {
@@ -90,9 +95,8 @@ pub fn upgrade_request(
     );
     req.extend_from_slice(key);
     if deflate {
-        req.extend_from_slice(
-            b"\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
-        );
+        req.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        req.extend_from_slice(DEFLATE_OFFER.as_bytes());
     }
     req.extend_from_slice(b"\r\nUser-Agent: wsloop-loadtest\r\n");
     session.write_headers(&mut req);
@@ -155,59 +159,42 @@ pub fn check_response(
     offered_deflate: bool,
     session: &Session,
 ) -> Result<Option<(Upgraded, usize)>, HandshakeFailure> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let used = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
-            return Err(HandshakeFailure::TooLarge);
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(HandshakeFailure::Malformed),
+    // The library's client role parses and checks the answer (RFC 6455 §4.1).
+    let (response, used) = match client::parse_response(buf, MAX_RESPONSE_HEAD) {
+        Ok(Some(parsed)) => parsed,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(HandshakeFailure::from(e)),
     };
-    let code = resp.code.ok_or(HandshakeFailure::Malformed)?;
-    if code != 101 {
-        return Err(HandshakeFailure::Status(code));
-    }
-    let mut upgrade = false;
-    let mut connection = false;
-    let mut accept: Option<&str> = None;
-    let mut deflate = false;
-    let mut subprotocol = None;
-    for h in resp.headers.iter() {
-        let value = std::str::from_utf8(h.value).unwrap_or("").trim();
-        if h.name.eq_ignore_ascii_case("upgrade") {
-            upgrade |= value.eq_ignore_ascii_case("websocket");
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            connection |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-        } else if h.name.eq_ignore_ascii_case("sec-websocket-accept") {
-            accept = Some(value);
-        } else if h.name.eq_ignore_ascii_case("sec-websocket-extensions") && !value.is_empty() {
-            let is_deflate =
-                value.split(',').all(|ext| ext.trim().starts_with("permessage-deflate"));
-            if !(offered_deflate && is_deflate) {
-                return Err(HandshakeFailure::UnexpectedExtension);
+    let protocols: Vec<&str> = session.subprotocols.iter().map(String::as_str).collect();
+    let offer = Offer {
+        protocols: &protocols,
+        extensions: offered_deflate.then_some(DEFLATE_OFFER),
+        ..Offer::default()
+    };
+    let agreed = client::check_response(&response, key, &offer)?;
+    Ok(Some((Upgraded { deflate: agreed.extensions.is_some() }, used)))
+}
+
+impl From<ResponseError> for HandshakeFailure {
+    fn from(e: ResponseError) -> HandshakeFailure {
+        match e {
+            ResponseError::Status(s) => HandshakeFailure::Status(s),
+            ResponseError::Malformed => HandshakeFailure::Malformed,
+            ResponseError::HeadersTooLarge => HandshakeFailure::TooLarge,
+            ResponseError::MissingUpgrade | ResponseError::MissingConnectionUpgrade => {
+                HandshakeFailure::MissingUpgrade
             }
-            deflate = true;
-        } else if h.name.eq_ignore_ascii_case("sec-websocket-protocol") {
-            subprotocol = Some(value);
+            ResponseError::BadAccept => HandshakeFailure::BadAccept,
+            ResponseError::UnofferedExtension => HandshakeFailure::UnexpectedExtension,
+            ResponseError::UnofferedProtocol => HandshakeFailure::UnexpectedSubprotocol,
         }
     }
-    if !session.accepts_subprotocol(subprotocol) {
-        return Err(HandshakeFailure::UnexpectedSubprotocol);
-    }
-    if !(upgrade && connection) {
-        return Err(HandshakeFailure::MissingUpgrade);
-    }
-    if accept != Some(accept_key(key).as_str()) {
-        return Err(HandshakeFailure::BadAccept);
-    }
-    Ok(Some((Upgraded { deflate }, used)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsloop::protocol::handshake::accept_key;
 
     fn target() -> Target {
         Target::parse("ws://127.0.0.1:9/chat").expect("valid")

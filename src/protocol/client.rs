@@ -179,7 +179,7 @@ pub fn parse_response(
             response.accept = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
             response.protocol = Some(value.to_owned());
-        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
+        } else if name.eq_ignore_ascii_case("sec-websocket-extensions") && !value.is_empty() {
             append(&mut response.extensions, value);
         }
     }
