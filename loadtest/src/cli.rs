@@ -83,9 +83,10 @@ pub struct SuiteArgs {
 /// Options every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Server URL (ws:// only).
-    #[arg(long, default_value = "ws://127.0.0.1:9001/")]
-    pub url: String,
+    /// Server URL (ws:// only). Repeat it to spread connections over several servers
+    /// (one per node of a cluster): connection i goes to the (i mod n)-th URL.
+    #[arg(long = "url", default_value = "ws://127.0.0.1:9001/", value_name = "URL")]
+    pub urls: Vec<String>,
     /// Connections (subscribers for broadcast; the most alive at once for churn).
     #[arg(long, short = 'c', default_value_t = 10)]
     pub connections: usize,
@@ -271,9 +272,10 @@ pub struct BroadcastArgs {
     /// Messages the sender publishes per second.
     #[arg(long, short = 'r', default_value_t = 10.0)]
     pub rate: f64,
-    /// URL the sender connects to (default: --url).
-    #[arg(long)]
-    pub sender_url: Option<String>,
+    /// URL a sender connects to (default: the --url list). Repeat it for one sender per
+    /// URL: publishes then go round-robin over the senders (e.g. one per node).
+    #[arg(long = "sender-url", value_name = "URL")]
+    pub sender_urls: Vec<String>,
 }
 
 /// `churn` options.
@@ -364,6 +366,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+fn parse_urls(urls: &[String]) -> Result<Vec<Target>, ConfigError> {
+    urls.iter().map(|u| Target::parse(u).map_err(ConfigError::Url)).collect()
+}
+
 fn check(ok: bool, option: &'static str, rule: &'static str) -> Result<(), ConfigError> {
     if ok { Ok(()) } else { Err(ConfigError::OutOfRange { option, rule }) }
 }
@@ -385,12 +391,14 @@ impl Common {
     /// [`ConfigError`] for an unusable URL, a value out of range, or a size too small
     /// for the payload kind.
     pub fn to_spec(&self, scenario: ScenarioSpec) -> Result<RunSpec, ConfigError> {
-        let target = Target::parse(&self.url).map_err(ConfigError::Url)?;
-        let alt_target = match &scenario {
-            ScenarioSpec::Broadcast { sender_url: Some(u), .. } => {
-                Some(Target::parse(u).map_err(ConfigError::Url)?)
+        check((1..=256).contains(&self.urls.len()), "--url", "given from 1 to 256 times")?;
+        let targets = parse_urls(&self.urls)?;
+        let alt_targets = match &scenario {
+            ScenarioSpec::Broadcast { sender_urls, .. } => {
+                check(sender_urls.len() <= 256, "--sender-url", "given at most 256 times")?;
+                parse_urls(sender_urls)?
             }
-            _ => None,
+            _ => Vec::new(),
         };
         check(
             (1..=10_000_000).contains(&self.connections),
@@ -444,7 +452,7 @@ impl Common {
             ScenarioSpec::Connect { .. } | ScenarioSpec::Hold { .. } | ScenarioSpec::Churn { .. }
         );
         let engine = EngineConfig {
-            target,
+            targets,
             sources: self.source.clone(),
             deflate: self.compression,
             connect_timeout_ns: plan.connect_timeout_ns,
@@ -452,7 +460,7 @@ impl Common {
             max_message: self.max_message,
             max_queue: self.max_queue,
             payload,
-            alt_target,
+            alt_targets,
             timeline_handshakes,
             marker_stamps: pattern.is_some(),
             session,
@@ -464,7 +472,8 @@ impl Common {
         Ok(RunSpec {
             scenario,
             engine,
-            url: self.url.clone(),
+            url: self.urls[0].clone(),
+            urls: self.urls.clone(),
             connections: self.connections,
             threads: self.threads,
             procs: self.procs,
@@ -589,7 +598,11 @@ impl Command {
                     "--rate",
                     "over 0 and at most 10,000,000",
                 )?;
-                (a.common, ScenarioSpec::Broadcast { rate: a.rate, sender_url: a.sender_url }, None)
+                (
+                    a.common,
+                    ScenarioSpec::Broadcast { rate: a.rate, sender_urls: a.sender_urls },
+                    None,
+                )
             }
             Command::Churn(a) => {
                 check(a.rate.is_finite() && a.rate > 0.0, "--rate", "over 0")?;
@@ -671,6 +684,36 @@ mod tests {
         assert!(spec.engine.deflate);
         assert_eq!(spec.scenario, ScenarioSpec::Echo { window: 4 });
         assert_eq!(out.json, Some(PathBuf::from("o.json")));
+    }
+
+    #[test]
+    fn urls_repeat_and_senders_follow_sender_urls() {
+        let Ok(Action::Run(spec, _)) = parse(&[
+            "broadcast",
+            "--url",
+            "ws://127.0.0.1:9/a",
+            "--url",
+            "ws://127.0.0.1:10/b",
+            "--sender-url",
+            "ws://127.0.0.1:11/c",
+        ]) else {
+            panic!("not a run");
+        };
+        assert_eq!(spec.urls, ["ws://127.0.0.1:9/a", "ws://127.0.0.1:10/b"]);
+        assert_eq!(spec.url, "ws://127.0.0.1:9/a");
+        let ports: Vec<u16> = spec.engine.targets.iter().map(|t| t.addr.port()).collect();
+        assert_eq!(ports, [9, 10]);
+        assert_eq!(spec.engine.targets[1].path, "/b");
+        assert_eq!(spec.engine.alt_targets.len(), 1);
+        let Ok(Action::Run(spec, _)) = parse(&["echo"]) else {
+            panic!("not a run");
+        };
+        assert_eq!(spec.urls, ["ws://127.0.0.1:9001/"]);
+        assert!(spec.engine.alt_targets.is_empty());
+        assert!(matches!(
+            parse(&["echo", "--url", "ws://127.0.0.1:9/", "--url", "http://x/"]),
+            Err(ConfigError::Url(_))
+        ));
     }
 
     #[test]

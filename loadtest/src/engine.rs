@@ -54,8 +54,9 @@ const BLOCKED_NS: u64 = 20_000;
 /// How every connection of a run talks to the server.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Where to connect.
-    pub target: Target,
+    /// Where to connect: connection number `i` goes to `targets[i % len]` (one URL per
+    /// node of a cluster). Never empty.
+    pub targets: Vec<Target>,
     /// Local addresses to bind, round-robin by connection index; empty: the kernel picks.
     pub sources: Vec<IpAddr>,
     /// Offer permessage-deflate in the upgrade request.
@@ -70,9 +71,9 @@ pub struct EngineConfig {
     pub max_queue: usize,
     /// The payload layout of answers.
     pub payload: PayloadKind,
-    /// A second target for connections opened with [`Io::connect_alt`] (the broadcast
-    /// sender's `--sender-url`).
-    pub alt_target: Option<Target>,
+    /// Targets for connections opened with [`Io::connect_alt`] (the broadcast senders'
+    /// `--sender-url`s); empty: [`EngineConfig::targets`].
+    pub alt_targets: Vec<Target>,
     /// Record handshake times in the timeline's latency buckets (connection scenarios).
     pub timeline_handshakes: bool,
     /// Extra headers, subprotocols and `--on-open` messages.
@@ -169,8 +170,10 @@ struct Conn<S> {
     close_sent: bool,
     server_closed_first: bool,
     dirty: bool,
-    /// Connected to [`EngineConfig::alt_target`].
+    /// Connected to one of [`EngineConfig::alt_targets`].
     alt: bool,
+    /// Which target of its list the connection went to.
+    node: usize,
     /// The connection's number in the run.
     index: usize,
     /// Data messages sent through [`Io::send`].
@@ -348,21 +351,51 @@ impl<S> Io<S> {
     /// Starts a non-blocking connect for connection number `index` (which picks its
     /// `--source` address). The attempt is counted; an immediate failure is recorded and
     /// the state handed back.
+    /// The target is `targets[index % len]` (see [`Io::node_of`]).
     pub fn connect(&mut self, index: usize, state: S) -> Result<usize, (S, FailCause)> {
-        self.connect_to(index, state, false)
+        let node = self.node_of(index);
+        self.connect_to(index, state, false, node)
     }
 
-    /// Like [`Io::connect`], to [`EngineConfig::alt_target`] when it is set.
-    pub fn connect_alt(&mut self, index: usize, state: S) -> Result<usize, (S, FailCause)> {
-        let alt = self.cfg.alt_target.is_some();
-        self.connect_to(index, state, alt)
+    /// Like [`Io::connect`], to `alt_targets[alt_index % len]` when there are any
+    /// (otherwise to `targets[alt_index % len]`).
+    pub fn connect_alt(
+        &mut self,
+        index: usize,
+        alt_index: usize,
+        state: S,
+    ) -> Result<usize, (S, FailCause)> {
+        let alt = !self.cfg.alt_targets.is_empty();
+        let node = alt_index % self.targets(alt).len().max(1);
+        self.connect_to(index, state, alt, node)
     }
 
-    fn connect_to(&mut self, index: usize, state: S, alt: bool) -> Result<usize, (S, FailCause)> {
+    /// The number of [`EngineConfig::targets`] (nodes).
+    pub fn node_count(&self) -> usize {
+        self.cfg.targets.len().max(1)
+    }
+
+    /// The target (node) connection number `index` goes to.
+    pub fn node_of(&self, index: usize) -> usize {
+        index % self.node_count()
+    }
+
+    /// The number of targets [`Io::connect_alt`] spreads over.
+    pub fn alt_count(&self) -> usize {
+        self.targets(!self.cfg.alt_targets.is_empty()).len().max(1)
+    }
+
+    fn connect_to(
+        &mut self,
+        index: usize,
+        state: S,
+        alt: bool,
+        node: usize,
+    ) -> Result<usize, (S, FailCause)> {
         self.stats.counters.attempted += 1;
         // The turn's clock may be stale after many connects in one turn.
         let started = now_ns();
-        match self.start_connect(index, alt) {
+        match self.start_connect(index, alt, node) {
             Ok(stream) => {
                 let mut random = [0u8; 16];
                 self.rng.fill(&mut random);
@@ -391,6 +424,7 @@ impl<S> Io<S> {
                     server_closed_first: false,
                     dirty: false,
                     alt,
+                    node,
                     index,
                     data_sent: 0,
                     session_replies: 0,
@@ -408,15 +442,12 @@ impl<S> Io<S> {
         }
     }
 
-    fn target(&self, alt: bool) -> &Target {
-        match &self.cfg.alt_target {
-            Some(t) if alt => t,
-            _ => &self.cfg.target,
-        }
+    fn targets(&self, alt: bool) -> &[Target] {
+        if alt { &self.cfg.alt_targets } else { &self.cfg.targets }
     }
 
-    fn start_connect(&self, index: usize, alt: bool) -> std::io::Result<TcpStream> {
-        let addr = self.target(alt).addr;
+    fn start_connect(&self, index: usize, alt: bool, node: usize) -> std::io::Result<TcpStream> {
+        let addr = target_of(&self.cfg, alt, node).addr;
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::STREAM.nonblocking().cloexec(),
@@ -886,10 +917,7 @@ fn on_event<D: Driver>(
             }
             let took = io.now.saturating_sub(conn.started);
             conn.phase = Phase::Handshaking;
-            let target = match &io.cfg.alt_target {
-                Some(t) if conn.alt => t,
-                _ => &io.cfg.target,
-            };
+            let target = target_of(&io.cfg, conn.alt, conn.node);
             conn.out = proto::upgrade_request(target, &conn.key, io.cfg.deflate, &io.cfg.session);
             conn.out_pos = 0;
             io.stats.connect.record(took);
@@ -1198,6 +1226,12 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
             }
         }
     }
+}
+
+/// The target a connection went to: number `node` of its list.
+fn target_of(cfg: &EngineConfig, alt: bool, node: usize) -> &Target {
+    let list = if alt && !cfg.alt_targets.is_empty() { &cfg.alt_targets } else { &cfg.targets };
+    &list[node % list.len()]
 }
 
 #[cfg(test)]

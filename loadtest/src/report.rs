@@ -11,7 +11,7 @@ use crate::progress::group;
 use crate::rss::RssSample;
 use crate::scenario::broadcast;
 use crate::spec::{RunSpec, ScenarioSpec};
-use crate::stats::{Counters, Failures, RunStats, Summary, ThreadLoad};
+use crate::stats::{Counters, Failures, NodeCounts, RunStats, Summary, ThreadLoad};
 use crate::threshold::Threshold;
 use crate::verdict::Verdict;
 
@@ -125,8 +125,29 @@ pub struct BroadcastFigures {
     pub duplicates: u64,
     /// Copies the sender got of its own messages.
     pub sender_echoes: u64,
-    /// Per message published in the window: publish → its last subscriber had it.
+    /// Per message published in the window: publish → its last subscriber had it, on
+    /// whichever node (`--url`) that subscriber was.
     pub last_delivery_us: Summary,
+    /// The same accounting per `--url` (node of a cluster), in `--url` order.
+    pub nodes: Vec<NodeFigures>,
+}
+
+/// Broadcast accounting of the subscribers on one `--url`: `expected = delivered +
+/// missing`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeFigures {
+    /// The `--url`.
+    pub url: String,
+    /// Subscribers on it open when publishing started.
+    pub subscribers: u64,
+    /// published × subscribers.
+    pub expected: u64,
+    /// Distinct deliveries.
+    pub delivered: u64,
+    /// Expected deliveries that never came.
+    pub missing: u64,
+    /// Repeated deliveries.
+    pub duplicates: u64,
 }
 
 /// Server memory (`hold --server-pid`).
@@ -170,8 +191,10 @@ pub struct Point {
 pub struct Report {
     /// The scenario name.
     pub scenario: String,
-    /// `--url`.
+    /// The first `--url`.
     pub url: String,
+    /// Every `--url`, in order (connections spread round-robin over them).
+    pub urls: Vec<String>,
     /// Settings.
     pub settings: Settings,
     /// Connection figures.
@@ -280,6 +303,7 @@ impl Report {
         let mut report = Report {
             scenario: spec.scenario.name().to_string(),
             url: spec.url.clone(),
+            urls: spec.urls.clone(),
             settings: Settings {
                 connections: spec.connections,
                 threads: spec.threads,
@@ -337,6 +361,7 @@ impl Report {
                 duplicates: c.duplicates,
                 sender_echoes: c.sender_echoes,
                 last_delivery_us: last_delivery_summary(&stats.last_delivery),
+                nodes: node_figures(&spec.urls, &stats.nodes, c.published),
             }),
             memory,
             memory_timeline: outcome.rss_samples.clone(),
@@ -370,7 +395,7 @@ impl Report {
     pub fn table(&self) -> String {
         let mut t = String::new();
         let s = &self.settings;
-        let _ = writeln!(t, "wsloop-loadtest {}  {}", self.scenario, self.url);
+        let _ = writeln!(t, "wsloop-loadtest {}  {}", self.scenario, self.urls.join(" "));
         let mut line = format!(
             "  {} connection{} · {} thread{}",
             group(s.connections as u64),
@@ -482,6 +507,24 @@ impl Report {
                     group(b.duplicates)
                 ),
             );
+        }
+        for (i, n) in self.broadcast.iter().flat_map(|b| &b.nodes).enumerate() {
+            let nodes = self.broadcast.as_ref().map_or(0, |b| b.nodes.len());
+            if nodes > 1 {
+                row(
+                    &mut t,
+                    &format!("  node {i}"),
+                    &format!(
+                        "{} subscribers: expected {} = delivered {} + missing {} · duplicates {}  ({})",
+                        group(n.subscribers),
+                        group(n.expected),
+                        group(n.delivered),
+                        group(n.missing),
+                        group(n.duplicates),
+                        n.url
+                    ),
+                );
+            }
         }
         if let Some(b) = self.broadcast.as_ref().filter(|b| b.last_delivery_us.count > 0) {
             row(&mut t, "to last subscriber", &percentiles(&b.last_delivery_us));
@@ -698,6 +741,25 @@ fn closed_loop_advice(r: &Report, spec: &RunSpec) -> Option<String> {
         r.latency_us.mean_us,
         busiest * 100.0
     ))
+}
+
+/// Per-`--url` broadcast accounting: one entry per URL, subscribers or not.
+fn node_figures(urls: &[String], nodes: &[NodeCounts], published: u64) -> Vec<NodeFigures> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let n = nodes.get(i).cloned().unwrap_or_default();
+            let expected = published * n.subscribers;
+            NodeFigures {
+                url: url.clone(),
+                subscribers: n.subscribers,
+                expected,
+                delivered: n.delivered,
+                missing: expected.saturating_sub(n.delivered),
+                duplicates: n.duplicates,
+            }
+        })
+        .collect()
 }
 
 /// Percentiles of the per-message "last delivery" latencies (messages nobody got are left

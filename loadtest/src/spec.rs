@@ -39,12 +39,12 @@ pub enum ScenarioSpec {
         /// Connections per second while opening (0: unpaced).
         rate: f64,
     },
-    /// `broadcast --rate R [--sender-url U]`.
+    /// `broadcast --rate R [--sender-url U]...`.
     Broadcast {
         /// Messages published per second.
         rate: f64,
-        /// Where the sender connects, when not `--url`.
-        sender_url: Option<String>,
+        /// Where the senders connect (one each), when not the `--url`s.
+        sender_urls: Vec<String>,
     },
     /// `churn --rate R --messages M`.
     Churn {
@@ -92,8 +92,10 @@ pub struct RunSpec {
     pub scenario: ScenarioSpec,
     /// How connections talk.
     pub engine: EngineConfig,
-    /// `--url` as given.
+    /// The first `--url` as given.
     pub url: String,
+    /// Every `--url`, in order (connection i goes to the (i mod n)-th).
+    pub urls: Vec<String>,
     /// `--connections`.
     pub connections: usize,
     /// `--threads` (per process).
@@ -213,7 +215,7 @@ impl RunSpec {
             ScenarioSpec::Hold { .. } => {
                 drive(cfg, shared, thread, seed, Hold::new(lc(true, false), opener))?
             }
-            ScenarioSpec::Broadcast { rate, .. } => {
+            ScenarioSpec::Broadcast { rate, sender_urls } => {
                 let sender = (self.worker_index == 0 && thread == 0).then_some(self.connections);
                 let secs = (self.plan.warmup_ns + self.plan.duration_ns) as f64 / 1e9;
                 let max_seq = (rate * secs).ceil() as u64 + 16;
@@ -222,7 +224,15 @@ impl RunSpec {
                     shared,
                     thread,
                     seed,
-                    Broadcast::new(lc(false, false), opener, sender, template, *rate, max_seq),
+                    Broadcast::new(
+                        lc(false, false),
+                        opener,
+                        sender,
+                        sender_urls.len().max(1),
+                        template,
+                        *rate,
+                        max_seq,
+                    ),
                 )?
             }
             ScenarioSpec::Churn { messages, .. } => drive(

@@ -468,6 +468,28 @@ pub struct RunStats {
     /// Broadcast: per sequence number published in the window, the latency of its latest
     /// delivery (publish → the last subscriber had it), nanoseconds; 0 when none came.
     pub last_delivery: Vec<u64>,
+    /// Broadcast: subscriber counts per `--url` (node), in `--url` order.
+    pub nodes: Vec<NodeCounts>,
+}
+
+/// Broadcast counts of the subscribers on one `--url` (one node of a cluster).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCounts {
+    /// Subscribers open when publishing started.
+    pub subscribers: u64,
+    /// Distinct (subscriber, message) deliveries.
+    pub delivered: u64,
+    /// Deliveries of a message a subscriber already had.
+    pub duplicates: u64,
+}
+
+impl NodeCounts {
+    /// Adds `o` field by field.
+    pub fn merge(&mut self, o: &NodeCounts) {
+        self.subscribers += o.subscribers;
+        self.delivered += o.delivered;
+        self.duplicates += o.duplicates;
+    }
 }
 
 impl Default for RunStats {
@@ -490,6 +512,7 @@ impl RunStats {
             threads: Vec::new(),
             window_ns: 0,
             last_delivery: Vec::new(),
+            nodes: Vec::new(),
         }
     }
 
@@ -515,6 +538,20 @@ impl RunStats {
         for (a, b) in self.last_delivery.iter_mut().zip(&o.last_delivery) {
             *a = (*a).max(*b);
         }
+        if self.nodes.len() < o.nodes.len() {
+            self.nodes.resize_with(o.nodes.len(), NodeCounts::default);
+        }
+        for (a, b) in self.nodes.iter_mut().zip(&o.nodes) {
+            a.merge(b);
+        }
+    }
+
+    /// The counts of node `i` (a `--url` index, at most 256 of them).
+    pub fn node(&mut self, i: usize) -> &mut NodeCounts {
+        if self.nodes.len() <= i {
+            self.nodes.resize_with(i + 1, NodeCounts::default);
+        }
+        &mut self.nodes[i]
     }
 
     /// The bucket for time `now`, given the window's start and its length in buckets;

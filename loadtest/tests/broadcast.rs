@@ -65,3 +65,50 @@ fn broadcast_on_an_echo_server_reports_missing_deliveries() {
     assert_eq!(r.u("/broadcast/missing"), 30);
     assert_eq!(r.u("/broadcast/sender_echoes"), 10);
 }
+
+/// Two independent (unclustered) fan-out servers: subscribers spread over both `--url`s,
+/// and a message reaches only the node it was published on, so the per-node counts show
+/// exactly which node missed what.
+#[test]
+fn broadcast_over_two_urls_counts_deliveries_per_node() {
+    let _w = Watchdog::new("broadcast_two_urls", Duration::from_secs(90));
+    let _s = serial();
+    let (a, b) = (broadcast_server(), broadcast_server());
+    let (url_a, url_b) = (a.url("/broadcast"), b.url("/broadcast"));
+    // 50 msg/s for 1 s = 50 messages; 20 subscribers, 10 on each server.
+    let common = ["-c", "20", "--rate", "50", "-d", "1", "-t", "2", "--drain", "1"];
+
+    // One sender, on the first URL: node 1 gets nothing.
+    let mut args = vec!["broadcast", "--url", &url_a, "--url", &url_b];
+    args.extend_from_slice(&common);
+    let r = run("broadcast-two-urls", &args, Duration::from_secs(30));
+    assert_eq!(r.code, Some(3), "{}", r.stdout);
+    assert_eq!(r.u("/broadcast/published"), 50);
+    assert_eq!(r.u("/broadcast/subscribers"), 20);
+    assert_eq!(r.u("/broadcast/delivered"), 500);
+    assert_eq!(r.u("/broadcast/missing"), 500);
+    assert_eq!(r.u("/broadcast/nodes/0/subscribers"), 10);
+    assert_eq!(r.u("/broadcast/nodes/0/delivered"), 500);
+    assert_eq!(r.u("/broadcast/nodes/0/missing"), 0);
+    assert_eq!(r.u("/broadcast/nodes/1/subscribers"), 10);
+    assert_eq!(r.u("/broadcast/nodes/1/delivered"), 0);
+    assert_eq!(r.u("/broadcast/nodes/1/missing"), 500);
+    assert_eq!(r.json().pointer("/urls/1").and_then(|v| v.as_str()), Some(url_b.as_str()));
+
+    // One sender per URL, publishing round-robin: each node gets every other message.
+    let mut args = vec!["broadcast", "--url", &url_a, "--url", &url_b];
+    args.extend_from_slice(&["--sender-url", &url_a, "--sender-url", &url_b]);
+    args.extend_from_slice(&common);
+    let r = run("broadcast-two-senders", &args, Duration::from_secs(30));
+    assert_eq!(r.code, Some(3), "{}", r.stdout);
+    assert_eq!(r.u("/broadcast/published"), 50);
+    assert_eq!(r.u("/broadcast/sender_echoes"), 50);
+    assert_eq!(r.u("/connections/opened"), 22);
+    for node in 0..2 {
+        assert_eq!(r.u(&format!("/broadcast/nodes/{node}/expected")), 500);
+        assert_eq!(r.u(&format!("/broadcast/nodes/{node}/delivered")), 250);
+        assert_eq!(r.u(&format!("/broadcast/nodes/{node}/missing")), 250);
+        assert_eq!(r.u(&format!("/broadcast/nodes/{node}/duplicates")), 0);
+    }
+    assert!(r.stdout.contains("node 1"), "{}", r.stdout);
+}

@@ -1,7 +1,11 @@
-//! `broadcast`: N subscribers on a fan-out path and one sender publishing at `--rate`.
+//! `broadcast`: N subscribers on a fan-out path and one sender (or one per `--sender-url`)
+//! publishing at `--rate`.
 //!
-//! The sender (on the first thread of the first worker) publishes messages stamped with
-//! their intended send time and a sequence number. Every subscriber keeps a bitmap of the
+//! The senders (on the first thread of the first worker) publish messages stamped with
+//! their intended send time and a sequence number, round-robin over the senders (so a
+//! cluster's nodes each publish their share). Subscribers spread over the `--url`s (one
+//! per node), and deliveries are also counted per node: a message that reaches one node's
+//! subscribers and not another's shows up as that node's missing deliveries. Every subscriber keeps a bitmap of the
 //! sequence numbers it received, so each delivery is timed, and at the end the run knows
 //! what was delivered, what is missing and what came twice. The server is expected to
 //! deliver every message to every connection on the path, the sender included (wsloop's
@@ -25,6 +29,8 @@ pub enum BroadcastConn {
         got: u64,
         /// Open when publishing started (only these count toward expected deliveries).
         counted: bool,
+        /// The `--url` (node) it connected to.
+        node: usize,
     },
 }
 
@@ -33,9 +39,13 @@ pub enum BroadcastConn {
 pub struct Broadcast {
     lc: Lifecycle,
     opener: Opener,
-    /// `Some(index)` on the thread that owns the sender (index picks its source address).
+    /// `Some(index)` on the thread that owns the senders (index, index + 1, ... pick
+    /// their source addresses).
     sender_index: Option<usize>,
-    sender_key: Option<usize>,
+    /// How many senders to open (one per `--sender-url`).
+    sender_count: usize,
+    /// The senders still open, in publishing order.
+    sender_keys: Vec<usize>,
     sender_tried: bool,
     template: Template,
     interval_ns: f64,
@@ -45,12 +55,15 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
-    /// A driver for the opener's subscribers, plus the sender when `sender_index` is set.
-    /// `rate` is messages per second; `max_seq` bounds the sequence numbers accepted.
+    /// A driver for the opener's subscribers, plus `sender_count` senders when
+    /// `sender_index` is set. `rate` is messages per second (over all senders); `max_seq`
+    /// bounds the sequence numbers accepted.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         lc: Lifecycle,
         opener: Opener,
         sender_index: Option<usize>,
+        sender_count: usize,
         template: Template,
         rate: f64,
         max_seq: u64,
@@ -59,7 +72,8 @@ impl Broadcast {
             lc,
             opener,
             sender_index,
-            sender_key: None,
+            sender_count: sender_count.max(1),
+            sender_keys: Vec::new(),
             sender_tried: false,
             template,
             interval_ns: 1e9 / rate.max(0.001),
@@ -70,8 +84,10 @@ impl Broadcast {
     }
 
     fn publish_due(&mut self, io: &mut Io<BroadcastConn>) -> Option<u64> {
-        let key = self.sender_key?;
         loop {
+            if self.sender_keys.is_empty() {
+                return None;
+            }
             let due = self.lc.go + (self.published as f64 * self.interval_ns) as u64;
             if due >= self.lc.measure_end {
                 return None;
@@ -79,11 +95,14 @@ impl Broadcast {
             if due > io.now {
                 return Some(due);
             }
+            let turn = (self.published % self.sender_keys.len() as u64) as usize;
+            let key = self.sender_keys[turn];
             let stamp = Stamp { ts: due, seq: self.published };
             if !io.send(key, &self.template, stamp) {
                 io.stats.counters.skipped += 1;
                 if !io.is_open(key) {
-                    return None;
+                    // The next sender publishes the rest; this message stays skipped.
+                    self.sender_keys.remove(turn);
                 }
             } else {
                 count_sent(io, due, io.last_len());
@@ -115,12 +134,18 @@ impl Driver for Broadcast {
         if self.lc.stage == Stage::Opening {
             if let (Some(index), false) = (self.sender_index, self.sender_tried) {
                 self.sender_tried = true;
-                self.sender_key = io.connect_alt(index, BroadcastConn::Sender).ok();
+                for i in 0..self.sender_count {
+                    if let Ok(key) = io.connect_alt(index + i, i, BroadcastConn::Sender) {
+                        self.sender_keys.push(key);
+                    }
+                }
             }
-            due = self.opener.open_due(io, |_| BroadcastConn::Subscriber {
+            let nodes = io.node_count();
+            due = self.opener.open_due(io, |index| BroadcastConn::Subscriber {
                 seen: Vec::new(),
                 got: 0,
                 counted: false,
+                node: index % nodes,
             });
         }
         if self.lc.stage == Stage::Running {
@@ -135,15 +160,17 @@ impl Driver for Broadcast {
                 Some(Stage::Running) => {
                     let mut subscribers = 0;
                     for key in io.open_keys() {
-                        if let Some(BroadcastConn::Subscriber { counted, .. }) = io.state_mut(key) {
+                        if let Some(BroadcastConn::Subscriber { counted, node, .. }) =
+                            io.state_mut(key)
+                        {
                             *counted = true;
                             subscribers += 1;
+                            let node = *node;
+                            io.stats.node(node).subscribers += 1;
                         }
                     }
                     io.stats.counters.subscribers += subscribers;
-                    if self.sender_key.is_some_and(|k| !io.is_open(k)) {
-                        self.sender_key = None;
-                    }
+                    self.sender_keys.retain(|&k| io.is_open(k));
                 }
                 Some(Stage::Draining) if self.sender_index.is_some() => {
                     io.stats.counters.published = self.published;
@@ -166,13 +193,13 @@ impl Driver for Broadcast {
             io.stats.counters.unstamped += 1;
             return;
         };
-        let fresh = match io.state_mut(key) {
+        let (fresh, node) = match io.state_mut(key) {
             Some(BroadcastConn::Sender) => {
                 io.stats.counters.sender_echoes += 1;
                 return;
             }
             Some(BroadcastConn::Subscriber { counted: false, .. }) | None => return,
-            Some(BroadcastConn::Subscriber { seen, got, .. }) => {
+            Some(BroadcastConn::Subscriber { seen, got, node, .. }) => {
                 let word = (stamp.seq / 64) as usize;
                 let bit = 1u64 << (stamp.seq % 64);
                 if seen.len() <= word {
@@ -183,11 +210,12 @@ impl Driver for Broadcast {
                 if fresh {
                     *got += 1;
                 }
-                fresh
+                (fresh, *node)
             }
         };
         if fresh {
             io.stats.counters.delivered += 1;
+            io.stats.node(node).delivered += 1;
             if io.in_window(stamp.ts) {
                 // Bounded by max_seq, like the subscribers' bitmaps.
                 let seq = stamp.seq as usize;
@@ -200,6 +228,7 @@ impl Driver for Broadcast {
             count_answer(io, stamp);
         } else {
             io.stats.counters.duplicates += 1;
+            io.stats.node(node).duplicates += 1;
         }
     }
 
@@ -210,9 +239,7 @@ impl Driver for Broadcast {
         _state: BroadcastConn,
         _end: End,
     ) {
-        if self.sender_key == Some(key) {
-            self.sender_key = None;
-        }
+        self.sender_keys.retain(|&k| k != key);
     }
 }
 
