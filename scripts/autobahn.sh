@@ -105,7 +105,7 @@ EOF
 echo "autobahn: wstest fuzzingclient against $cmd (log: $REPORT_DIR/wstest.log)"
 start=$SECONDS
 # A timeout so a server that hangs a case fails the run instead of stalling CI forever.
-if ! (cd "$REPORT_DIR" && timeout 900 "$OLDPWD/$VENV/bin/wstest" -m fuzzingclient -s spec.json >wstest.log 2>&1); then
+if ! (cd "$REPORT_DIR" && timeout 1500 "$OLDPWD/$VENV/bin/wstest" -m fuzzingclient -s spec.json >wstest.log 2>&1); then
   echo "autobahn: wstest failed or timed out after $((SECONDS - start))s"
   tail -20 "$REPORT_DIR/wstest.log"
   exit 1
