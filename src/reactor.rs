@@ -77,6 +77,8 @@ pub(crate) struct Reactor {
     front: usize,
     index: usize,
     shared: Arc<Shared>,
+    /// The same config as `env.config`, borrowed by hosts while `env` is lent mutably.
+    config: Arc<Config>,
     commands: Receiver<Command>,
     dispatcher: Dispatcher,
     env: Env,
@@ -233,7 +235,8 @@ impl Reactor {
             shared,
             commands: parts.commands,
             dispatcher: parts.dispatcher,
-            env: Env::new(config, 0, seed),
+            env: Env::new(config.clone(), 0, seed),
+            config,
             wheel: TimerWheel::new(started),
             next_generation: 1,
             dirty: Vec::new(),
@@ -342,14 +345,13 @@ impl Reactor {
         slot: usize,
         f: impl FnOnce(&mut Session, &mut Env, &mut ConnHost<'_>) -> T,
     ) -> Option<T> {
-        let Reactor { conns, shared, dispatcher, dirty, env, wheel, index, .. } = self;
+        let Reactor { conns, shared, config, dispatcher, dirty, env, wheel, index, .. } = self;
         let conn = conns.get_mut(slot)?;
         let Conn { stream, session, generation, worker, dirty: conn_dirty, timer_tick, .. } = conn;
-        let config = env.config.clone();
         let mut host = ConnHost {
             shared,
             shared_arc: shared,
-            config: &config,
+            config,
             remote: &shared.reactors[*index],
             dispatcher,
             dirty,
