@@ -119,9 +119,10 @@ impl Budget {
         }
     }
 
-    /// Whether the worker holds more than the limit: its connections are not read.
-    fn is_over(&self, worker: usize) -> bool {
-        self.queued.get(worker).is_some_and(|q| q.load(Ordering::Relaxed) > self.limit)
+    /// Whether the worker holds more than the limit, counting `unsent` bytes a reactor
+    /// has not added yet: its connections are not read.
+    fn is_over(&self, worker: usize, unsent: usize) -> bool {
+        self.queued.get(worker).is_some_and(|q| q.load(Ordering::Relaxed) + unsent > self.limit)
     }
 
     /// The bytes waiting for `worker`.
@@ -149,8 +150,10 @@ pub(crate) fn run_worker(
 ) {
     outbox::become_worker(&handle.shared);
     for batch in batches {
+        // One shared update per batch, not per event: the count's cache line is written
+        // by the reactors too.
+        let cost: usize = batch.iter().map(Envelope::cost).sum();
         for envelope in batch {
-            budget.sub(index, envelope.cost());
             match envelope.open() {
                 Ok(event) => deliver(&*handler, &handle, event),
                 Err(barrier) => handle.barrier_passed(barrier),
@@ -159,6 +162,7 @@ pub(crate) fn run_worker(
             // reactor: a handler that sends and then blocks does not hold its sends back.
             outbox::flush_worker(&handle.shared);
         }
+        budget.sub(index, cost);
     }
 }
 
@@ -171,6 +175,9 @@ pub(crate) enum Dispatcher {
 pub(crate) struct Queues {
     senders: Vec<Sender<Vec<Envelope>>>,
     budget: Arc<Budget>,
+    /// Per worker, the cost of this turn's events, added to `budget` when the batch
+    /// leaves (one shared update per batch).
+    unsent: Vec<usize>,
     batches: Vec<Vec<Envelope>>,
     backlog: Vec<VecDeque<Vec<Envelope>>>,
     /// Shared by every reactor, so connections spread over workers evenly.
@@ -179,8 +186,9 @@ pub(crate) struct Queues {
 
 impl Queues {
     fn push(&mut self, worker: u16, envelope: Envelope) {
-        if let Some(batch) = self.batches.get_mut(usize::from(worker)) {
-            self.budget.add(usize::from(worker), envelope.cost());
+        let w = usize::from(worker);
+        if let (Some(batch), Some(unsent)) = (self.batches.get_mut(w), self.unsent.get_mut(w)) {
+            *unsent += envelope.cost();
             batch.push(envelope);
         }
     }
@@ -196,6 +204,7 @@ impl Dispatcher {
         Dispatcher::Queued(Queues {
             senders,
             budget,
+            unsent: vec![0; n],
             batches: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
             next,
@@ -241,7 +250,8 @@ impl Dispatcher {
             Dispatcher::Inline { .. } => false,
             Dispatcher::Queued(q) => {
                 let w = usize::from(worker);
-                q.budget.is_over(w) || q.backlog.get(w).is_some_and(|b| !b.is_empty())
+                let unsent = q.unsent.get(w).copied().unwrap_or(0);
+                q.budget.is_over(w, unsent) || q.backlog.get(w).is_some_and(|b| !b.is_empty())
             }
         }
     }
@@ -253,6 +263,8 @@ impl Dispatcher {
             let backlog = &mut q.backlog[w];
             let was_congested = !backlog.is_empty();
             let batch = std::mem::take(&mut q.batches[w]);
+            // Counted before the worker can see the batch and subtract it.
+            q.budget.add(w, std::mem::take(&mut q.unsent[w]));
             if !batch.is_empty() {
                 backlog.push_back(batch);
             }
@@ -380,9 +392,10 @@ mod tests {
         let empty = message(0).cost();
         assert!(empty >= 80, "{empty}");
         budget.add(0, empty);
-        assert!(!budget.is_over(0));
+        assert!(!budget.is_over(0, 0));
+        assert!(budget.is_over(0, message(2000).cost()), "unsent bytes count too");
         budget.add(0, message(2000).cost());
-        assert!(budget.is_over(0));
+        assert!(budget.is_over(0, 0));
         budget.sub(0, message(2000).cost());
         budget.sub(0, empty);
         assert_eq!(budget.queued(0), 0);
