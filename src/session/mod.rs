@@ -44,7 +44,7 @@ pub(crate) use client::ClientOffer;
 pub(crate) use env::Env;
 pub(crate) use host::{Count, Host, Opened};
 use outbound::Outbound;
-pub(crate) use outbound::{FRAME_COST, cost};
+pub(crate) use outbound::{CORK_BYTES, FRAME_COST, cost};
 
 /// Where a connection is in its life (RFC 6455 §4, §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,6 +421,11 @@ impl Session {
     /// Fills `slices` with what to write; returns how many.
     pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         self.out.slices(slices)
+    }
+
+    /// Copies the small frames at the front of the queue into `cork`; returns how many.
+    pub(crate) fn gather(&self, cork: &mut Vec<u8>) -> usize {
+        self.out.gather(cork)
     }
 
     /// Whether anything waits to be written.

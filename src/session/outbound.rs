@@ -13,6 +13,13 @@ use bytes::{Buf, Bytes};
 /// and the allocator's header and rounding of its buffer (or the `Arc` of a shared one).
 pub(crate) const FRAME_COST: usize = 64;
 
+/// The most a connection's corked write holds: what the kernel takes in one go on a
+/// loopback or LAN socket without blocking, most of the time.
+pub(crate) const CORK_BYTES: usize = 16 * 1024;
+
+/// The largest frame copied into a corked write; larger ones go out by `writev`.
+const CORK_FRAME_BYTES: usize = 4 * 1024;
+
 /// What queueing a frame of `len` bytes costs against `max_backpressure`.
 pub(crate) fn cost(len: usize) -> usize {
     len + FRAME_COST
@@ -55,6 +62,23 @@ impl Outbound {
             n += 1;
         }
         n
+    }
+
+    /// Copies the queue's small frames, from the front, into `cork` (emptied first) while
+    /// they fit in [`CORK_BYTES`]; returns how many frames it took. One contiguous write
+    /// costs the kernel far less than a `writev` of many tiny slices; a large frame is
+    /// left to `writev`, which sends it without a copy.
+    pub(crate) fn gather(&self, cork: &mut Vec<u8>) -> usize {
+        cork.clear();
+        let mut taken = 0;
+        for frame in &self.frames {
+            if frame.len() > CORK_FRAME_BYTES || cork.len() + frame.len() > CORK_BYTES {
+                break;
+            }
+            cork.extend_from_slice(frame);
+            taken += 1;
+        }
+        taken
     }
 
     /// Drops `written` bytes from the front; returns the cost freed (bytes written, plus
@@ -123,6 +147,24 @@ mod tests {
         }
         assert_eq!(freed, charged);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn small_frames_are_gathered_up_to_the_cork_size_and_large_ones_stop_it() {
+        let mut q = Outbound::default();
+        for len in [10, 3000, 4000, 4000, 4000, 4000] {
+            q.push(Bytes::from(vec![len as u8; len]));
+        }
+        let mut cork = Vec::new();
+        // 10 + 3000 + 3 × 4000 fit in 16 KiB; the fourth 4000 does not.
+        assert_eq!(q.gather(&mut cork), 5);
+        assert_eq!(cork.len(), 15_010);
+        assert_eq!(&cork[..10], &[10; 10]);
+        q.consume(cork.len());
+        assert_eq!(q.gather(&mut cork), 1);
+        q.push(Bytes::from(vec![0; 5000]));
+        q.consume(4000);
+        assert_eq!(q.gather(&mut cork), 0, "a frame past the per-frame limit is not copied");
     }
 
     #[test]
