@@ -114,6 +114,6 @@ mod tests {
         // mio's socket is 4 bytes in release builds, more with debug assertions.
         let socket = std::mem::size_of::<mio::net::TcpStream>();
         let size = std::mem::size_of::<super::Conn>() - socket;
-        assert!(size <= 156, "Conn is {size} bytes besides its socket");
+        assert!(size <= 116, "Conn is {size} bytes besides its socket");
     }
 }

@@ -83,7 +83,8 @@ pub enum Role {
 /// Limits the decoder enforces.
 ///
 /// Both are checked against a frame's declared length as soon as its header arrives,
-/// before any of its payload is waited for or buffered.
+/// before any of its payload is waited for or buffered. A limit above 4 GiB counts as
+/// 4 GiB.
 #[derive(Debug, Clone, Copy)]
 pub struct DecoderLimits {
     /// Largest message payload (after reassembly), bytes.
@@ -198,7 +199,10 @@ pub enum Incoming<'a> {
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
-    limits: DecoderLimits,
+    /// [`DecoderLimits`] kept as 32-bit counts (a limit past 4 GiB is 4 GiB): every
+    /// connection holds a decoder, so its size is the idle connection's cost.
+    max_message: u32,
+    max_frame: u32,
     /// Whether RSV1 may be set on a message's first frame. Stays `false` until
     /// permessage-deflate (RFC 7692) is negotiated; then it marks a compressed message.
     rsv1_allowed: bool,
@@ -391,7 +395,22 @@ unsafe fn string_after(bytes: Vec<u8>, known_valid: usize) -> Result<String, Pro
 impl Decoder {
     /// A decoder for `role` under `limits`.
     pub fn new(role: Role, limits: DecoderLimits) -> Decoder {
-        Decoder { role, limits, rsv1_allowed: false, message: None }
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Decoder {
+            role,
+            max_message: clamp(limits.max_message_size),
+            max_frame: clamp(limits.max_frame_size),
+            rsv1_allowed: false,
+            message: None,
+        }
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max_message as usize
+    }
+
+    fn max_frame_size(&self) -> usize {
+        self.max_frame as usize
     }
 
     /// Turns permessage-deflate's RSV1 bit on or off (RFC 7692 §6.1); off by default.
@@ -435,7 +454,7 @@ impl Decoder {
         };
         self.check_mask(&header)?;
         let len = usize::try_from(header.payload_len).map_err(|_| ProtocolError::FrameTooLarge)?;
-        if len > self.limits.max_frame_size {
+        if len > self.max_frame_size() {
             return Err(ProtocolError::FrameTooLarge);
         }
 
@@ -450,6 +469,7 @@ impl Decoder {
             }
             OpCode::Continuation => {
                 // §5.4: continuation frames only follow a first frame with FIN clear.
+                let max_message_size = self.max_message_size();
                 let Some(partial) = &mut self.message else {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
@@ -457,10 +477,10 @@ impl Decoder {
                 if header.rsv1 {
                     return Err(ProtocolError::ReservedBits);
                 }
-                if partial.payload.len().saturating_add(len) > self.limits.max_message_size {
+                if partial.payload.len().saturating_add(len) > max_message_size {
                     return Err(ProtocolError::MessageTooLarge);
                 }
-                partial.begin_frame(&header, len, self.limits.max_message_size);
+                partial.begin_frame(&header, len, max_message_size);
                 self.continue_frame(buf, header_len)
             }
             OpCode::Text | OpCode::Binary => {
@@ -469,7 +489,7 @@ impl Decoder {
                 if self.message.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                if len > self.limits.max_message_size {
+                if len > self.max_message_size() {
                     return Err(ProtocolError::MessageTooLarge);
                 }
                 let kind =
@@ -486,7 +506,7 @@ impl Decoder {
                     );
                 }
                 let mut partial = Box::new(Partial::new(kind, header.rsv1));
-                partial.begin_frame(&header, len, self.limits.max_message_size);
+                partial.begin_frame(&header, len, self.max_message_size());
                 self.message = Some(partial);
                 self.continue_frame(buf, header_len)
             }

@@ -25,39 +25,51 @@ pub(crate) fn cost(len: usize) -> usize {
     len + FRAME_COST
 }
 
+/// A queue's storage, boxed so that a connection with nothing queued holds one pointer.
+pub(crate) type Queue = Box<VecDeque<Bytes>>;
+
 /// Frames waiting for the socket, oldest first; the front one may be partly written.
+/// Holds no queue while empty: a queue is lent from the reactor's pool when a frame comes
+/// and given back once the socket has taken everything.
 #[derive(Default)]
 pub(crate) struct Outbound {
-    frames: VecDeque<Bytes>,
+    frames: Option<Queue>,
 }
+
+/// What an empty queue iterates over.
+static NO_FRAMES: VecDeque<Bytes> = VecDeque::new();
 
 impl Outbound {
     pub(crate) fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.frames.as_ref().is_none_or(|q| q.is_empty())
     }
 
     /// Whether the queue holds memory (a pooled queue is lent only when needed).
     pub(crate) fn has_storage(&self) -> bool {
-        self.frames.capacity() > 0
+        self.frames.is_some()
     }
 
-    pub(crate) fn lend(&mut self, queue: VecDeque<Bytes>) {
-        self.frames = queue;
+    pub(crate) fn lend(&mut self, queue: Queue) {
+        self.frames = Some(queue);
     }
 
     /// Gives the (empty) queue's memory back.
-    pub(crate) fn take_storage(&mut self) -> VecDeque<Bytes> {
-        std::mem::take(&mut self.frames)
+    pub(crate) fn take_storage(&mut self) -> Option<Queue> {
+        self.frames.take()
     }
 
     pub(crate) fn push(&mut self, frame: Bytes) {
-        self.frames.push_back(frame);
+        self.frames.get_or_insert_default().push_back(frame);
+    }
+
+    fn iter(&self) -> std::collections::vec_deque::Iter<'_, Bytes> {
+        self.frames.as_deref().unwrap_or(&NO_FRAMES).iter()
     }
 
     /// Fills `slices` with the frames to write, oldest first; returns how many.
     pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
-        for (slice, frame) in slices.iter_mut().zip(self.frames.iter()) {
+        for (slice, frame) in slices.iter_mut().zip(self.iter()) {
             *slice = IoSlice::new(frame);
             n += 1;
         }
@@ -71,7 +83,7 @@ impl Outbound {
     pub(crate) fn gather(&self, cork: &mut Vec<u8>) -> usize {
         cork.clear();
         let mut taken = 0;
-        for frame in &self.frames {
+        for frame in self.iter() {
             if frame.len() > CORK_FRAME_BYTES || cork.len() + frame.len() > CORK_BYTES {
                 break;
             }
@@ -85,11 +97,12 @@ impl Outbound {
     /// [`FRAME_COST`] for every frame finished).
     pub(crate) fn consume(&mut self, mut written: usize) -> usize {
         let mut freed = written;
+        let Some(frames) = self.frames.as_mut() else { return freed };
         while written > 0 {
-            let Some(front) = self.frames.front_mut() else { break };
+            let Some(front) = frames.front_mut() else { break };
             if front.len() <= written {
                 written -= front.len();
-                self.frames.pop_front();
+                frames.pop_front();
                 freed += FRAME_COST;
             } else {
                 front.advance(written);
@@ -102,23 +115,25 @@ impl Outbound {
     /// Drops every frame but a partly written front one (a frame the socket has started
     /// must stay whole); returns the cost freed.
     pub(crate) fn drop_unstarted(&mut self, keep_front: bool) -> usize {
-        let keep = usize::from(keep_front && !self.frames.is_empty());
-        let freed = self.frames.iter().skip(keep).map(|f| cost(f.len())).sum();
-        self.frames.truncate(keep);
+        let keep = usize::from(keep_front && !self.is_empty());
+        let freed = self.iter().skip(keep).map(|f| cost(f.len())).sum();
+        if let Some(frames) = self.frames.as_mut() {
+            frames.truncate(keep);
+        }
         freed
     }
 
     /// The cost of everything queued.
     #[cfg(test)]
     pub(crate) fn cost(&self) -> usize {
-        self.frames.iter().map(|f| cost(f.len())).sum()
+        self.iter().map(|f| cost(f.len())).sum()
     }
 
     /// Every queued byte, for tests that read what a session wrote.
     #[cfg(test)]
     pub(crate) fn take_all(&mut self) -> (Vec<u8>, usize) {
         let mut out = Vec::new();
-        for frame in &self.frames {
+        for frame in self.iter() {
             out.extend_from_slice(frame);
         }
         let freed = self.consume(out.len());
