@@ -211,6 +211,9 @@ pub struct Decoder {
     message: Option<Box<Partial>>,
 }
 
+/// What [`Decoder::decode`] returns: bytes used, and the item they completed.
+type DecodeResult<'a> = Result<(usize, Option<Incoming<'a>>), ProtocolError>;
+
 /// Whether a data message is text or binary, from its first frame's opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DataKind {
@@ -443,6 +446,9 @@ impl Decoder {
         &mut self,
         buf: &'a mut [u8],
     ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
+        if let Some((kind, mask, header_len, frame_end)) = self.small_frame(buf) {
+            return Self::whole_message(kind, false, Some(mask), header_len, frame_end, buf);
+        }
         if let Some(partial) = &mut self.message
             && !partial.at_frame_boundary()
         {
@@ -513,6 +519,41 @@ impl Decoder {
         }
     }
 
+    /// The common frame, without the general header parser: at a server with no message
+    /// in progress, a whole, final, masked, uncompressed text or binary frame with a 7- or
+    /// 16-bit length: its kind, mask, header length and end. `None`: anything else, the
+    /// general path decides (errors included).
+    fn small_frame(&self, buf: &[u8]) -> Option<(DataKind, [u8; 4], usize, usize)> {
+        /// FIN and an opcode, no reserved bit.
+        const FIN_TEXT: u8 = 0x81;
+        const FIN_BINARY: u8 = 0x82;
+        /// The mask bit beside a 7-bit length; 126 there means a 16-bit length follows.
+        const MASKED: u8 = 0x80;
+        const LEN_16: usize = 126;
+        if self.message.is_some() || !matches!(self.role, Role::Server) {
+            return None;
+        }
+        let [first, second, rest @ ..] = buf else { return None };
+        let kind = match *first {
+            FIN_TEXT => DataKind::Text,
+            FIN_BINARY => DataKind::Binary,
+            _ => return None,
+        };
+        if second & MASKED == 0 {
+            return None;
+        }
+        let (len, mask, header_len) = match (usize::from(second & !MASKED), rest) {
+            (len @ 0..=125, [k0, k1, k2, k3, ..]) => (len, [*k0, *k1, *k2, *k3], 6),
+            (LEN_16, [h, l, k0, k1, k2, k3, ..]) => {
+                (usize::from(u16::from_be_bytes([*h, *l])), [*k0, *k1, *k2, *k3], 8)
+            }
+            _ => return None,
+        };
+        let frame_end = header_len + len;
+        let fits = len <= self.max_frame_size().min(self.max_message_size());
+        (fits && buf.len() >= frame_end).then_some((kind, mask, header_len, frame_end))
+    }
+
     /// True when no message is in progress (so the connection holds no decoder memory).
     pub fn is_idle(&self) -> bool {
         self.message.is_none()
@@ -537,7 +578,7 @@ impl Decoder {
         header_len: usize,
         frame_end: usize,
         buf: &'a mut [u8],
-    ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
+    ) -> DecodeResult<'a> {
         let Some(payload) = buf.get_mut(header_len..frame_end) else {
             return Ok((0, None));
         };
@@ -1401,6 +1442,36 @@ mod tests {
         let mut wire = cframe(OpCode::Text, false, b"12345");
         wire.extend(cframe(OpCode::Continuation, true, b"67890"));
         assert_eq!(decode_all(&mut dec, &wire), Ok(vec![text("1234567890", false)]));
+    }
+
+    #[test]
+    fn the_small_frame_path_decodes_every_length_and_keeps_the_checks() {
+        // Every 7-bit length and some 16-bit ones, whole and byte by byte (the general
+        // path for the pieces).
+        for len in (0..=300).chain([1024, 4096]) {
+            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let wire = cframe(OpCode::Text, true, &payload);
+            let text = String::from_utf8(payload.clone()).unwrap();
+            // Whole, it is borrowed from the input.
+            let whole = feed(&mut server(), &mut Vec::new(), &wire).unwrap();
+            assert_eq!(whole, vec![Item::Text(text.clone(), true)]);
+            let (mut dec, mut pending) = (server(), Vec::new());
+            let mut items = Vec::new();
+            for byte in &wire {
+                items.extend(feed(&mut dec, &mut pending, std::slice::from_ref(byte)).unwrap());
+            }
+            let Some(Item::Text(pieced, _)) = items.pop() else { panic!("no message") };
+            assert_eq!((pieced, items.len()), (text, 0));
+        }
+        // Limits, UTF-8 and the role still apply to frames that would take the fast path.
+        let mut dec = Decoder::new(Role::Server, limits(10, 8));
+        let err = feed(&mut dec, &mut Vec::new(), &cframe(OpCode::Binary, true, &[0; 9]));
+        assert_eq!(err, Err(ProtocolError::FrameTooLarge));
+        let err = feed(&mut server(), &mut Vec::new(), &cframe(OpCode::Text, true, &[0xff]));
+        assert_eq!(err, Err(ProtocolError::InvalidUtf8));
+        let mut client = Decoder::new(Role::Client, DecoderLimits::default());
+        let err = feed(&mut client, &mut Vec::new(), &cframe(OpCode::Text, true, b"hi"));
+        assert_eq!(err, Err(ProtocolError::MaskedFrame));
     }
 
     #[test]
