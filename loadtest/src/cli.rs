@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -17,6 +18,7 @@ use crate::sink::SinkMode;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::target::{Target, UrlError};
 use crate::threshold::{Threshold, ThresholdError};
+use crate::tls::{self, TlsError, Trust};
 
 /// wsloop-loadtest: drive any RFC 6455 server harder than it can take, and measure it
 /// honestly.
@@ -130,10 +132,18 @@ pub struct Common {
     /// opening stage's time is up.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub on_open_wait: u32,
-    /// Offer permessage-deflate in the handshake (the generator cannot compress yet: a
-    /// server that accepts makes the run stop with an error).
+    /// Offer permessage-deflate in the handshake; where the server agrees, every data
+    /// message is sent compressed (zlib level 1) and compressed answers are inflated.
     #[arg(long)]
     pub compression: bool,
+    /// wss://: accept any server certificate (the handshake's signatures are still
+    /// checked). For test servers with self-signed certificates.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+    /// wss://: trust the certificates of this PEM file instead of the bundled Mozilla
+    /// roots (webpki-roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
     /// Local source addresses, comma-separated, used round-robin (to pass the ephemeral
     /// port range of one address pair), e.g. 127.0.0.1,127.0.0.2.
     #[arg(long, value_delimiter = ',')]
@@ -337,6 +347,8 @@ pub enum ConfigError {
     Threshold(ThresholdError),
     /// `--header`, `--subprotocol` or `--on-open` cannot be used.
     Session(SessionError),
+    /// `--ca` or a `wss://` host cannot be used.
+    Tls(TlsError),
     /// `--payload-template` or `--payload-file` cannot be used.
     Pattern(String),
     /// `--size` is below what the payload kind needs for its stamp.
@@ -354,6 +366,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Url(e) => write!(f, "{e}"),
             ConfigError::Threshold(e) => write!(f, "{e}"),
             ConfigError::Session(e) => write!(f, "{e}"),
+            ConfigError::Tls(e) => write!(f, "{e}"),
             ConfigError::Pattern(e) => write!(f, "{e}"),
             ConfigError::OutOfRange { option, rule } => write!(f, "{option} must be {rule}"),
             ConfigError::SizeTooSmall { payload, min } => write!(
@@ -451,10 +464,12 @@ impl Common {
             scenario,
             ScenarioSpec::Connect { .. } | ScenarioSpec::Hold { .. } | ScenarioSpec::Churn { .. }
         );
+        let tls = self.tls_config(targets.iter().chain(&alt_targets))?;
         let engine = EngineConfig {
             targets,
             sources: self.source.clone(),
             deflate: self.compression,
+            tls,
             connect_timeout_ns: plan.connect_timeout_ns,
             close_timeout_ns: plan.close_ns,
             max_message: self.max_message,
@@ -488,6 +503,28 @@ impl Common {
             pattern,
             server_pid: None,
         })
+    }
+
+    /// The TLS configuration when any of `targets` is `wss://` (each host checked as a
+    /// server name), from `--insecure`, `--ca` or the bundled roots.
+    fn tls_config<'a>(
+        &self,
+        targets: impl Iterator<Item = &'a Target>,
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, ConfigError> {
+        let mut any = false;
+        for name in targets.filter_map(|t| t.tls_name.as_deref()) {
+            tls::server_name(name).map_err(ConfigError::Tls)?;
+            any = true;
+        }
+        if !any {
+            return Ok(None);
+        }
+        let trust = match (&self.ca, self.insecure) {
+            (Some(path), _) => Trust::Ca(path.clone()),
+            (None, true) => Trust::Insecure,
+            (None, false) => Trust::WebPki,
+        };
+        tls::client_config(&trust).map(Some).map_err(ConfigError::Tls)
     }
 
     /// The payload pattern of `--payload-template` or `--payload-file`, checked for the
