@@ -107,9 +107,14 @@ impl Handler for Echo {
 
 /// THE server the scenario tests run against: wsloop in-process on 127.0.0.1:0, echoing.
 pub fn echo_server() -> TestServer {
+    echo_server_with(|config| config)
+}
+
+/// The echo server with `adjust` applied to its configuration (compression modes).
+pub fn echo_server_with(adjust: impl FnOnce(Config) -> Config) -> TestServer {
     let config =
         Config::default().addr("127.0.0.1:0").reactors(1).workers(1).max_message_size(1 << 20);
-    TestServer::Wsloop(Some(Server::start(config, Echo).expect("wsloop starts")))
+    TestServer::Wsloop(Some(Server::start(adjust(config), Echo).expect("wsloop starts")))
 }
 
 /// A server that wants a session: the upgrade needs `Authorization: Bearer let-me-in`
