@@ -103,21 +103,24 @@ mod tests {
 
     #[test]
     fn answers_are_read_as_written() {
-        let shared = agreed(
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
-        )
-        .expect("valid");
+        let shared =
+            agreed("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+                .expect("valid");
         assert!(shared.server_no_context_takeover && shared.client_no_context_takeover);
         assert_eq!((shared.server_max_window_bits, shared.client_max_window_bits), (15, 15));
-        let python = agreed("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
-            .expect("valid");
+        let python =
+            agreed("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12")
+                .expect("valid");
         assert!(!python.server_no_context_takeover && !python.client_no_context_takeover);
         assert_eq!((python.server_max_window_bits, python.client_max_window_bits), (12, 12));
         assert!(agreed("permessage-deflate").is_some());
         // RFC 7692 §7.1: invalid values and unknown parameters fail the connection.
         assert_eq!(agreed("permessage-deflate; server_max_window_bits=99"), None);
         assert_eq!(agreed("permessage-deflate; x_custom"), None);
-        assert_eq!(agreed("permessage-deflate; server_no_context_takeover; server_no_context_takeover"), None);
+        assert_eq!(
+            agreed("permessage-deflate; server_no_context_takeover; server_no_context_takeover"),
+            None
+        );
     }
 
     /// What one side compresses the other inflates, in both context modes, over several
@@ -133,7 +136,8 @@ mod tests {
             let mut conn = ConnCodec::new(a);
             let mut codecs = ThreadCodecs::default();
             // The server's inflater for our messages, and its deflater for its own.
-            let mut server_in = Inflater::new(a.client_max_window_bits, a.client_no_context_takeover);
+            let mut server_in =
+                Inflater::new(a.client_max_window_bits, a.client_no_context_takeover);
             let mut server_out =
                 Deflater::new(a.server_max_window_bits, 6, a.server_no_context_takeover);
             for n in 0..5 {

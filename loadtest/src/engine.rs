@@ -29,9 +29,9 @@ use rustls::ClientConfig;
 use rustls::client::ClientConnection;
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
-use wsloop::protocol::{CloseCode, ProtocolError};
 use wsloop::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use wsloop::protocol::message::{Decoder, Incoming};
+use wsloop::protocol::{CloseCode, ProtocolError};
 
 use crate::clock::now_ns;
 use crate::compress::{ConnCodec, ThreadCodecs};
@@ -1199,7 +1199,9 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
                         break 'outer ReadEnd::Protocol(ProtocolError::ReservedBits);
                     };
                     let item = match inflate(&mut io.codecs, codec, text, &body, max_message) {
-                        Ok(payload) => Item::Data(Msg { stamp: stamp_of(payload), len: payload.len() }),
+                        Ok(payload) => {
+                            Item::Data(Msg { stamp: stamp_of(payload), len: payload.len() })
+                        }
                         Err(e) => break 'outer ReadEnd::Protocol(e),
                     };
                     io.stats.counters.compressed_received += 1;

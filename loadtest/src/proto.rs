@@ -12,7 +12,9 @@ use std::fmt;
 use wsloop::protocol::CloseCode;
 use wsloop::protocol::client::{self, Offer, ResponseError};
 use wsloop::protocol::deflate::Agreed;
-use wsloop::protocol::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, apply_mask};
+use wsloop::protocol::frame::{
+    FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, apply_mask,
+};
 use wsloop::protocol::message::{Decoder, DecoderLimits, Role, encode_close_payload};
 
 use crate::compress;

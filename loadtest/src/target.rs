@@ -34,7 +34,9 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UrlError::Scheme(s) => write!(f, "unsupported URL scheme in {s:?}: use ws:// or wss://"),
+            UrlError::Scheme(s) => {
+                write!(f, "unsupported URL scheme in {s:?}: use ws:// or wss://")
+            }
             UrlError::MissingHost => f.write_str("the URL has no host"),
             UrlError::BadPort(p) => write!(f, "bad port {p:?}"),
             UrlError::Resolve(h) => write!(f, "cannot resolve {h:?}"),
@@ -124,7 +126,10 @@ mod tests {
         let t = Target::parse("wss://localhost/x").expect("valid");
         assert_eq!((t.addr.port(), t.tls_name.as_deref()), (443, Some("localhost")));
         let t = Target::parse("wss://[::1]:8443").expect("valid");
-        assert_eq!((t.addr.port(), t.tls_name.as_deref(), t.host.as_str()), (8443, Some("::1"), "[::1]:8443"));
+        assert_eq!(
+            (t.addr.port(), t.tls_name.as_deref(), t.host.as_str()),
+            (8443, Some("::1"), "[::1]:8443")
+        );
     }
 
     #[test]

@@ -130,7 +130,11 @@ pub fn connect(
 /// Fills `buf` as far as the socket allows, so a short read means the socket was drained
 /// (the engine relies on it, as with a plain socket). A TLS error (a bad record, an alert,
 /// a certificate the trust refuses) is an `InvalidData` error, after the alert is sent.
-pub fn read(tls: &mut ClientConnection, sock: &mut impl ReadWrite, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read(
+    tls: &mut ClientConnection,
+    sock: &mut impl ReadWrite,
+    buf: &mut [u8],
+) -> io::Result<usize> {
     let mut filled = 0;
     loop {
         while filled < buf.len() {
@@ -174,7 +178,11 @@ pub fn read(tls: &mut ClientConnection, sock: &mut impl ReadWrite, buf: &mut [u8
 /// buffer is full and the socket takes nothing.
 ///
 /// Bytes written before the handshake ends are held by rustls and sent once it ends.
-pub fn write(tls: &mut ClientConnection, sock: &mut impl ReadWrite, data: &[u8]) -> io::Result<usize> {
+pub fn write(
+    tls: &mut ClientConnection,
+    sock: &mut impl ReadWrite,
+    data: &[u8],
+) -> io::Result<usize> {
     push(tls, sock)?;
     let n = tls.writer().write(data)?;
     match push(tls, sock) {

@@ -24,8 +24,20 @@ fn echo_compressed(test: &str, mode: Compression, payload: &str) -> Run {
     let r = run(
         test,
         &[
-            "echo", "--url", &url, "-c", "4", "-w", "4", "-d", "1", "--size", "600", "--payload",
-            payload, "--compression",
+            "echo",
+            "--url",
+            &url,
+            "-c",
+            "4",
+            "-w",
+            "4",
+            "-d",
+            "1",
+            "--size",
+            "600",
+            "--payload",
+            payload,
+            "--compression",
         ],
         Duration::from_secs(30),
     );
@@ -63,7 +75,8 @@ fn every_scenario_runs_compressed() {
     let size = ["--size", "2048", "--compression"];
     let args = |a: &[&'static str]| [a, &size[..]].concat();
 
-    let r = run("deflate-rate", &args(&["rate", "-c", "10", "-i", "20", "-d", "1"]).with(&url), limit);
+    let r =
+        run("deflate-rate", &args(&["rate", "-c", "10", "-i", "20", "-d", "1"]).with(&url), limit);
     r.assert_ok();
     r.assert_all_answered();
     assert_all_compressed(&r);
