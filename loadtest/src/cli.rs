@@ -329,6 +329,12 @@ pub struct SinkArgs {
     /// Seconds to run before exiting by itself.
     #[arg(long, short = 'd', default_value_t = 600.0)]
     pub duration: f64,
+    /// Serve wss:// with this certificate chain (PEM; needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A command line that cannot run.

@@ -1,10 +1,10 @@
-//! `wss://`: the client side of TLS (rustls with the `ring` provider) over a non-blocking
-//! socket.
+//! `wss://`: TLS (rustls with the `ring` provider) over a non-blocking socket, for the
+//! generator's connections and for the sink (`sink --tls-cert`).
 //!
 //! One [`ClientConfig`] serves every connection of a run. Each `wss` connection owns a
-//! rustls `ClientConnection`; [`read`] and [`write`] move bytes between it and the socket
-//! with the same contract as the socket's own `read` and `write` (`WouldBlock` when
-//! nothing can move now), so the engine's loop treats both kinds of connection alike.
+//! rustls session; [`read`] and [`write`] move bytes between it and the socket with the
+//! same contract as the socket's own `read` and `write` (`WouldBlock` when nothing can
+//! move now), so the event loops treat both kinds of connection alike.
 //!
 //! Each connection does a full handshake: session resumption is off, so every connection
 //! costs the server what a new visitor costs.
@@ -18,8 +18,11 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{ClientConnection, Resumption};
 use rustls::crypto::{WebPkiSupportedAlgorithms, ring};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ServerConfig;
+use rustls::{
+    ClientConfig, ConnectionCommon, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 /// Which server certificates a `wss://` connection accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,13 @@ pub enum TlsError {
     Config(String),
     /// A `wss://` host that is not a valid DNS name or IP address.
     ServerName(String),
+    /// The sink's `--tls-cert` or `--tls-key` cannot be used.
+    Identity {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for TlsError {
@@ -55,6 +65,7 @@ impl fmt::Display for TlsError {
             TlsError::Ca { path, reason } => write!(f, "--ca {}: {reason}", path.display()),
             TlsError::Config(e) => write!(f, "TLS configuration: {e}"),
             TlsError::ServerName(h) => write!(f, "{h:?} is not a valid TLS server name"),
+            TlsError::Identity { path, reason } => write!(f, "{}: {reason}", path.display()),
         }
     }
 }
@@ -104,6 +115,30 @@ fn ca_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
+/// The sink's server configuration: the certificate chain in `cert` and the private key in
+/// `key` (PEM files).
+///
+/// # Errors
+/// [`TlsError::Identity`] when a file is unreadable, empty, or the key does not fit.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let fail =
+        |path: &Path, reason: String| TlsError::Identity { path: path.to_path_buf(), reason };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| fail(cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(fail(cert, "no certificate in the file".into()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| fail(key, e.to_string()))?;
+    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| fail(key, e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
 /// Checks that `host` can name a TLS server, once, before any connection is made.
 ///
 /// # Errors
@@ -130,8 +165,8 @@ pub fn connect(
 /// Fills `buf` as far as the socket allows, so a short read means the socket was drained
 /// (the engine relies on it, as with a plain socket). A TLS error (a bad record, an alert,
 /// a certificate the trust refuses) is an `InvalidData` error, after the alert is sent.
-pub fn read(
-    tls: &mut ClientConnection,
+pub fn read<D>(
+    tls: &mut ConnectionCommon<D>,
     sock: &mut impl ReadWrite,
     buf: &mut [u8],
 ) -> io::Result<usize> {
@@ -178,8 +213,8 @@ pub fn read(
 /// buffer is full and the socket takes nothing.
 ///
 /// Bytes written before the handshake ends are held by rustls and sent once it ends.
-pub fn write(
-    tls: &mut ClientConnection,
+pub fn write<D>(
+    tls: &mut ConnectionCommon<D>,
     sock: &mut impl ReadWrite,
     data: &[u8],
 ) -> io::Result<usize> {
@@ -198,7 +233,7 @@ pub fn write(
 
 /// Writes what rustls has pending to the socket until it is all out (`Ok`) or the socket
 /// is full (`WouldBlock`).
-pub fn push(tls: &mut ClientConnection, sock: &mut impl ReadWrite) -> io::Result<()> {
+pub fn push<D>(tls: &mut ConnectionCommon<D>, sock: &mut impl ReadWrite) -> io::Result<()> {
     while tls.wants_write() {
         match tls.write_tls(sock) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),

@@ -7,7 +7,10 @@ mod util;
 
 use std::time::Duration;
 
-use util::{Watchdog, python_wss_echo, run, scratch_dir, serial, test_certificate};
+use util::{
+    Watchdog, python_wss_echo, run, scratch_dir, serial, test_certificate, tls_sink_server,
+};
+use wsloop_loadtest::sink::SinkMode;
 
 #[test]
 fn wss_with_compression_against_python_websockets() {
@@ -108,4 +111,31 @@ fn wss_refuses_a_certificate_for_another_name() {
     );
     assert_eq!(r.code, Some(3), "{}", r.stderr);
     assert_eq!(r.u("/connections/failures/tls"), 2, "{}", r.stdout);
+}
+
+#[test]
+fn wss_against_the_tls_sink_in_every_direction() {
+    let _w = Watchdog::new("wss_tls_sink", Duration::from_secs(120));
+    let _s = serial();
+    let (cert, key) = test_certificate(&scratch_dir("wss-sink-cert"), &["localhost"]);
+    let ca = cert.to_str().expect("utf-8 path");
+    let echo = tls_sink_server(SinkMode::Echo, &cert, &key);
+    let url = format!("wss://localhost:{}/", echo.addr().port());
+    // Large messages cross many TLS records each way, and fill the socket buffers.
+    let r = run(
+        "wss-sink-echo",
+        &["echo", "--url", &url, "--ca", ca, "-c", "8", "-w", "8", "-d", "1", "--size", "100000"],
+        Duration::from_secs(60),
+    );
+    r.assert_ok();
+    r.assert_all_answered();
+    let discard = tls_sink_server(SinkMode::Discard, &cert, &key);
+    let url = format!("wss://localhost:{}/", discard.addr().port());
+    let r = run(
+        "wss-sink-send",
+        &["send", "--url", &url, "--ca", ca, "-c", "2", "-d", "1", "--size", "32"],
+        Duration::from_secs(60),
+    );
+    r.assert_ok();
+    assert!(r.u("/counters/sent") > 1000, "{}", r.stdout);
 }

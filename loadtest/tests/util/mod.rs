@@ -185,11 +185,25 @@ pub fn broadcast_server() -> TestServer {
 }
 
 pub fn sink_server(mode: SinkMode) -> TestServer {
+    sink_server_with(mode, None)
+}
+
+/// The sink serving `wss://` with `cert` and `key` (PEM files).
+pub fn tls_sink_server(mode: SinkMode, cert: &Path, key: &Path) -> TestServer {
+    let config = wsloop_loadtest::tls::server_config(cert, key).expect("usable certificate");
+    sink_server_with(mode, Some(config))
+}
+
+fn sink_server_with(
+    mode: SinkMode,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> TestServer {
     let handle = sink::start(SinkConfig {
         addr: "127.0.0.1:0".parse().expect("address"),
         mode,
         threads: 1,
         duration: Duration::from_secs(120),
+        tls,
     })
     .expect("sink starts");
     TestServer::Sink(Some(handle))
