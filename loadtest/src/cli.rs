@@ -85,8 +85,9 @@ pub struct SuiteArgs {
 /// Options every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Server URL (ws:// only). Repeat it to spread connections over several servers
-    /// (one per node of a cluster): connection i goes to the (i mod n)-th URL.
+    /// Server URL, ws:// or wss:// (see --ca, --insecure). Repeat it to spread connections
+    /// over several servers (one per node of a cluster): connection i goes to the
+    /// (i mod n)-th URL.
     #[arg(long = "url", default_value = "ws://127.0.0.1:9001/", value_name = "URL")]
     pub urls: Vec<String>,
     /// Connections (subscribers for broadcast; the most alive at once for churn).
@@ -757,6 +758,29 @@ mod tests {
             parse(&["echo", "--url", "ws://127.0.0.1:9/", "--url", "http://x/"]),
             Err(ConfigError::Url(_))
         ));
+    }
+
+    #[test]
+    fn tls_is_set_up_only_for_wss_targets() {
+        let tls = |args: &[&str]| match parse(args) {
+            Ok(Action::Run(spec, _)) => Ok(spec.engine.tls.is_some()),
+            Ok(_) => panic!("not a run"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(tls(&["echo", "--url", "ws://127.0.0.1:9/"]), Ok(false));
+        assert_eq!(tls(&["echo", "--url", "wss://127.0.0.1:9/"]), Ok(true));
+        assert_eq!(tls(&["echo", "--url", "wss://localhost:9/", "--insecure"]), Ok(true));
+        // Only a broadcast sender speaks TLS: still set up.
+        let sender =
+            ["broadcast", "--url", "ws://127.0.0.1:9/", "--sender-url", "wss://localhost:9/"];
+        assert_eq!(tls(&sender), Ok(true));
+        assert!(matches!(
+            tls(&["echo", "--url", "wss://127.0.0.1:9/", "--ca", "/nonexistent/ca.pem"]),
+            Err(ConfigError::Tls(TlsError::Ca { .. }))
+        ));
+        let mut v = vec!["wsloop-loadtest", "echo", "--url", "wss://localhost:9/"];
+        v.extend(["--insecure", "--ca", "ca.pem"]);
+        assert!(Cli::try_parse_from(v).is_err(), "--insecure and --ca conflict");
     }
 
     #[test]
