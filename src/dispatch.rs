@@ -100,11 +100,34 @@ impl Envelope {
 pub(crate) struct Budget {
     queued: Box<[AtomicUsize]>,
     limit: usize,
+    /// Emptied batch buffers, back from the workers for the reactors to fill again: a
+    /// buffer is not freed on one thread after growing on another.
+    spares: (Sender<Vec<Envelope>>, Receiver<Vec<Envelope>>),
 }
+
+/// How many emptied batch buffers wait for reuse, and the largest kept (in events).
+const SPARE_BATCHES: usize = 16;
+const MAX_SPARE_EVENTS: usize = 4096;
 
 impl Budget {
     pub(crate) fn new(workers: usize, limit: usize) -> Budget {
-        Budget { queued: (0..workers).map(|_| AtomicUsize::new(0)).collect(), limit }
+        Budget {
+            queued: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            limit,
+            spares: crossbeam_channel::bounded(SPARE_BATCHES),
+        }
+    }
+
+    /// An empty batch buffer, reused when one is spare.
+    fn spare_batch(&self) -> Vec<Envelope> {
+        self.spares.1.try_recv().unwrap_or_default()
+    }
+
+    /// Keeps an emptied batch buffer for reuse, unless it is large or enough are kept.
+    fn return_batch(&self, batch: Vec<Envelope>) {
+        if batch.is_empty() && (1..=MAX_SPARE_EVENTS).contains(&batch.capacity()) {
+            let _ = self.spares.0.try_send(batch);
+        }
     }
 
     fn add(&self, worker: usize, cost: usize) {
@@ -154,11 +177,11 @@ pub(crate) fn run_worker(
     (budget, index): (Arc<Budget>, usize),
 ) {
     outbox::become_worker(&handle.shared);
-    for batch in batches {
+    for mut batch in batches {
         // One shared update per batch, not per event: the count's cache line is written
         // by the reactors too.
         let cost: usize = batch.iter().map(Envelope::cost).sum();
-        for (n, envelope) in batch.into_iter().enumerate() {
+        for (n, envelope) in batch.drain(..).enumerate() {
             match envelope.open() {
                 Ok(event) => deliver(&*handler, &handle, event),
                 Err(barrier) => handle.barrier_passed(barrier),
@@ -171,6 +194,7 @@ pub(crate) fn run_worker(
         // and at most one wake-up, not one per event.
         outbox::flush_worker(&handle.shared);
         budget.sub(index, cost);
+        budget.return_batch(batch);
     }
 }
 
@@ -270,7 +294,11 @@ impl Dispatcher {
         for (w, sender) in q.senders.iter().enumerate() {
             let backlog = &mut q.backlog[w];
             let was_congested = !backlog.is_empty();
-            let batch = std::mem::take(&mut q.batches[w]);
+            let batch = if q.batches[w].is_empty() {
+                Vec::new()
+            } else {
+                std::mem::replace(&mut q.batches[w], q.budget.spare_batch())
+            };
             // Counted before the worker can see the batch and subtract it.
             q.budget.add(w, std::mem::take(&mut q.unsent[w]));
             if !batch.is_empty() {

@@ -79,7 +79,9 @@ pub(crate) fn flush_worker(shared: &Shared) {
                     Some(command) => command,
                     None => continue,
                 },
-                _ => Command::Batch(std::mem::take(queue)),
+                // The next batch is likely as long: sized at once, it is not grown (and
+                // copied) step by step.
+                n => Command::Batch(std::mem::replace(queue, Vec::with_capacity(n))),
             };
             // A reactor that is gone has no use for it.
             let _ = remote.send(command);
