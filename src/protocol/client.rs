@@ -117,6 +117,9 @@ pub enum ResponseError {
     UnofferedProtocol,
     /// An extension the client did not offer.
     UnofferedExtension,
+    /// An extension the client offered, answered with parameters it cannot accept (RFC
+    /// 7692 §7.1: an unknown parameter, a bad value, a parameter twice).
+    UnacceptableExtension,
 }
 
 impl fmt::Display for ResponseError {

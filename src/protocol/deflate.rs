@@ -258,6 +258,43 @@ pub fn negotiate<'a>(
     Ok(agreed)
 }
 
+/// A client's view of the server's `permessage-deflate` answer (RFC 7692 §7.1), as the
+/// parameters the client's codecs follow, written from the side that compresses: in
+/// the result, `server_*` describe **this client's** outgoing messages (the answer's
+/// `client_*`) and `client_*` the server's messages (the answer's `server_*`), so a
+/// connection's codecs read them the same way in both roles.
+///
+/// # Errors
+/// A malformed header, more than one `permessage-deflate` answer, or parameters an
+/// answer must not carry (an unknown one, a value on a flag, `client_max_window_bits`
+/// without a value, a parameter twice): the client fails the connection (§7.1).
+pub fn client_agreed(answer: &str) -> Result<Agreed, ExtensionError> {
+    let mut answers = Vec::new();
+    parse_header(answer, &mut |offer: &Offer| {
+        answers.push((
+            offer.declined,
+            offer.server_no_context_takeover,
+            offer.client_no_context_takeover,
+            offer.server_max_window_bits,
+            offer.client_max_window_bits,
+        ))
+    })?;
+    match answers.as_slice() {
+        [(false, server_nct, client_nct, server_bits, client_bits)]
+            if !matches!(client_bits, Some(None)) =>
+        {
+            Ok(Agreed {
+                server_no_context_takeover: *client_nct,
+                client_no_context_takeover: *server_nct,
+                server_max_window_bits: client_bits.flatten().unwrap_or(MAX_WINDOW_BITS),
+                client_max_window_bits: server_bits.unwrap_or(MAX_WINDOW_BITS),
+                server_window_offered: false,
+            })
+        }
+        _ => Err(ExtensionError::UnexpectedCharacter),
+    }
+}
+
 /// One `permessage-deflate` offer's parameters, as far as they are valid.
 #[derive(Debug, Default)]
 struct Offer {
