@@ -66,9 +66,17 @@ pub trait Handler: Send + Sync + 'static {
 /// `ConnectInfo`, and a batch can hold thousands of messages.
 pub(crate) enum Envelope {
     Connect(Box<ConnectInfo>),
-    Message { id: ConnId, message: Message },
-    Drain { id: ConnId },
-    Disconnect { id: ConnId, reason: DisconnectReason },
+    Message {
+        id: ConnId,
+        message: Message,
+    },
+    Drain {
+        id: ConnId,
+    },
+    Disconnect {
+        id: ConnId,
+        reason: DisconnectReason,
+    },
     /// Rare (client connections only): boxed, so it does not widen every entry.
     Reconnecting(Box<Event>),
     Barrier(ConnId),

@@ -261,7 +261,12 @@ impl Handle {
 
     /// A send to an id that is not open: held if it names a client connection that is
     /// down and will come back, refused otherwise.
-    fn hold_offline(&self, id: ConnId, message: Message, refused: Refused) -> Result<(), SendError> {
+    fn hold_offline(
+        &self,
+        id: ConnId,
+        message: Message,
+        refused: Refused,
+    ) -> Result<(), SendError> {
         let kind = match refused {
             Refused::Closing => SendErrorKind::Closing,
             _ => SendErrorKind::UnknownConnection,
@@ -271,11 +276,11 @@ impl Handle {
         };
         let frame = wire::message_frame(&message);
         match line.hold(frame) {
-            crate::client::Held::Held => Ok(()),
-            crate::client::Held::Full => {
+            crate::client::Offered::Held => Ok(()),
+            crate::client::Offered::Full => {
                 Err(SendError { kind: SendErrorKind::OfflineQueueFull, message })
             }
-            crate::client::Held::NotDown => Err(SendError { kind, message }),
+            crate::client::Offered::NotDown => Err(SendError { kind, message }),
         }
     }
 

@@ -35,6 +35,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::accept_backoff::AcceptBackoff;
+use crate::client;
 use crate::client::Clients;
 use crate::config::Config;
 use crate::conn::{self, Conn, Flushed};
@@ -45,7 +46,6 @@ use crate::liveness::{self, Liveness};
 use crate::metrics::Counters;
 use crate::outbox;
 use crate::protocol::handshake::{self, Request};
-use crate::client;
 use crate::session::{self, AfterFlush, Count, Env, Host, Opened, Phase, Session};
 use crate::timer::{self, Entry, TimerWheel};
 use crate::upgrade::Reject;
@@ -371,8 +371,9 @@ impl Reactor {
         slot: usize,
         f: impl FnOnce(&mut Session, &mut Env, &mut ConnHost<'_>) -> T,
     ) -> Option<T> {
-        let Reactor { conns, shared, config, dispatcher, dirty, env, wheel, index, clients, .. } =
-            self;
+        let Reactor {
+            conns, shared, config, dispatcher, dirty, env, wheel, index, clients, ..
+        } = self;
         let conn = conns.get_mut(slot)?;
         let Conn { stream, session, generation, worker, dirty: conn_dirty, timer_tick, .. } = conn;
         let mut host = ConnHost {

@@ -119,7 +119,10 @@ mod tests {
         b.opened(now);
         now += ms(30_000);
         let huge = u64::MAX;
-        assert_eq!(b.ended(now, huge), Next::Retry { attempt: 1, wait: Duration::from_nanos(huge % 500_000_001) });
+        assert_eq!(
+            b.ended(now, huge),
+            Next::Retry { attempt: 1, wait: Duration::from_nanos(huge % 500_000_001) }
+        );
     }
 
     #[test]

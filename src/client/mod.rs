@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use backoff::{Backoff, Next};
-pub(crate) use offline::{Held, Offline, OfflineTable};
+pub(crate) use offline::{Offered, Offline, OfflineTable};
 pub use options::{ClientOptions, ConnectError, Reconnect};
 pub(crate) use resolve::Resolver;
 pub(crate) use url::Target;
@@ -178,7 +178,10 @@ impl Clients {
                 break;
             }
             self.timers.pop();
-            if self.by_slot.get(&slot).is_some_and(|c| c.epoch == epoch && c.stage == Stage::Waiting)
+            if self
+                .by_slot
+                .get(&slot)
+                .is_some_and(|c| c.epoch == epoch && c.stage == Stage::Waiting)
             {
                 due.push(slot);
             }

@@ -33,7 +33,7 @@ struct Queue {
 
 /// What became of a message offered to the offline queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Held {
+pub(crate) enum Offered {
     Held,
     /// Over the byte bound: the caller gets an error.
     Full,
@@ -49,18 +49,18 @@ impl Offline {
 
     /// Holds `frame` (a server-style frame; the reactor masks it) while the connection
     /// is down.
-    pub(crate) fn hold(&self, frame: Bytes) -> Held {
+    pub(crate) fn hold(&self, frame: Bytes) -> Offered {
         let mut q = self.inner.lock();
         if q.up || q.ended {
-            return Held::NotDown;
+            return Offered::NotDown;
         }
         let cost = session::cost(frame.len());
         if q.bytes + cost > q.limit {
-            return Held::Full;
+            return Offered::Full;
         }
         q.bytes += cost;
         q.frames.push_back(frame);
-        Held::Held
+        Offered::Held
     }
 
     /// The connection opened: takes what was held (in order) and lets sends through.
@@ -122,17 +122,17 @@ mod tests {
     fn holds_while_down_within_its_bound_and_hands_back_in_order() {
         let line = Offline::new(2 * session::cost(10));
         let frame = |n: u8| Bytes::from(vec![n; 10]);
-        assert_eq!(line.hold(frame(1)), Held::Held);
-        assert_eq!(line.hold(frame(2)), Held::Held);
-        assert_eq!(line.hold(frame(3)), Held::Full);
+        assert_eq!(line.hold(frame(1)), Offered::Held);
+        assert_eq!(line.hold(frame(2)), Offered::Held);
+        assert_eq!(line.hold(frame(3)), Offered::Full);
         assert_eq!(line.held_bytes(), 2 * session::cost(10));
         let held: Vec<u8> = line.open().iter().map(|f| f[0]).collect();
         assert_eq!(held, [1, 2]);
-        assert_eq!(line.hold(frame(4)), Held::NotDown);
+        assert_eq!(line.hold(frame(4)), Offered::NotDown);
         line.down();
-        assert_eq!(line.hold(frame(5)), Held::Held);
+        assert_eq!(line.hold(frame(5)), Offered::Held);
         line.end();
         assert_eq!(line.held_bytes(), 0);
-        assert_eq!(line.hold(frame(6)), Held::NotDown);
+        assert_eq!(line.hold(frame(6)), Offered::NotDown);
     }
 }

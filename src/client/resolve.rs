@@ -38,13 +38,11 @@ impl Resolver {
         };
         let (tx, rx) = unbounded::<Job>();
         let weak = Arc::downgrade(shared);
-        let started = std::thread::Builder::new()
-            .name("wsloop-resolver".into())
-            .spawn(move || {
-                for job in rx {
-                    answer(&weak, job);
-                }
-            });
+        let started = std::thread::Builder::new().name("wsloop-resolver".into()).spawn(move || {
+            for job in rx {
+                answer(&weak, job);
+            }
+        });
         match started {
             Ok(_) => {
                 let _ = tx.send(job);
@@ -59,9 +57,7 @@ impl Resolver {
 fn answer(shared: &Weak<Shared>, job: Job) {
     let result = (job.host.as_str(), job.port)
         .to_socket_addrs()
-        .and_then(|mut addrs| {
-            addrs.next().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-        })
+        .and_then(|mut addrs| addrs.next().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
         .map_err(|e| e.kind());
     reply(shared, job.id, result);
 }

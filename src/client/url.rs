@@ -90,7 +90,10 @@ mod tests {
         assert_eq!((a.secure, a.host.as_str(), a.port), (false, "example.com", 80));
         assert_eq!((a.authority.as_str(), a.resource.as_str()), ("example.com", "/feed?x=1"));
         let b = t("WSS://[::1]:9443");
-        assert_eq!((b.secure, b.host.as_str(), b.port, b.resource.as_str()), (true, "::1", 9443, "/"));
+        assert_eq!(
+            (b.secure, b.host.as_str(), b.port, b.resource.as_str()),
+            (true, "::1", 9443, "/")
+        );
         assert_eq!(b.authority, "[::1]:9443");
         assert_eq!(t("ws://h:1?q").resource, "/?q");
         assert_eq!(t("wss://h").port, 443);
@@ -99,7 +102,16 @@ mod tests {
     #[test]
     fn bad_urls_are_named() {
         assert_eq!(Target::parse("http://h/"), Err(ConnectError::UnsupportedScheme));
-        for bad in ["ws://", "ws://h:0", "ws://h:70000", "ws://h:x", "ws://h/#frag", "ws://h/a b", "ws://[::1", "ws://h/\r\nX: y"] {
+        for bad in [
+            "ws://",
+            "ws://h:0",
+            "ws://h:70000",
+            "ws://h:x",
+            "ws://h/#frag",
+            "ws://h/a b",
+            "ws://[::1",
+            "ws://h/\r\nX: y",
+        ] {
             assert_eq!(Target::parse(bad), Err(ConnectError::InvalidUrl), "{bad}");
         }
     }

@@ -61,7 +61,10 @@ impl Reactor {
             epoch: 0,
         };
         self.clients.insert(slot, client);
-        log::debug!("client {id:?}: dialling {}", self.clients.get(slot).map_or("", |c| &c.target.authority));
+        log::debug!(
+            "client {id:?}: dialling {}",
+            self.clients.get(slot).map_or("", |c| &c.target.authority)
+        );
         let _ = reply.send(Ok(id));
         self.start_attempt(slot);
     }

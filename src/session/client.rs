@@ -87,7 +87,7 @@ impl Session {
             let deflate = match &agreed.extensions {
                 Some(answer) => Some(
                     deflate::client_agreed(answer)
-                        .map_err(|_| ResponseError::UnacceptableExtension)?,
+                        .map_err(|_| ResponseError::UnofferedExtension)?,
                 ),
                 None => None,
             };
