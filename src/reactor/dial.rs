@@ -30,6 +30,10 @@ impl Reactor {
     /// Opens a slot for a `Handle::connect`, answers with its id, starts the first
     /// attempt.
     pub(super) fn dial(&mut self, dial: Dial, reply: Sender<Result<ConnId, ConnectError>>) {
+        if self.shutdown_deadline.is_some() {
+            let _ = reply.send(Err(ConnectError::ServerStopped));
+            return;
+        }
         let slot = self.conns.vacant_key();
         let shared = &self.shared;
         let full = shared.sockets.fetch_add(1, Ordering::AcqRel) >= self.env.config.max_connections
