@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::config::Config;
+use crate::wire;
 use crate::protocol::ProtocolError;
 use crate::protocol::deflate::{Agreed, Deflater, Inflater, MAX_WINDOW_BITS};
 use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
@@ -33,7 +34,13 @@ pub(crate) struct Compressor {
     /// messages longer than that window.
     small_window: HashMap<u8, Deflater>,
     body: Vec<u8>,
+    /// Where messages are inflated before they are copied out at their exact size.
+    inflated: Vec<u8>,
 }
+
+/// The most the inflate buffer keeps between messages; a larger message's buffer is
+/// freed after it.
+const KEPT_INFLATE_BYTES: usize = 64 * 1024;
 
 impl Compressor {
     pub(crate) fn new(config: &Config) -> Compressor {
@@ -43,10 +50,13 @@ impl Compressor {
             shared_inflater: None,
             small_window: HashMap::new(),
             body: Vec::new(),
+            inflated: Vec::new(),
         }
     }
 
-    /// Inflates a compressed message from a connection into a new buffer.
+    /// Inflates a compressed message from a connection into a new buffer of its exact
+    /// size plus a frame header's room: an echo of it is framed in place, and no spare
+    /// capacity outlives the message.
     pub(crate) fn inflate(
         &mut self,
         agreed: &Agreed,
@@ -54,15 +64,20 @@ impl Compressor {
         body: &[u8],
         max: usize,
     ) -> Result<Vec<u8>, ProtocolError> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.inflated);
+        out.clear();
         let inflater = if agreed.client_no_context_takeover {
             self.shared_inflater.get_or_insert_with(|| Inflater::new(MAX_WINDOW_BITS, true))
         } else {
             let own = own.get_or_insert_with(Default::default);
             own.inflater.get_or_insert_with(|| agreed.inflater())
         };
-        inflater.decompress(body, max, &mut out)?;
-        Ok(out)
+        let result = inflater.decompress(body, max, &mut out);
+        let message = result.map(|()| wire::with_frame_room(&out));
+        if out.capacity() <= KEPT_INFLATE_BYTES {
+            self.inflated = out;
+        }
+        message
     }
 
     /// A compressed frame for one connection.

@@ -46,7 +46,7 @@ use crate::liveness::{self, Liveness};
 use crate::metrics::Counters;
 use crate::outbox;
 use crate::protocol::handshake::{self, Request};
-use crate::session::{self, AfterFlush, Count, Env, Host, Opened, Phase, Session};
+use crate::session::{self, AfterFlush, CORK_BYTES, Count, Env, Host, Opened, Phase, Session};
 use crate::timer::{self, Entry, TimerWheel};
 use crate::upgrade::Reject;
 
@@ -90,6 +90,8 @@ pub(crate) struct Reactor {
     next_generation: u64,
     /// Connections with frames queued this turn, written at its end.
     dirty: Vec<usize>,
+    /// Where a connection's small frames are gathered for one contiguous write.
+    cork: Vec<u8>,
     /// Connections whose read budget ran out, or whose reading resumed.
     read_again: Vec<usize>,
     /// Connections not read while their worker is over its budget.
@@ -261,6 +263,7 @@ impl Reactor {
             wheel: TimerWheel::new(started),
             next_generation: 1,
             dirty: Vec::new(),
+            cork: Vec::with_capacity(CORK_BYTES),
             read_again: Vec::new(),
             paused: Vec::new(),
             shutdown_deadline: None,
@@ -573,10 +576,11 @@ impl Reactor {
     }
 
     fn flush(&mut self, slot: usize) {
+        let mut cork = std::mem::take(&mut self.cork);
         let after = self.with_session(slot, |session, env, host| {
             *host.conn_dirty = false;
             let stream = host.stream;
-            match conn::write_queue(stream, session, host) {
+            match conn::write_queue(stream, session, host, &mut cork) {
                 Ok(Flushed::All) => match session.flushed(env, host) {
                     AfterFlush::Idle => AfterWrite::Nothing,
                     AfterFlush::ShutdownWrite => {
@@ -599,6 +603,7 @@ impl Reactor {
                 Err(e) => AfterWrite::Drop(DisconnectReason::Io(e.kind())),
             }
         });
+        self.cork = cork;
         match after {
             Some(AfterWrite::Discard) => self.discard_input(slot),
             Some(AfterWrite::Drop(reason)) => self.close_now(slot, reason),
@@ -628,14 +633,16 @@ impl Reactor {
     fn close_all(&mut self, reason: DisconnectReason) {
         let mut slots = std::mem::take(&mut self.slots);
         slots.extend(self.conns.iter().map(|(slot, _)| slot));
+        let mut cork = std::mem::take(&mut self.cork);
         for &slot in &slots {
             // A last write of what is queued, best effort.
             self.with_session(slot, |session, _, host| {
                 let stream = host.stream;
-                let _ = conn::write_queue(stream, session, host);
+                let _ = conn::write_queue(stream, session, host, &mut cork);
             });
             self.close_now(slot, reason.clone());
         }
+        self.cork = cork;
         slots.clear();
         self.slots = slots;
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -17,6 +18,7 @@ use crate::sink::SinkMode;
 use crate::spec::{RunSpec, ScenarioSpec};
 use crate::target::{Target, UrlError};
 use crate::threshold::{Threshold, ThresholdError};
+use crate::tls::{self, TlsError, Trust};
 
 /// wsloop-loadtest: drive any RFC 6455 server harder than it can take, and measure it
 /// honestly.
@@ -83,8 +85,9 @@ pub struct SuiteArgs {
 /// Options every scenario takes.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Server URL (ws:// only). Repeat it to spread connections over several servers
-    /// (one per node of a cluster): connection i goes to the (i mod n)-th URL.
+    /// Server URL, ws:// or wss:// (see --ca, --insecure). Repeat it to spread connections
+    /// over several servers (one per node of a cluster): connection i goes to the
+    /// (i mod n)-th URL.
     #[arg(long = "url", default_value = "ws://127.0.0.1:9001/", value_name = "URL")]
     pub urls: Vec<String>,
     /// Connections (subscribers for broadcast; the most alive at once for churn).
@@ -130,10 +133,18 @@ pub struct Common {
     /// opening stage's time is up.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub on_open_wait: u32,
-    /// Offer permessage-deflate in the handshake (the generator cannot compress yet: a
-    /// server that accepts makes the run stop with an error).
+    /// Offer permessage-deflate in the handshake; where the server agrees, every data
+    /// message is sent compressed (zlib level 1) and compressed answers are inflated.
     #[arg(long)]
     pub compression: bool,
+    /// wss://: accept any server certificate (the handshake's signatures are still
+    /// checked). For test servers with self-signed certificates.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+    /// wss://: trust the certificates of this PEM file instead of the bundled Mozilla
+    /// roots (webpki-roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca: Option<PathBuf>,
     /// Local source addresses, comma-separated, used round-robin (to pass the ephemeral
     /// port range of one address pair), e.g. 127.0.0.1,127.0.0.2.
     #[arg(long, value_delimiter = ',')]
@@ -319,6 +330,12 @@ pub struct SinkArgs {
     /// Seconds to run before exiting by itself.
     #[arg(long, short = 'd', default_value_t = 600.0)]
     pub duration: f64,
+    /// Serve wss:// with this certificate chain (PEM; needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A command line that cannot run.
@@ -337,6 +354,8 @@ pub enum ConfigError {
     Threshold(ThresholdError),
     /// `--header`, `--subprotocol` or `--on-open` cannot be used.
     Session(SessionError),
+    /// `--ca` or a `wss://` host cannot be used.
+    Tls(TlsError),
     /// `--payload-template` or `--payload-file` cannot be used.
     Pattern(String),
     /// `--size` is below what the payload kind needs for its stamp.
@@ -354,6 +373,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Url(e) => write!(f, "{e}"),
             ConfigError::Threshold(e) => write!(f, "{e}"),
             ConfigError::Session(e) => write!(f, "{e}"),
+            ConfigError::Tls(e) => write!(f, "{e}"),
             ConfigError::Pattern(e) => write!(f, "{e}"),
             ConfigError::OutOfRange { option, rule } => write!(f, "{option} must be {rule}"),
             ConfigError::SizeTooSmall { payload, min } => write!(
@@ -451,10 +471,12 @@ impl Common {
             scenario,
             ScenarioSpec::Connect { .. } | ScenarioSpec::Hold { .. } | ScenarioSpec::Churn { .. }
         );
+        let tls = self.tls_config(targets.iter().chain(&alt_targets))?;
         let engine = EngineConfig {
             targets,
             sources: self.source.clone(),
             deflate: self.compression,
+            tls,
             connect_timeout_ns: plan.connect_timeout_ns,
             close_timeout_ns: plan.close_ns,
             max_message: self.max_message,
@@ -488,6 +510,28 @@ impl Common {
             pattern,
             server_pid: None,
         })
+    }
+
+    /// The TLS configuration when any of `targets` is `wss://` (each host checked as a
+    /// server name), from `--insecure`, `--ca` or the bundled roots.
+    fn tls_config<'a>(
+        &self,
+        targets: impl Iterator<Item = &'a Target>,
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, ConfigError> {
+        let mut any = false;
+        for name in targets.filter_map(|t| t.tls_name.as_deref()) {
+            tls::server_name(name).map_err(ConfigError::Tls)?;
+            any = true;
+        }
+        if !any {
+            return Ok(None);
+        }
+        let trust = match (&self.ca, self.insecure) {
+            (Some(path), _) => Trust::Ca(path.clone()),
+            (None, true) => Trust::Insecure,
+            (None, false) => Trust::WebPki,
+        };
+        tls::client_config(&trust).map(Some).map_err(ConfigError::Tls)
     }
 
     /// The payload pattern of `--payload-template` or `--payload-file`, checked for the
@@ -714,6 +758,29 @@ mod tests {
             parse(&["echo", "--url", "ws://127.0.0.1:9/", "--url", "http://x/"]),
             Err(ConfigError::Url(_))
         ));
+    }
+
+    #[test]
+    fn tls_is_set_up_only_for_wss_targets() {
+        let tls = |args: &[&str]| match parse(args) {
+            Ok(Action::Run(spec, _)) => Ok(spec.engine.tls.is_some()),
+            Ok(_) => panic!("not a run"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(tls(&["echo", "--url", "ws://127.0.0.1:9/"]), Ok(false));
+        assert_eq!(tls(&["echo", "--url", "wss://127.0.0.1:9/"]), Ok(true));
+        assert_eq!(tls(&["echo", "--url", "wss://localhost:9/", "--insecure"]), Ok(true));
+        // Only a broadcast sender speaks TLS: still set up.
+        let sender =
+            ["broadcast", "--url", "ws://127.0.0.1:9/", "--sender-url", "wss://localhost:9/"];
+        assert_eq!(tls(&sender), Ok(true));
+        assert!(matches!(
+            tls(&["echo", "--url", "wss://127.0.0.1:9/", "--ca", "/nonexistent/ca.pem"]),
+            Err(ConfigError::Tls(TlsError::Ca { .. }))
+        ));
+        let mut v = vec!["wsloop-loadtest", "echo", "--url", "wss://localhost:9/"];
+        v.extend(["--insecure", "--ca", "ca.pem"]);
+        assert!(Cli::try_parse_from(v).is_err(), "--insecure and --ca conflict");
     }
 
     #[test]

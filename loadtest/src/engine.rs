@@ -1,8 +1,9 @@
 //! One generator thread: a `mio::Poll` owning its client connections in a `Slab`.
 //!
-//! The engine does the IO and the WebSocket client mechanics (non-blocking connect, upgrade
-//! request, 101 check, masked frames out, server frames in, ping/pong, close handshake); a
-//! scenario [`Driver`] decides what to send and when, and what each answer means.
+//! The engine does the IO and the WebSocket client mechanics (non-blocking connect, TLS for
+//! `wss://`, upgrade request, 101 check, masked frames out, server frames in,
+//! permessage-deflate both ways, ping/pong, close handshake); a scenario [`Driver`] decides
+//! what to send and when, and what each answer means.
 //!
 //! mio's readiness rules, as this loop follows them:
 //! - Sockets are registered once for READABLE | WRITABLE, edge-triggered; a readable socket
@@ -24,12 +25,16 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls::ClientConfig;
+use rustls::client::ClientConnection;
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
-use wsloop::protocol::frame::OpCode;
+use wsloop::protocol::frame::{MAX_CONTROL_PAYLOAD, OpCode};
 use wsloop::protocol::message::{Decoder, Incoming};
+use wsloop::protocol::{CloseCode, ProtocolError};
 
 use crate::clock::now_ns;
+use crate::compress::{ConnCodec, ThreadCodecs};
 use crate::pattern::find_stamp;
 use crate::payload::{PayloadKind, Stamp, Template};
 use crate::proto;
@@ -38,6 +43,7 @@ use crate::session::Session;
 use crate::shared::Shared;
 use crate::stats::{FailCause, RunStats};
 use crate::target::Target;
+use crate::tls;
 
 /// Bytes read per `read` call (one scratch buffer per thread, not per connection).
 const SCRATCH: usize = 256 * 1024;
@@ -59,8 +65,12 @@ pub struct EngineConfig {
     pub targets: Vec<Target>,
     /// Local addresses to bind, round-robin by connection index; empty: the kernel picks.
     pub sources: Vec<IpAddr>,
-    /// Offer permessage-deflate in the upgrade request.
+    /// Offer permessage-deflate in the upgrade request; if the server agrees, data
+    /// messages are sent compressed and compressed answers inflated.
     pub deflate: bool,
+    /// The TLS client configuration for `wss://` targets (`None` when every target is
+    /// `ws://`).
+    pub tls: Option<Arc<ClientConfig>>,
     /// Connect + handshake deadline.
     pub connect_timeout_ns: u64,
     /// How long to wait for the server's side of a close handshake.
@@ -159,6 +169,11 @@ pub trait Driver {
 
 struct Conn<S> {
     stream: TcpStream,
+    /// The TLS session of a `wss://` connection (boxed: a `ws://` connection pays one
+    /// pointer for it).
+    tls: Option<Box<ClientConnection>>,
+    /// permessage-deflate, once the server agreed to it.
+    codec: Option<Box<ConnCodec>>,
     phase: Phase,
     key: [u8; 24],
     started: u64,
@@ -211,6 +226,8 @@ pub struct Io<S> {
     /// A pattern's rendered message, reused.
     render: Vec<u8>,
     last_len: usize,
+    /// Compression shared by the thread's connections, and its buffers.
+    codecs: ThreadCodecs,
 }
 
 /// Why a thread could not start.
@@ -262,6 +279,7 @@ impl<S> Io<S> {
             buckets: 0,
             render: Vec::new(),
             last_len: 0,
+            codecs: ThreadCodecs::default(),
         })
     }
 
@@ -397,6 +415,13 @@ impl<S> Io<S> {
         let started = now_ns();
         match self.start_connect(index, alt, node) {
             Ok(stream) => {
+                let tls = match self.start_tls(alt, node) {
+                    Ok(tls) => tls,
+                    Err(cause) => {
+                        self.record_failure(cause);
+                        return Err((state, cause));
+                    }
+                };
                 let mut random = [0u8; 16];
                 self.rng.fill(&mut random);
                 let entry = self.conns.vacant_entry();
@@ -413,6 +438,8 @@ impl<S> Io<S> {
                 }
                 entry.insert(Conn {
                     stream,
+                    tls,
+                    codec: None,
                     phase: Phase::Connecting,
                     key: proto::handshake_key(random),
                     started,
@@ -444,6 +471,20 @@ impl<S> Io<S> {
 
     fn targets(&self, alt: bool) -> &[Target] {
         if alt { &self.cfg.alt_targets } else { &self.cfg.targets }
+    }
+
+    /// The TLS session of a new connection to a `wss://` target; `None` for `ws://`.
+    fn start_tls(
+        &self,
+        alt: bool,
+        node: usize,
+    ) -> Result<Option<Box<ClientConnection>>, FailCause> {
+        let (Some(name), Some(config)) = (&target_of(&self.cfg, alt, node).tls_name, &self.cfg.tls)
+        else {
+            return Ok(None);
+        };
+        let name = tls::server_name(name).map_err(|_| FailCause::Tls)?;
+        tls::connect(config, name).map(Some).map_err(|_| FailCause::Tls)
     }
 
     fn start_connect(&self, index: usize, alt: bool, node: usize) -> std::io::Result<TcpStream> {
@@ -488,18 +529,33 @@ impl<S> Io<S> {
             return false;
         }
         let kind = template.kind();
-        match template.pattern() {
-            Some(p) => {
+        match (conn.codec.as_deref_mut(), template.pattern()) {
+            (None, Some(p)) => {
                 self.render.clear();
                 p.render(&mut self.render, stamp, conn.index, conn.data_sent);
                 proto::push_frame(&mut conn.out, kind.opcode(), &self.render, mask);
                 self.last_len = self.render.len();
             }
-            None => {
+            (None, None) => {
                 proto::push_frame_with(&mut conn.out, kind.opcode(), template.bytes(), mask, |p| {
                     kind.write_stamp(p, stamp)
                 });
                 self.last_len = template.len();
+            }
+            (Some(codec), pattern) => {
+                // Compressed: the whole payload is needed before it can be deflated.
+                self.render.clear();
+                match pattern {
+                    Some(p) => p.render(&mut self.render, stamp, conn.index, conn.data_sent),
+                    None => {
+                        self.render.extend_from_slice(template.bytes());
+                        kind.write_stamp(&mut self.render, stamp);
+                    }
+                }
+                self.codecs.compress(codec, &self.render);
+                proto::push_compressed(&mut conn.out, kind.opcode(), &self.codecs.body, mask);
+                self.stats.counters.compressed_sent += 1;
+                self.last_len = self.render.len();
             }
         }
         conn.data_sent += 1;
@@ -526,7 +582,14 @@ impl<S> Io<S> {
             for (n, p) in cfg.session.on_open.iter().enumerate() {
                 self.render.clear();
                 p.render(&mut self.render, Stamp { ts: 0, seq: 0 }, conn.index, n as u64);
-                proto::push_frame(&mut conn.out, OpCode::Text, &self.render, self.rng.mask());
+                let mask = self.rng.mask();
+                if let Some(codec) = conn.codec.as_deref_mut() {
+                    self.codecs.compress(codec, &self.render);
+                    proto::push_compressed(&mut conn.out, OpCode::Text, &self.codecs.body, mask);
+                    self.stats.counters.compressed_sent += 1;
+                } else {
+                    proto::push_frame(&mut conn.out, OpCode::Text, &self.render, mask);
+                }
                 sent += 1;
             }
             if !conn.dirty {
@@ -547,7 +610,7 @@ impl<S> Io<S> {
         };
         match conn.phase {
             Phase::Open => {
-                proto::push_close(&mut conn.out, 1000, mask);
+                proto::push_close(&mut conn.out, Some(CloseCode::NORMAL), mask);
                 conn.close_sent = true;
                 conn.phase = Phase::Closing { deadline };
                 self.open -= 1;
@@ -579,8 +642,25 @@ impl<S> Io<S> {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
+        if let Some(tls) = conn.tls.as_deref_mut() {
+            // What rustls holds from earlier writes (or handshake messages) goes first.
+            match tls::push(tls, &mut conn.stream) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) => {
+                    let end = end_for_error(conn, FailCause::from_io(&e));
+                    self.broken.push((key, end));
+                    return false;
+                }
+            }
+        }
         while conn.out_pos < conn.out.len() {
-            match conn.stream.write(&conn.out[conn.out_pos..]) {
+            let pending = &conn.out[conn.out_pos..];
+            let written = match conn.tls.as_deref_mut() {
+                None => conn.stream.write(pending),
+                Some(tls) => tls::write(tls, &mut conn.stream, pending),
+            };
+            match written {
                 Ok(0) => {
                     let end = end_for_error(conn, FailCause::Reset);
                     self.broken.push((key, end));
@@ -954,18 +1034,17 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
     };
     let mut chunk = [0u8; 4096];
     let result = loop {
-        match conn.stream.read(&mut chunk) {
+        match read_socket(&mut conn.stream, conn.tls.as_deref_mut(), &mut chunk) {
             Ok(0) => break Err(FailCause::Reset),
             Ok(n) => {
                 conn.inbuf.extend_from_slice(&chunk[..n]);
                 match proto::check_response(&conn.inbuf, &conn.key, deflate_offered, &cfg.session) {
                     Ok(None) => continue,
-                    Ok(Some((up, used))) if up.deflate => {
-                        let _ = used;
+                    Ok(Some((up, used))) => break Ok((up, used)),
+                    Err(proto::HandshakeFailure::Status(s)) => break Err(FailCause::Http(s)),
+                    Err(proto::HandshakeFailure::BadDeflateParameters) => {
                         break Err(FailCause::Deflate);
                     }
-                    Ok(Some((_, used))) => break Ok(used),
-                    Err(proto::HandshakeFailure::Status(s)) => break Err(FailCause::Http(s)),
                     Err(_) => break Err(FailCause::Handshake),
                 }
             }
@@ -976,18 +1055,20 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
     };
     match result {
         Err(cause) => {
-            if cause == FailCause::Deflate {
-                io.shared.abort();
-            }
             io.broken.push((key, End::Failed(cause)));
         }
-        Ok(used) => {
+        Ok((upgraded, used)) => {
             conn.inbuf.drain(..used);
             if conn.inbuf.is_empty() {
                 conn.inbuf = Vec::new();
             }
             conn.phase = Phase::Open;
-            conn.decoder = Some(proto::client_decoder(max_message));
+            let mut decoder = proto::client_decoder(max_message);
+            if let Some(agreed) = upgraded.deflate {
+                decoder.set_compression(true);
+                conn.codec = Some(Box::new(ConnCodec::new(agreed)));
+            }
+            conn.decoder = Some(decoder);
             let took = io.now.saturating_sub(conn.started);
             io.open += 1;
             io.pending -= 1;
@@ -1019,9 +1100,10 @@ fn read_handshake<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize) 
 /// What the engine does with one decoded item, owned so the read buffer can be reused.
 enum Item {
     Data(Msg),
-    Ping([u8; 125], usize),
+    Ping([u8; MAX_CONTROL_PAYLOAD], usize),
     Pong,
-    Close(Option<u16>),
+    /// The server's close code (already checked by the decoder: a code a peer may send).
+    Close(Option<CloseCode>),
 }
 
 fn summarize(item: Incoming<'_>, kind: PayloadKind, marker: bool) -> Item {
@@ -1030,15 +1112,16 @@ fn summarize(item: Incoming<'_>, kind: PayloadKind, marker: bool) -> Item {
         Incoming::Text(t) => Item::Data(Msg { stamp: stamp(t.as_bytes()), len: t.len() }),
         Incoming::Binary(b) => Item::Data(Msg { stamp: stamp(&b), len: b.len() }),
         Incoming::Ping(p) => {
-            let mut buf = [0u8; 125];
-            let n = p.len().min(125);
+            // The decoder holds control payloads to MAX_CONTROL_PAYLOAD (§5.5).
+            let mut buf = [0u8; MAX_CONTROL_PAYLOAD];
+            let n = p.len().min(MAX_CONTROL_PAYLOAD);
             buf[..n].copy_from_slice(&p[..n]);
             Item::Ping(buf, n)
         }
         Incoming::Pong(_) => Item::Pong,
-        Incoming::Close(c) => Item::Close(c.map(|f| f.code.0)),
-        // Compression is never enabled on the decoder (RSV1 frames fail the connection), so
-        // this cannot arrive; count it as a message that is not ours if it ever does.
+        Incoming::Close(c) => Item::Close(c.map(|f| f.code)),
+        // Inflated by the caller before it gets here; count one that is not as a message
+        // that is not ours.
         Incoming::Compressed { body, .. } => Item::Data(Msg { stamp: None, len: body.len() }),
     }
 }
@@ -1047,12 +1130,30 @@ enum ReadEnd {
     Drained,
     Eof,
     Error(FailCause),
-    Protocol,
+    Protocol(ProtocolError),
+}
+
+/// Inflates a compressed message; a text message must be UTF-8 once inflated (RFC 7692
+/// §6.1 compresses the bytes RFC 6455 §8.1 checks).
+fn inflate<'a>(
+    codecs: &'a mut ThreadCodecs,
+    codec: &mut ConnCodec,
+    text: bool,
+    body: &[u8],
+    max_message: usize,
+) -> Result<&'a [u8], ProtocolError> {
+    let payload = codecs.inflate(codec, body, max_message)?;
+    if text && std::str::from_utf8(payload).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(payload)
 }
 
 fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup: bool) {
     let kind = io.cfg.payload;
     let marker = io.cfg.marker_stamps;
+    let max_message = io.cfg.max_message;
+    let stamp_of = |p: &[u8]| if marker { find_stamp(p) } else { kind.read_stamp(p) };
     let max_buf = io.cfg.max_message.saturating_add(64).max(SCRATCH);
     let mut buf = std::mem::take(&mut io.scratch);
     if buf.len() < SCRATCH {
@@ -1091,19 +1192,34 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
             match decoder.decode(&mut buf[pos..filled]) {
                 Ok((0, None)) => break,
                 Ok((n, None)) => pos += n,
+                Ok((n, Some(Incoming::Compressed { text, body }))) => {
+                    pos += n;
+                    let Some(codec) = conn.codec.as_deref_mut() else {
+                        // The decoder only yields these once compression was agreed.
+                        break 'outer ReadEnd::Protocol(ProtocolError::ReservedBits);
+                    };
+                    let item = match inflate(&mut io.codecs, codec, text, &body, max_message) {
+                        Ok(payload) => {
+                            Item::Data(Msg { stamp: stamp_of(payload), len: payload.len() })
+                        }
+                        Err(e) => break 'outer ReadEnd::Protocol(e),
+                    };
+                    io.stats.counters.compressed_received += 1;
+                    dispatch(io, driver, key, item);
+                }
                 Ok((n, Some(item))) => {
                     pos += n;
                     let item = summarize(item, kind, marker);
                     dispatch(io, driver, key, item);
                 }
-                Err(_) => break 'outer ReadEnd::Protocol,
+                Err(e) => break 'outer ReadEnd::Protocol(e),
             }
         }
         buf.copy_within(pos..filled, 0);
         filled -= pos;
         if filled == buf.len() {
             if buf.len() >= max_buf {
-                break ReadEnd::Protocol;
+                break ReadEnd::Protocol(ProtocolError::MessageTooLarge);
             }
             buf.resize((buf.len() * 2).min(max_buf), 0);
         }
@@ -1120,7 +1236,7 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
             break ReadEnd::Drained;
         };
         let space = buf.len() - filled;
-        match conn.stream.read(&mut buf[filled..]) {
+        match read_socket(&mut conn.stream, conn.tls.as_deref_mut(), &mut buf[filled..]) {
             Ok(0) => break ReadEnd::Eof,
             Ok(n) => {
                 filled += n;
@@ -1151,8 +1267,19 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
                 let end = end_for_error(conn, cause);
                 io.broken.push((key, end));
             }
-            ReadEnd::Protocol => {
-                // The server broke RFC 6455: fail the connection (§7.1.7) without ceremony.
+            ReadEnd::Protocol(error) => {
+                // The server broke RFC 6455: fail the connection (§7.1.7), saying why in
+                // a close frame first as wsloop's own sessions do. One write, best effort:
+                // the socket is dropped right after.
+                if !conn.close_sent {
+                    proto::push_close(&mut conn.out, Some(error.close_code()), io.rng.mask());
+                    conn.close_sent = true;
+                    let pending = &conn.out[conn.out_pos..];
+                    let _ = match conn.tls.as_deref_mut() {
+                        None => conn.stream.write(pending),
+                        Some(tls) => tls::write(tls, &mut conn.stream, pending),
+                    };
+                }
                 conn.server_closed_first = true;
                 io.broken.push((key, End::ClosedByServer));
             }
@@ -1208,12 +1335,9 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
                 // Our close was answered; wait for the server to close TCP (RFC 6455 §7.1.1).
                 return;
             }
-            // The server closes first: echo its code (§5.5.1), then wait for its FIN.
-            let echo = match code {
-                Some(c) if c != 1005 && c != 1006 => c,
-                _ => 1000,
-            };
-            proto::push_close(&mut conn.out, echo, mask);
+            // The server closes first: echo its code, or no code if it sent none (§5.5.1,
+            // the rule wsloop's sessions follow), then wait for its FIN.
+            proto::push_close(&mut conn.out, code, mask);
             conn.close_sent = true;
             conn.server_closed_first = true;
             if conn.phase == Phase::Open {
@@ -1225,6 +1349,18 @@ fn dispatch<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, item: 
                 io.dirty.push(key);
             }
         }
+    }
+}
+
+/// Reads from a connection's socket, through its TLS session if it has one.
+fn read_socket(
+    stream: &mut TcpStream,
+    tls: Option<&mut ClientConnection>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match tls {
+        None => stream.read(buf),
+        Some(tls) => tls::read(tls, stream, buf),
     }
 }
 

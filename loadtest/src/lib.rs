@@ -4,7 +4,8 @@
 //!
 //! - [`cli`]: subcommands and options, validated into a [`spec::RunSpec`].
 //! - [`engine`]: one generator thread: sockets, handshake, frames (through
-//!   `wsloop::protocol`), batching, saturation metering. Scenarios plug in as a
+//!   `wsloop::protocol`), batching, saturation metering; [`tls`] for `wss://` (rustls) and
+//!   [`compress`] for permessage-deflate (`wsloop::protocol::deflate`). Scenarios plug in as a
 //!   [`engine::Driver`].
 //! - [`scenario`]: `echo`, `rate`, `connect`, `hold`, `broadcast`, `churn`, `send`.
 //! - [`coord`] and [`procs`]: threads and worker processes kept in step; results merged.
@@ -20,6 +21,7 @@
 pub mod axis;
 pub mod cli;
 pub mod clock;
+pub mod compress;
 pub mod coord;
 pub mod csv;
 pub mod engine;
@@ -43,4 +45,5 @@ pub mod stats;
 pub mod suite;
 pub mod target;
 pub mod threshold;
+pub mod tls;
 pub mod verdict;

@@ -106,30 +106,6 @@ impl Session {
         }
         Ok(s)
     }
-
-    /// Appends the extra header lines (each ending in CRLF) to an upgrade request.
-    pub fn write_headers(&self, req: &mut Vec<u8>) {
-        for (name, value) in &self.headers {
-            req.extend_from_slice(name.as_bytes());
-            req.extend_from_slice(b": ");
-            req.extend_from_slice(value.as_bytes());
-            req.extend_from_slice(b"\r\n");
-        }
-        if !self.subprotocols.is_empty() {
-            req.extend_from_slice(b"Sec-WebSocket-Protocol: ");
-            req.extend_from_slice(self.subprotocols.join(", ").as_bytes());
-            req.extend_from_slice(b"\r\n");
-        }
-    }
-
-    /// Whether the server's choice of subprotocol (the response header's value, if any)
-    /// is one we offered (RFC 6455 §4.1: the client fails the connection otherwise).
-    pub fn accepts_subprotocol(&self, chosen: Option<&str>) -> bool {
-        match chosen {
-            None => true,
-            Some(p) => self.subprotocols.iter().any(|o| o == p),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -137,22 +113,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_and_subprotocols_are_written_and_checked() {
+    fn headers_and_subprotocols_are_kept_in_order() {
         let s = Session::new(
             &["Authorization: Bearer abc".into(), "X-Trace:1".into()],
             &["chat.v2".into(), "chat".into()],
             &[],
         )
         .expect("valid");
-        let mut req = Vec::new();
-        s.write_headers(&mut req);
         assert_eq!(
-            String::from_utf8(req).expect("ascii"),
-            "Authorization: Bearer abc\r\nX-Trace: 1\r\nSec-WebSocket-Protocol: chat.v2, chat\r\n"
+            s.headers,
+            [("Authorization".into(), "Bearer abc".into()), ("X-Trace".into(), "1".into())]
         );
-        assert!(s.accepts_subprotocol(Some("chat")));
-        assert!(s.accepts_subprotocol(None));
-        assert!(!s.accepts_subprotocol(Some("mqtt")));
+        assert_eq!(s.subprotocols, ["chat.v2", "chat"]);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   thread), like wsloop's `/broadcast`; the broadcast scenario's test peer.
 //!
 //! One mio thread per `--threads`, each with its own `SO_REUSEPORT` listener. It stops by
-//! itself after `--duration`, or when its [`SinkHandle`] is stopped.
+//! itself after `--duration`, or when its [`SinkHandle`] is stopped. With `--tls-cert` and
+//! `--tls-key` it serves `wss://` (rustls, see [`crate::tls`]), to measure the generator's
+//! TLS ceiling.
 
 use std::fmt;
 use std::io::{ErrorKind, Read, Write};
@@ -21,11 +23,14 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use rustls::server::{ServerConfig, ServerConnection};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 use wsloop::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
 use wsloop::protocol::handshake;
 use wsloop::protocol::message::{Decoder, DecoderLimits, Incoming, Role};
+
+use crate::tls::{self, TlsError};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -55,6 +60,8 @@ pub struct SinkConfig {
     pub threads: usize,
     /// Stop by itself after this long.
     pub duration: Duration,
+    /// Serve `wss://` with this configuration; `None`: `ws://`.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 /// What a sink thread saw.
@@ -83,6 +90,8 @@ pub enum SinkError {
     Bind(std::io::Error),
     /// Poll, waker or thread creation failed.
     Setup(std::io::Error),
+    /// `--tls-cert` or `--tls-key` cannot be used.
+    Tls(TlsError),
 }
 
 impl fmt::Display for SinkError {
@@ -90,6 +99,7 @@ impl fmt::Display for SinkError {
         match self {
             SinkError::Bind(e) => write!(f, "cannot listen: {e}"),
             SinkError::Setup(e) => write!(f, "cannot start the sink: {e}"),
+            SinkError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -160,6 +170,7 @@ pub fn start(cfg: SinkConfig) -> Result<SinkHandle, SinkError> {
         wakers.push(waker);
         let stop = stop.clone();
         let mode = cfg.mode;
+        let tls = cfg.tls.clone();
         let h = std::thread::Builder::new()
             .name(format!("sink-{i}"))
             .spawn(move || {
@@ -168,6 +179,7 @@ pub fn start(cfg: SinkConfig) -> Result<SinkHandle, SinkError> {
                     listener: TcpListener::from_std(l),
                     conns: Slab::new(),
                     mode,
+                    tls,
                     scratch: vec![0; SCRATCH],
                     dirty: Vec::new(),
                     stats: SinkStats::default(),
@@ -188,6 +200,7 @@ enum Phase {
 
 struct SinkConn {
     stream: TcpStream,
+    tls: Option<Box<ServerConnection>>,
     phase: Phase,
     /// Unparsed tail of a frame between reads.
     inbuf: Vec<u8>,
@@ -202,6 +215,7 @@ struct SinkThread {
     listener: TcpListener,
     conns: Slab<SinkConn>,
     mode: SinkMode,
+    tls: Option<Arc<ServerConfig>>,
     scratch: Vec<u8>,
     dirty: Vec<usize>,
     stats: SinkStats,
@@ -277,6 +291,13 @@ impl SinkThread {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     let _ = stream.set_nodelay(true);
+                    let tls = match &self.tls {
+                        None => None,
+                        Some(config) => match ServerConnection::new(config.clone()) {
+                            Ok(session) => Some(Box::new(session)),
+                            Err(_) => continue,
+                        },
+                    };
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     if self
@@ -287,6 +308,7 @@ impl SinkThread {
                     {
                         entry.insert(SinkConn {
                             stream,
+                            tls,
                             phase: Phase::Handshake(Vec::new()),
                             inbuf: Vec::new(),
                             out: Vec::new(),
@@ -323,8 +345,20 @@ impl SinkThread {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if let Some(tls) = c.tls.as_deref_mut() {
+            match tls::push(tls, &mut c.stream) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => return self.drop_conn(key),
+            }
+        }
         while c.out_pos < c.out.len() {
-            match c.stream.write(&c.out[c.out_pos..]) {
+            let pending = &c.out[c.out_pos..];
+            let written = match c.tls.as_deref_mut() {
+                None => c.stream.write(pending),
+                Some(tls) => tls::write(tls, &mut c.stream, pending),
+            };
+            match written {
                 Ok(0) => return self.drop_conn(key),
                 Ok(n) => c.out_pos += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -339,6 +373,10 @@ impl SinkThread {
         }
         if c.close_after_flush {
             // RFC 6455 §7.1.1: the server closes the TCP connection first.
+            if let Some(tls) = c.tls.as_deref_mut() {
+                tls.send_close_notify();
+                let _ = tls::push(tls, &mut c.stream);
+            }
             let _ = c.stream.shutdown(std::net::Shutdown::Write);
             self.drop_conn(key);
         }
@@ -353,7 +391,11 @@ impl SinkThread {
             }
             buf[..start].copy_from_slice(&c.inbuf);
             c.inbuf.clear();
-            let n = match c.stream.read(&mut buf[start..]) {
+            let read = match c.tls.as_deref_mut() {
+                None => c.stream.read(&mut buf[start..]),
+                Some(tls) => tls::read(tls, &mut c.stream, &mut buf[start..]),
+            };
+            let n = match read {
                 Ok(0) => {
                     self.drop_conn(key);
                     break;
@@ -539,10 +581,15 @@ pub fn run_cli(args: &crate::cli::SinkArgs) -> Result<(), SinkError> {
         mode: args.mode,
         threads: args.threads,
         duration: Duration::from_secs_f64(args.duration),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key).map_err(SinkError::Tls)?),
+            _ => None,
+        },
     };
+    let scheme = if cfg.tls.is_some() { "wss" } else { "ws" };
     let handle = start(cfg)?;
     println!(
-        "sink listening on ws://{}/ ({:?}, {} thread{})",
+        "sink listening on {scheme}://{}/ ({:?}, {} thread{})",
         handle.addr,
         args.mode,
         args.threads,

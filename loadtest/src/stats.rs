@@ -183,6 +183,10 @@ pub struct Counters {
     pub bytes_received: u64,
     /// Pings answered with a pong.
     pub pings: u64,
+    /// Data messages sent compressed (permessage-deflate).
+    pub compressed_sent: u64,
+    /// Data messages received compressed and inflated.
+    pub compressed_received: u64,
     /// Broadcast: messages the sender published.
     pub published: u64,
     /// Broadcast: subscribers open when publishing started.
@@ -232,6 +236,8 @@ impl Counters {
             bytes_sent,
             bytes_received,
             pings,
+            compressed_sent,
+            compressed_received,
             published,
             subscribers,
             expected,
@@ -259,8 +265,10 @@ pub enum FailCause {
     Http(u16),
     /// The 101 was malformed (bad accept key, missing headers, unexpected extension).
     Handshake,
-    /// The server negotiated permessage-deflate, which the generator cannot speak yet.
+    /// The 101 agreed to permessage-deflate with parameters RFC 7692 does not allow.
     Deflate,
+    /// The TLS handshake or a TLS record failed (certificate refused, alert, bad record).
+    Tls,
     /// No local address/port left (`EADDRNOTAVAIL`): spread over more `--source` addresses.
     AddrUnavailable,
     /// Out of file descriptors (`EMFILE`/`ENFILE`): use `--procs`.
@@ -280,6 +288,8 @@ impl FailCause {
             }
             K::TimedOut => FailCause::Timeout,
             K::AddrNotAvailable => FailCause::AddrUnavailable,
+            // Only TLS reports bad data from a socket read (see `tls::read`).
+            K::InvalidData => FailCause::Tls,
             _ => match e.raw_os_error() {
                 Some(libc::EMFILE) | Some(libc::ENFILE) => FailCause::TooManyFiles,
                 Some(libc::EADDRNOTAVAIL) => FailCause::AddrUnavailable,
@@ -297,7 +307,8 @@ impl fmt::Display for FailCause {
             FailCause::Reset => f.write_str("reset"),
             FailCause::Http(s) => write!(f, "HTTP {s}"),
             FailCause::Handshake => f.write_str("bad handshake"),
-            FailCause::Deflate => f.write_str("permessage-deflate negotiated"),
+            FailCause::Deflate => f.write_str("bad permessage-deflate agreement"),
+            FailCause::Tls => f.write_str("TLS"),
             FailCause::AddrUnavailable => f.write_str("no local address/port"),
             FailCause::TooManyFiles => f.write_str("out of file descriptors"),
             FailCause::Other => f.write_str("other"),
@@ -316,8 +327,10 @@ pub struct Failures {
     pub reset: u64,
     /// Invalid 101.
     pub handshake: u64,
-    /// permessage-deflate negotiated.
+    /// A 101 whose permessage-deflate parameters are invalid.
     pub deflate: u64,
+    /// TLS handshake or record failures.
+    pub tls: u64,
     /// No local address or port.
     pub addr_unavailable: u64,
     /// Out of file descriptors.
@@ -338,6 +351,7 @@ impl Failures {
             FailCause::Http(s) => *self.http.entry(s).or_default() += 1,
             FailCause::Handshake => self.handshake += 1,
             FailCause::Deflate => self.deflate += 1,
+            FailCause::Tls => self.tls += 1,
             FailCause::AddrUnavailable => self.addr_unavailable += 1,
             FailCause::TooManyFiles => self.too_many_files += 1,
             FailCause::Other => self.other += 1,
@@ -351,6 +365,7 @@ impl Failures {
         self.reset += o.reset;
         self.handshake += o.handshake;
         self.deflate += o.deflate;
+        self.tls += o.tls;
         self.addr_unavailable += o.addr_unavailable;
         self.too_many_files += o.too_many_files;
         self.other += o.other;
@@ -366,7 +381,8 @@ impl Failures {
             ("timeout", self.timeout),
             ("reset", self.reset),
             ("bad handshake", self.handshake),
-            ("deflate negotiated", self.deflate),
+            ("bad deflate agreement", self.deflate),
+            ("TLS", self.tls),
             ("no local address", self.addr_unavailable),
             ("out of fds", self.too_many_files),
             ("other", self.other),

@@ -1,4 +1,5 @@
-//! The server under test: `ws://host[:port][/path]` resolved once to a socket address.
+//! The server under test: `ws://` or `wss://host[:port][/path]` resolved once to a socket
+//! address.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -12,12 +13,15 @@ pub struct Target {
     pub host: String,
     /// The request target: path and query, starting with `/`.
     pub path: String,
+    /// `wss://`: the connection runs TLS, and this is the name the server's certificate
+    /// must be valid for (the host without port or brackets). `None` for `ws://`.
+    pub tls_name: Option<String>,
 }
 
 /// Why a `--url` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    /// Not `ws://` (TLS, `wss://`, is not supported by the generator).
+    /// Neither `ws://` nor `wss://`.
     Scheme(String),
     /// No host after the scheme.
     MissingHost,
@@ -30,7 +34,9 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UrlError::Scheme(s) => write!(f, "unsupported URL scheme in {s:?}: use ws://"),
+            UrlError::Scheme(s) => {
+                write!(f, "unsupported URL scheme in {s:?}: use ws:// or wss://")
+            }
             UrlError::MissingHost => f.write_str("the URL has no host"),
             UrlError::BadPort(p) => write!(f, "bad port {p:?}"),
             UrlError::Resolve(h) => write!(f, "cannot resolve {h:?}"),
@@ -41,13 +47,17 @@ impl fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 impl Target {
-    /// Parses and resolves a `ws://` URL.
+    /// Parses and resolves a `ws://` or `wss://` URL (default ports 80 and 443).
     ///
     /// # Errors
     /// [`UrlError`] for another scheme, a missing host, a bad port or a name that does not
     /// resolve.
     pub fn parse(url: &str) -> Result<Target, UrlError> {
-        let rest = url.strip_prefix("ws://").ok_or_else(|| UrlError::Scheme(url.to_string()))?;
+        let (rest, tls) = match (url.strip_prefix("ws://"), url.strip_prefix("wss://")) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            (None, None) => return Err(UrlError::Scheme(url.to_string())),
+        };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -56,7 +66,7 @@ impl Target {
         if authority.is_empty() {
             return Err(UrlError::MissingHost);
         }
-        let (host, port) = split_host_port(authority)?;
+        let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })?;
         if host.is_empty() {
             return Err(UrlError::MissingHost);
         }
@@ -66,11 +76,12 @@ impl Target {
             .map_err(|_| UrlError::Resolve(host.to_string()))?
             .next()
             .ok_or_else(|| UrlError::Resolve(host.to_string()))?;
-        Ok(Target { addr, host: authority.to_string(), path })
+        let tls_name = tls.then(|| bare.to_string());
+        Ok(Target { addr, host: authority.to_string(), path, tls_name })
     }
 }
 
-fn split_host_port(authority: &str) -> Result<(&str, u16), UrlError> {
+fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), UrlError> {
     // `[::1]:9001`, `[::1]`, `host:9001`, `host`
     let (host, port) = if let Some(end) = authority.find(']') {
         let host = &authority[..=end];
@@ -85,7 +96,7 @@ fn split_host_port(authority: &str) -> Result<(&str, u16), UrlError> {
         }
     };
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 => n,
             _ => return Err(UrlError::BadPort(p.to_string())),
@@ -111,11 +122,19 @@ mod tests {
         let t = Target::parse("ws://[::1]:9/").expect("valid");
         assert_eq!(t.addr.port(), 9);
         assert_eq!(Target::parse("ws://127.0.0.1/").expect("valid").addr.port(), 80);
+        assert_eq!(Target::parse("ws://127.0.0.1/").expect("valid").tls_name, None);
+        let t = Target::parse("wss://localhost/x").expect("valid");
+        assert_eq!((t.addr.port(), t.tls_name.as_deref()), (443, Some("localhost")));
+        let t = Target::parse("wss://[::1]:8443").expect("valid");
+        assert_eq!(
+            (t.addr.port(), t.tls_name.as_deref(), t.host.as_str()),
+            (8443, Some("::1"), "[::1]:8443")
+        );
     }
 
     #[test]
     fn refuses_bad_urls() {
-        assert!(matches!(Target::parse("wss://127.0.0.1/"), Err(UrlError::Scheme(_))));
+        assert!(matches!(Target::parse("http://127.0.0.1/"), Err(UrlError::Scheme(_))));
         assert_eq!(Target::parse("ws:///x"), Err(UrlError::MissingHost));
         assert!(matches!(Target::parse("ws://127.0.0.1:0/"), Err(UrlError::BadPort(_))));
         assert!(matches!(Target::parse("ws://127.0.0.1:70000/"), Err(UrlError::BadPort(_))));

@@ -72,37 +72,25 @@ fn failures_are_counted_by_cause() {
 }
 
 #[test]
-fn accepted_compression_is_an_error() {
-    let _w = Watchdog::new("accepted_compression_is_an_error", Duration::from_secs(60));
+fn invalid_deflate_parameters_fail_the_connection() {
+    let _w = Watchdog::new("invalid_deflate_parameters", Duration::from_secs(60));
     let _s = serial();
+    // RFC 7692 §5: a client fails the connection on parameters it cannot accept.
     let addr = fake_server(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+         Sec-WebSocket-Accept: {accept}\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=99\r\n\r\n",
         4,
     );
     let url = format!("ws://{addr}/");
     let r = run(
-        "deflate",
-        &["echo", "--url", &url, "-c", "4", "-d", "1", "--compression"],
+        "deflate-bad",
+        &["connect", "--url", &url, "-c", "4", "--compression"],
         Duration::from_secs(30),
     );
-    assert_ne!(r.code, Some(0));
-    assert!(r.stderr.contains("compression is not yet supported"), "stderr: {}", r.stderr);
-}
-
-#[test]
-fn compression_accepted_by_wsloop_is_an_error() {
-    let _w = Watchdog::new("compression_accepted_by_wsloop", Duration::from_secs(60));
-    let _s = serial();
-    let server = echo_server();
-    let url = server.url("/");
-    let r = run(
-        "deflate-wsloop",
-        &["echo", "--url", &url, "-c", "2", "-d", "0.5", "--compression"],
-        Duration::from_secs(30),
-    );
-    assert_ne!(r.code, Some(0));
-    assert!(r.stderr.contains("compression is not yet supported"), "{}", r.stderr);
+    assert_eq!(r.code, Some(3), "stderr: {}", r.stderr);
+    assert_eq!(r.u("/connections/failures/deflate"), 4);
+    assert_eq!(r.u("/connections/opened"), 0);
 }
 
 #[test]

@@ -107,9 +107,14 @@ impl Handler for Echo {
 
 /// THE server the scenario tests run against: wsloop in-process on 127.0.0.1:0, echoing.
 pub fn echo_server() -> TestServer {
+    echo_server_with(|config| config)
+}
+
+/// The echo server with `adjust` applied to its configuration (compression modes).
+pub fn echo_server_with(adjust: impl FnOnce(Config) -> Config) -> TestServer {
     let config =
         Config::default().addr("127.0.0.1:0").reactors(1).workers(1).max_message_size(1 << 20);
-    TestServer::Wsloop(Some(Server::start(config, Echo).expect("wsloop starts")))
+    TestServer::Wsloop(Some(Server::start(adjust(config), Echo).expect("wsloop starts")))
 }
 
 /// A server that wants a session: the upgrade needs `Authorization: Bearer let-me-in`
@@ -180,11 +185,25 @@ pub fn broadcast_server() -> TestServer {
 }
 
 pub fn sink_server(mode: SinkMode) -> TestServer {
+    sink_server_with(mode, None)
+}
+
+/// The sink serving `wss://` with `cert` and `key` (PEM files).
+pub fn tls_sink_server(mode: SinkMode, cert: &Path, key: &Path) -> TestServer {
+    let config = wsloop_loadtest::tls::server_config(cert, key).expect("usable certificate");
+    sink_server_with(mode, Some(config))
+}
+
+fn sink_server_with(
+    mode: SinkMode,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> TestServer {
     let handle = sink::start(SinkConfig {
         addr: "127.0.0.1:0".parse().expect("address"),
         mode,
         threads: 1,
         duration: Duration::from_secs(120),
+        tls,
     })
     .expect("sink starts");
     TestServer::Sink(Some(handle))
@@ -483,4 +502,65 @@ impl Run {
     pub fn last_line(&self) -> &str {
         self.stdout.lines().last().unwrap_or("")
     }
+}
+
+/// The Python `websockets` release the project's interop tests use (`scripts/test.sh`).
+const WEBSOCKETS_VERSION: &str = "17.4";
+
+/// The workspace's `.venv-test` Python with `websockets` installed, created and installed
+/// first when missing (a test never skips it).
+pub fn python_with_websockets() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv-test/bin/python");
+    let check = format!(
+        "import sys, websockets; sys.exit(websockets.__version__ != '{WEBSOCKETS_VERSION}')"
+    );
+    let ready = || Command::new(&python).args(["-c", &check]).status().is_ok_and(|s| s.success());
+    if !ready() {
+        if !python.is_file() {
+            let venv = root.join(".venv-test");
+            let status = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
+            assert!(status.is_ok_and(|s| s.success()), "python3 -m venv .venv-test failed");
+        }
+        let status = Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .arg(format!("websockets=={WEBSOCKETS_VERSION}"))
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "pip install websockets failed");
+        assert!(ready(), "websockets {WEBSOCKETS_VERSION} is not importable after install");
+    }
+    python
+}
+
+/// A certificate for `names` (DNS names or IP addresses) made for this test (rcgen,
+/// self-signed), written as `cert.pem` and `key.pem` in `dir`; returns their paths.
+pub fn test_certificate(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let made = rcgen::generate_simple_self_signed(names).expect("rcgen makes a certificate");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).expect("write cert.pem");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key.pem");
+    (cert, key)
+}
+
+/// Python `websockets` serving wss:// echo with `cert` and `key` (`tests/peers/wss_echo.py`),
+/// with or without permessage-deflate.
+pub fn python_wss_echo(cert: &Path, key: &Path, compression: bool) -> TestServer {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/wss_echo.py");
+    let mut cmd = Command::new(python_with_websockets());
+    cmd.arg(script).arg(cert).arg(key);
+    if !compression {
+        cmd.arg("--no-compression");
+    }
+    let mut child =
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("python starts");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("the server prints its port");
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("wss_echo.py printed {line:?}, not a port")
+    });
+    TestServer::Peer(child, SocketAddr::from(([127, 0, 0, 1], port)))
 }
