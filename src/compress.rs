@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::config::Config;
-use crate::wire;
 use crate::protocol::ProtocolError;
 use crate::protocol::deflate::{Agreed, Deflater, Inflater, MAX_WINDOW_BITS};
 use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
+use crate::wire;
 
 /// A connection's codecs for the directions that keep their context.
 #[derive(Default)]
