@@ -16,11 +16,31 @@ cd "$(dirname "$0")/.."
 
 # Which part of the suite: `core` (everything but compression, 12.* and 13.*), or the
 # compression cases against one permessage-deflate mode: `shared` or `dedicated`.
+# `client` and `client-deflate` turn it around: wstest runs as fuzzingserver and wsloop's
+# client role (examples/autobahn_client.rs) connects to it, without and with
+# permessage-deflate. The whole compression part (12.*, 13.*: 216 cases) takes wstest
+# over 20 minutes on two busy cores, so `client-deflate` runs a sample that keeps every
+# negotiation variant: the six smallest cases of each 13.* group (every window size and
+# context-takeover answer) and the three smallest of each 12.* group (about 90 s);
+# `client-deflate-full` runs them all.
 MODE=${1:-core}
+ROLE=server
 case $MODE in
   core) CASES='["*"]' EXCLUDE='["12.*", "13.*"]' FLAGS='' ;;
   shared | dedicated) CASES='["12.*", "13.*"]' EXCLUDE='[]' FLAGS="--compression $MODE" ;;
-  *) echo "usage: scripts/autobahn.sh [core|shared|dedicated]" >&2; exit 2 ;;
+  client) ROLE=client CASES='["*"]' EXCLUDE='["12.*", "13.*"]' FLAGS='' ;;
+  client-deflate)
+    ROLE=client FLAGS='--compression' EXCLUDE='[]'
+    # Exact ids: wstest matches a pattern with `*` as a prefix, so 12.1.1 would bring 12.1.1x.
+    CASES=$(python3 -c 'import json; print(json.dumps(
+      ["12.%d.%d" % (g, n) for g in range(1, 6) for n in range(1, 4)]
+      + ["13.%d.%d" % (g, n) for g in range(1, 8) for n in range(1, 7)]))')
+    ;;
+  client-deflate-full) ROLE=client CASES='["12.*", "13.*"]' EXCLUDE='[]' FLAGS='--compression' ;;
+  *)
+    echo "usage: scripts/autobahn.sh [core|shared|dedicated|client|client-deflate|client-deflate-full]" >&2
+    exit 2
+    ;;
 esac
 EXPECTED=scripts/autobahn/expected-$MODE.json
 
@@ -66,6 +86,57 @@ if [[ ! -x $VENV/bin/wstest || "$(cat "$VENV/.pins" 2>/dev/null)" != "${PINS[*]}
   .venv-test/bin/virtualenv -q -p "$PY2" "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-python-version-warning "${PINS[@]}"
   echo "${PINS[*]}" >"$VENV/.pins"
+fi
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until something accepts on 127.0.0.1:$1 while process $2 lives (10 s at most).
+wait_for_port() {
+  for ((i = 0; ; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    if ! kill -0 "$2" 2>/dev/null || ((i == 100)); then
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+if [[ $ROLE == client ]]; then
+  cargo build --release --example autobahn_client
+  rm -rf "$REPORT_DIR"
+  mkdir -p "$REPORT_DIR"
+  REPORT_DIR=$(cd "$REPORT_DIR" && pwd)
+  port=$(free_port)
+  python3 - "$REPORT_DIR" "ws://127.0.0.1:$port" "$CASES" "$EXCLUDE" <<'EOF'
+import json, sys
+report_dir, url, cases, exclude = sys.argv[1:]
+spec = {"url": url, "outdir": report_dir, "cases": json.loads(cases),
+        "exclude-cases": json.loads(exclude), "exclude-agent-cases": {}}
+json.dump(spec, open(report_dir + "/spec.json", "w"), indent=2)
+EOF
+  (cd "$REPORT_DIR" && exec "$OLDPWD/$VENV/bin/wstest" -m fuzzingserver -s spec.json >wstest.log 2>&1) &
+  wstest_pid=$!
+  trap 'kill $wstest_pid 2>/dev/null || true; wait $wstest_pid 2>/dev/null || true' EXIT
+  if ! wait_for_port "$port" $wstest_pid; then
+    echo "autobahn: wstest fuzzingserver did not start on port $port"
+    tail -20 "$REPORT_DIR/wstest.log"
+    exit 1
+  fi
+  echo "autobahn: wsloop's client against wstest fuzzingserver (log: $REPORT_DIR/client.log)"
+  start=$SECONDS
+  # shellcheck disable=SC2086 # FLAGS is a list of flags
+  if ! timeout 1500 target/release/examples/autobahn_client "ws://127.0.0.1:$port" \
+    --agent wsloop-client $FLAGS >"$REPORT_DIR/client.log" 2>&1; then
+    echo "autobahn: the client failed or timed out after $((SECONDS - start))s"
+    tail -20 "$REPORT_DIR/client.log"
+    exit 1
+  fi
+  echo "autobahn: the client run took $((SECONDS - start))s, report: $REPORT_DIR/index.html"
+  # shellcheck disable=SC2086 # AUTOBAHN_CHECK_ARGS is a list of flags
+  python3 scripts/autobahn_check.py --expected "$EXPECTED" ${AUTOBAHN_CHECK_ARGS:-} "$REPORT_DIR/index.json"
+  exit
 fi
 
 # Build the server only when it is ours (cargo is a fast no-op when up to date).

@@ -133,6 +133,13 @@ autobahn_step() {
 cargo build --release --bin wsloop
 scripts/autobahn.sh core >target/autobahn-core.out 2>&1 && status=0 || status=$?
 autobahn_step core "$status"
+# wsloop's client role against wstest's fuzzingserver: everything but compression (about
+# 30 s), then a sample of the compression cases (about 70 s; see scripts/autobahn.sh).
+cargo build --release --example autobahn_client
+scripts/autobahn.sh client >target/autobahn-client.out 2>&1 && status=0 || status=$?
+autobahn_step client "$status"
+scripts/autobahn.sh client-deflate >target/autobahn-client-deflate.out 2>&1 && status=0 || status=$?
+autobahn_step client-deflate "$status"
 scripts/autobahn.sh dedicated >target/autobahn-dedicated.out 2>&1 &
 dedicated_pid=$!
 scripts/autobahn.sh shared >target/autobahn-shared.out 2>&1 && status=0 || status=$?

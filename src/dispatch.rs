@@ -38,9 +38,24 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (handle, id);
     }
 
-    /// The connection ended; called exactly once after `on_connect`.
+    /// The connection ended; called exactly once after `on_connect` (and once for a client
+    /// connection that never opened).
     fn on_disconnect(&self, handle: &Handle, id: ConnId, reason: DisconnectReason) {
         let _ = (handle, id, reason);
+    }
+
+    /// A client connection ([`Handle::connect`]) dropped, or an attempt to open it
+    /// failed, for `reason`; attempt `attempt` starts in `retry_in`. Its id stays valid;
+    /// `on_connect` is called again when it reopens.
+    fn on_reconnecting(
+        &self,
+        handle: &Handle,
+        id: ConnId,
+        attempt: u32,
+        retry_in: std::time::Duration,
+        reason: DisconnectReason,
+    ) {
+        let _ = (handle, id, attempt, retry_in, reason);
     }
 }
 
@@ -51,9 +66,19 @@ pub trait Handler: Send + Sync + 'static {
 /// `ConnectInfo`, and a batch can hold thousands of messages.
 pub(crate) enum Envelope {
     Connect(Box<ConnectInfo>),
-    Message { id: ConnId, message: Message },
-    Drain { id: ConnId },
-    Disconnect { id: ConnId, reason: DisconnectReason },
+    Message {
+        id: ConnId,
+        message: Message,
+    },
+    Drain {
+        id: ConnId,
+    },
+    Disconnect {
+        id: ConnId,
+        reason: DisconnectReason,
+    },
+    /// Rare (client connections only): boxed, so it does not widen every entry.
+    Reconnecting(Box<Event>),
     Barrier(ConnId),
 }
 
@@ -64,6 +89,7 @@ impl Envelope {
             Event::Message { id, message } => Envelope::Message { id, message },
             Event::Drain { id } => Envelope::Drain { id },
             Event::Disconnect { id, reason } => Envelope::Disconnect { id, reason },
+            event @ Event::Reconnecting { .. } => Envelope::Reconnecting(Box::new(event)),
         }
     }
 
@@ -74,6 +100,7 @@ impl Envelope {
             Envelope::Message { id, message } => Event::Message { id, message },
             Envelope::Drain { id } => Event::Drain { id },
             Envelope::Disconnect { id, reason } => Event::Disconnect { id, reason },
+            Envelope::Reconnecting(event) => *event,
             Envelope::Barrier(id) => return Err(id),
         })
     }
@@ -90,6 +117,7 @@ impl Envelope {
                     size_of::<ConnectInfo>() + info.path.len() + info.query.len() + 3 * ALLOCATION
                 }
                 Envelope::Message { message, .. } => message.len() + 16 + ALLOCATION,
+                Envelope::Reconnecting(_) => size_of::<Event>() + ALLOCATION,
                 Envelope::Disconnect { .. } | Envelope::Drain { .. } | Envelope::Barrier(_) => 0,
             }
     }
@@ -161,6 +189,9 @@ pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
         Event::Message { id, message } => handler.on_message(handle, id, message),
         Event::Drain { id } => handler.on_drain(handle, id),
         Event::Disconnect { id, reason } => handler.on_disconnect(handle, id, reason),
+        Event::Reconnecting { id, attempt, retry_in, reason } => {
+            handler.on_reconnecting(handle, id, attempt, retry_in, reason)
+        }
     }
 }
 

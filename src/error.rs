@@ -128,6 +128,9 @@ pub enum SendErrorKind {
     Backpressure,
     /// The id is on another node and the queue to Redis is full (Redis is down or slow).
     ClusterUnavailable,
+    /// A client connection is down and its offline queue is full
+    /// (`ClientOptions::offline_queue_bytes`).
+    OfflineQueueFull,
 }
 
 /// A refused send; the message is handed back.
@@ -147,6 +150,7 @@ impl fmt::Display for SendError {
             SendErrorKind::ServerStopped => "server stopped",
             SendErrorKind::Backpressure => "connection over max_backpressure",
             SendErrorKind::ClusterUnavailable => "cluster queue full",
+            SendErrorKind::OfflineQueueFull => "client connection down and its offline queue full",
         };
         f.write_str(text)
     }

@@ -224,10 +224,16 @@ pub enum DisconnectReason {
     PongTimeout,
     /// A client connection's server did not answer the upgrade with a valid 101.
     HandshakeFailed(crate::protocol::client::ResponseError),
+    /// A client connection's TCP connect and opening handshake took longer than
+    /// `ClientOptions::connect_timeout`.
+    ConnectTimeout,
 }
 
 /// Something that happened to a connection. A connection's events arrive in order:
-/// one `Connect`, its `Message`s, exactly one `Disconnect`.
+/// one `Connect`, its `Message`s, exactly one `Disconnect`. A client connection
+/// ([`Handle::connect`](crate::Handle::connect)) may in between drop and come back:
+/// `Reconnecting`, then `Connect` again when it reopens, under the same id; its
+/// `Disconnect` comes even if it never opened.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event {
@@ -245,6 +251,18 @@ pub enum Event {
         /// This connection.
         id: ConnId,
     },
+    /// A client connection dropped (or an attempt to open it failed) and will try again
+    /// in `retry_in`; its id stays valid, and sends are held until it opens again.
+    Reconnecting {
+        /// This connection.
+        id: ConnId,
+        /// Attempts since the schedule last reset (1 for the first retry).
+        attempt: u32,
+        /// How long until the attempt starts.
+        retry_in: std::time::Duration,
+        /// Why it dropped, or why the last attempt failed.
+        reason: DisconnectReason,
+    },
     /// The connection has ended; its id is invalid from now on.
     Disconnect {
         /// This connection.
@@ -259,7 +277,10 @@ impl Event {
     pub fn id(&self) -> ConnId {
         match self {
             Event::Connect(info) => info.id,
-            Event::Message { id, .. } | Event::Drain { id } | Event::Disconnect { id, .. } => *id,
+            Event::Message { id, .. }
+            | Event::Drain { id }
+            | Event::Reconnecting { id, .. }
+            | Event::Disconnect { id, .. } => *id,
         }
     }
 }

@@ -74,6 +74,16 @@ pub(crate) enum Command {
     },
     /// Commands a worker made while handling one batch of events, in order.
     Batch(Vec<Command>),
+    /// Open a client connection (`Handle::connect`); the id goes back through `reply`.
+    Dial {
+        dial: Box<crate::client::Dial>,
+        reply: Sender<Result<ConnId, crate::client::ConnectError>>,
+    },
+    /// The resolver thread's answer for a client connection.
+    Resolved {
+        id: ConnId,
+        result: Result<std::net::SocketAddr, std::io::ErrorKind>,
+    },
 }
 
 impl Command {
@@ -157,6 +167,12 @@ pub(crate) struct Shared {
     /// This node's id (0 outside a cluster): ids of other nodes route through `cluster`.
     pub(crate) node: u32,
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Client connections' offline queues (looked up only for ids that are not open).
+    pub(crate) offline: crate::client::OfflineTable,
+    /// Resolves client connections' host names off the reactors.
+    pub(crate) resolver: crate::client::Resolver,
+    /// Which reactor opens the next client connection.
+    pub(crate) next_dial: AtomicUsize,
 }
 
 /// Sends, closes and counts connections from any thread. Cheap to clone.
@@ -232,14 +248,40 @@ impl Handle {
                     }),
                 };
             }
-            Err(Refused::Gone) => SendErrorKind::UnknownConnection,
-            Err(Refused::Closing) => SendErrorKind::Closing,
+            Err(refused @ (Refused::Gone | Refused::Closing)) => {
+                return self.hold_offline(id, message, refused);
+            }
             Err(Refused::Full) => {
                 self.over_backpressure(remote, id);
                 SendErrorKind::Backpressure
             }
         };
         Err(SendError { kind, message })
+    }
+
+    /// A send to an id that is not open: held if it names a client connection that is
+    /// down and will come back, refused otherwise.
+    fn hold_offline(
+        &self,
+        id: ConnId,
+        message: Message,
+        refused: Refused,
+    ) -> Result<(), SendError> {
+        let kind = match refused {
+            Refused::Closing => SendErrorKind::Closing,
+            _ => SendErrorKind::UnknownConnection,
+        };
+        let Some(line) = self.shared.offline.get(id) else {
+            return Err(SendError { kind, message });
+        };
+        let frame = wire::message_frame(&message);
+        match line.hold(frame) {
+            crate::client::Offered::Held => Ok(()),
+            crate::client::Offered::Full => {
+                Err(SendError { kind: SendErrorKind::OfflineQueueFull, message })
+            }
+            crate::client::Offered::NotDown => Err(SendError { kind, message }),
+        }
     }
 
     fn over_backpressure(&self, remote: &Remote, id: ConnId) {
@@ -372,7 +414,9 @@ impl Handle {
             return self.close_on_node(id, code, reason);
         }
         let remote = self.remote(id).ok_or(CloseError::UnknownConnection)?;
-        if remote.live.get(id) == Liveness::Gone {
+        // A client connection that is down is closed by its reactor too (it stops
+        // reconnecting).
+        if remote.live.get(id) == Liveness::Gone && self.shared.offline.get(id).is_none() {
             return Err(CloseError::UnknownConnection);
         }
         if self.push(remote, Command::Close { id, code, reason: reason.into() }).is_ok() {

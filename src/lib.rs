@@ -42,6 +42,7 @@
 pub mod protocol;
 
 mod accept_backoff;
+mod client;
 mod cluster;
 mod compress;
 mod config;
@@ -63,6 +64,7 @@ mod timer;
 mod upgrade;
 mod wire;
 
+pub use client::{ClientOptions, ConnectError, Reconnect};
 pub use cluster::{
     ClusterConfig, ClusterConfigError, ClusterEvent, ClusterEvents, PublishError, PublishErrorKind,
 };

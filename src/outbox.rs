@@ -88,3 +88,8 @@ pub(crate) fn flush_worker(shared: &Shared) {
         }
     });
 }
+
+/// Whether this thread is the reactor behind `remote`.
+pub(crate) fn is_reactor(remote: &Remote) -> bool {
+    ROLE.with(|r| matches!(&*r.borrow(), Role::Reactor { me, .. } if std::ptr::eq(*me, remote)))
+}

@@ -35,6 +35,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use crate::accept_backoff::AcceptBackoff;
+use crate::client;
+use crate::client::Clients;
 use crate::config::Config;
 use crate::conn::{self, Conn, Flushed};
 use crate::dispatch::Dispatcher;
@@ -47,6 +49,8 @@ use crate::protocol::handshake::{self, Request};
 use crate::session::{self, AfterFlush, CORK_BYTES, Count, Env, Host, Opened, Phase, Session};
 use crate::timer::{self, Entry, TimerWheel};
 use crate::upgrade::Reject;
+
+mod dial;
 
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
@@ -99,6 +103,8 @@ pub(crate) struct Reactor {
     slots: Vec<usize>,
     /// Out of file descriptors: stop accepting for a moment (src/accept_backoff.rs).
     accept_backoff: AcceptBackoff,
+    /// Outgoing connections by slot (reactor/dial.rs).
+    clients: Clients,
 }
 
 /// The reactor's side of one session: where its events, counts and bytes go.
@@ -114,6 +120,8 @@ struct ConnHost<'a> {
     slot: usize,
     id: ConnId,
     worker: u16,
+    /// Looked up only when a connection opens or ends.
+    clients: &'a mut Clients,
 }
 
 impl Host for ConnHost<'_> {
@@ -168,6 +176,11 @@ impl Host for ConnHost<'_> {
     }
 
     fn connect(&mut self, opened: Opened) {
+        let now = self.clients.clock();
+        if let Some(client) = self.clients.get_mut(self.slot) {
+            client::opened(client, self.shared, self.id, now);
+            self.clients.opened.push(self.slot);
+        }
         self.shared.open.fetch_add(1, Ordering::AcqRel);
         self.shared.counters.opened(self.remote.index);
         let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
@@ -196,6 +209,14 @@ impl Host for ConnHost<'_> {
     }
 
     fn disconnect(&mut self, reason: DisconnectReason) {
+        if let Some(client) = self.clients.get_mut(self.slot) {
+            // A client connection: `Reconnecting` or its `Disconnect` follows when its
+            // socket closes (reactor/dial.rs).
+            client::dropped(client, self.shared, self.id, &self.remote.live, reason.clone());
+            self.shared.open.fetch_sub(1, Ordering::AcqRel);
+            self.shared.counters.closed(self.remote.index, &reason);
+            return;
+        }
         self.remote.live.set(self.id, Liveness::Gone);
         // After `Gone`: a subscribe racing with this end fails, or is undone here.
         self.shared.topics.remove_connection(self.id);
@@ -250,6 +271,7 @@ impl Reactor {
             due: Vec::new(),
             slots: Vec::new(),
             accept_backoff: AcceptBackoff::default(),
+            clients: Clients::default(),
         }
     }
 
@@ -306,6 +328,7 @@ impl Reactor {
             }
             self.read_again();
             self.run_timers();
+            self.retry_clients();
         }
         self.close_all(DisconnectReason::Shutdown);
         self.dispatch_batches();
@@ -329,6 +352,9 @@ impl Reactor {
         if let Some(wait) = self.accept_backoff.wait(now) {
             wake = Some(wake.map_or(now + wait, |w| w.min(now + wait)));
         }
+        if let Some(wait) = self.next_client_wake() {
+            wake = Some(wake.map_or(now + wait, |w| w.min(now + wait)));
+        }
         wake.map(|w| w.saturating_duration_since(now))
     }
 
@@ -348,7 +374,9 @@ impl Reactor {
         slot: usize,
         f: impl FnOnce(&mut Session, &mut Env, &mut ConnHost<'_>) -> T,
     ) -> Option<T> {
-        let Reactor { conns, shared, config, dispatcher, dirty, env, wheel, index, .. } = self;
+        let Reactor {
+            conns, shared, config, dispatcher, dirty, env, wheel, index, clients, ..
+        } = self;
         let conn = conns.get_mut(slot)?;
         let Conn { stream, session, generation, worker, dirty: conn_dirty, timer_tick, .. } = conn;
         let mut host = ConnHost {
@@ -363,6 +391,7 @@ impl Reactor {
             slot,
             id: ConnId::new(*index, *generation, slot),
             worker: *worker,
+            clients,
         };
         let out = f(session, env, &mut host);
         wheel.arm(slot as u32, timer_tick, session.deadline());
@@ -485,6 +514,9 @@ impl Reactor {
             let data = &mut scratch[start..front + n];
             self.with_session(slot, |session, env, host| session.receive(env, host, data));
             self.scratch = scratch;
+            if !self.clients.opened.is_empty() {
+                self.clients_opened();
+            }
             if self.dispatcher.is_inline() {
                 // The handler already answered: write now, not after every other socket
                 // of this turn has been read. Still one write for what this read produced.
@@ -584,6 +616,9 @@ impl Reactor {
     /// Drops the socket and delivers `Disconnect` if `Connect` was delivered (`reason`
     /// unless the session already knows why it ends).
     fn close_now(&mut self, slot: usize, reason: DisconnectReason) {
+        if self.clients.contains(slot) {
+            return self.client_socket_ended(slot, reason);
+        }
         let Some(id) = self.conns.get(slot).map(|c| ConnId::new(self.index, c.generation, slot))
         else {
             return;
@@ -657,11 +692,17 @@ impl Reactor {
         match command {
             Command::Send { id, frame } => {
                 let cost = session::cost(frame.len());
+                let mut frame = Some(frame);
                 let queued = self.with_id(id, Phase::takes_data, |session, env, host| {
-                    session.queue_reserved(env, host, frame)
+                    if let Some(frame) = frame.take() {
+                        session.queue_reserved(env, host, frame);
+                    }
                 });
                 if queued.is_none() {
                     let _ = self.remote().live.release(id, cost);
+                    if let Some(frame) = frame {
+                        self.hold_for_client(id, frame);
+                    }
                 }
             }
             Command::SendUnframed { id, opcode, payload, reserved } => {
@@ -697,6 +738,9 @@ impl Reactor {
                 self.remote().release_fanout(cost);
             }
             Command::Close { id, code, reason } => {
+                if self.close_client(id, code) {
+                    return;
+                }
                 self.with_id(id, Phase::is_open, |session, env, host| {
                     let why = DisconnectReason::ClosedByServer { code };
                     session.close(env, host, code, &reason, why)
@@ -723,6 +767,8 @@ impl Reactor {
                 self.with_id(id, |_| true, |session, env, host| session.barrier_passed(env, host));
             }
             Command::Shutdown { timeout } => self.begin_shutdown(timeout),
+            Command::Dial { dial, reply } => self.dial(*dial, reply),
+            Command::Resolved { id, result } => self.resolved(id, result),
             Command::Batch(commands) => {
                 for command in commands {
                     self.apply(command);
@@ -735,6 +781,7 @@ impl Reactor {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
+        self.stop_clients();
         let timeout = timeout.unwrap_or(self.env.config.close_timeout);
         self.shutdown_deadline = Some(Instant::now() + timeout);
         let mut slots = std::mem::take(&mut self.slots);

@@ -163,6 +163,9 @@ impl Server {
             .with_cluster(cluster.clone()),
             node,
             cluster,
+            offline: Default::default(),
+            resolver: Default::default(),
+            next_dial: AtomicUsize::new(0),
         });
         let handle = Handle { shared: shared.clone() };
         let mut threads = Vec::new();

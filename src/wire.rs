@@ -31,6 +31,27 @@ pub(crate) fn masked_frame(opcode: OpCode, payload: &[u8], mask: [u8; 4]) -> Byt
     out.freeze()
 }
 
+/// A whole unmasked frame (from [`frame`] or a compressor) masked with `mask`, for a
+/// client connection: the same first byte (FIN, RSV1, opcode), the same length, a key.
+pub(crate) fn mask_frame(frame: &[u8], mask: [u8; 4]) -> Bytes {
+    let head_len = match frame.get(1).map(|b| b & 0x7f) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    let (head, payload) = frame.split_at(head_len.min(frame.len()));
+    let mut out = BytesMut::with_capacity(frame.len() + 4);
+    out.put_slice(head);
+    if let Some(len_byte) = out.get_mut(1) {
+        *len_byte |= 0x80;
+    }
+    out.put_slice(&mask);
+    let start = out.len();
+    out.put_slice(payload);
+    apply_mask(&mut out[start..], mask, 0);
+    out.freeze()
+}
+
 /// The encoded header of a whole unmasked frame, and its length.
 fn header(opcode: OpCode, payload_len: usize) -> ([u8; MAX_HEADER_LEN], usize) {
     let header =
@@ -146,6 +167,16 @@ pub(crate) fn close_payload(code: Option<CloseCode>, reason: &str) -> ([u8; 125]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_copy_equals_a_frame_masked_from_the_start() {
+        for len in [0, 5, 125, 126, 65535, 65536] {
+            let payload = vec![7u8; len];
+            let key = [1, 2, 3, 4];
+            let plain = frame(OpCode::Binary, &payload);
+            assert_eq!(mask_frame(&plain, key), masked_frame(OpCode::Binary, &payload, key));
+        }
+    }
 
     fn message(text: bool, len: usize) -> Message {
         if text {

@@ -165,7 +165,8 @@ pub(crate) fn close_code_of(reason: &DisconnectReason) -> CloseCode {
         | DisconnectReason::Io(_)
         | DisconnectReason::CloseTimeout
         | DisconnectReason::PongTimeout
-        | DisconnectReason::HandshakeFailed(_) => CloseCode(1006),
+        | DisconnectReason::HandshakeFailed(_)
+        | DisconnectReason::ConnectTimeout => CloseCode(1006),
     }
 }
 

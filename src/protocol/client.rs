@@ -115,7 +115,9 @@ pub enum ResponseError {
     BadAccept,
     /// A subprotocol the client did not offer.
     UnofferedProtocol,
-    /// An extension the client did not offer.
+    /// An extension the client did not offer, or one it offered answered with
+    /// parameters it did not offer or cannot accept (RFC 7692 §7.1: an unknown parameter,
+    /// a bad value, a parameter twice).
     UnofferedExtension,
 }
 

@@ -130,6 +130,9 @@ pub enum ExtensionError {
     InvalidQuotedString,
     /// A character other than `;`, `,` or whitespace after a name or value.
     UnexpectedCharacter,
+    /// A server's answer a client cannot follow ([`client_agreed`]): not exactly one
+    /// `permessage-deflate`, or parameters an answer must not carry.
+    UnacceptableAnswer,
 }
 
 impl fmt::Display for ExtensionError {
@@ -142,6 +145,9 @@ impl fmt::Display for ExtensionError {
                 "Sec-WebSocket-Extensions: invalid quoted-string"
             }
             ExtensionError::UnexpectedCharacter => "Sec-WebSocket-Extensions: unexpected character",
+            ExtensionError::UnacceptableAnswer => {
+                "Sec-WebSocket-Extensions: an answer the client cannot follow"
+            }
         })
     }
 }
@@ -256,6 +262,43 @@ pub fn negotiate<'a>(
         })?;
     }
     Ok(agreed)
+}
+
+/// A client's view of the server's `permessage-deflate` answer (RFC 7692 §7.1), as the
+/// parameters the client's codecs follow, written from the side that compresses: in
+/// the result, `server_*` describe **this client's** outgoing messages (the answer's
+/// `client_*`) and `client_*` the server's messages (the answer's `server_*`), so a
+/// connection's codecs read them the same way in both roles.
+///
+/// # Errors
+/// A malformed header, more than one `permessage-deflate` answer, or parameters an
+/// answer must not carry (an unknown one, a value on a flag, `client_max_window_bits`
+/// without a value, a parameter twice): the client fails the connection (§7.1).
+pub fn client_agreed(answer: &str) -> Result<Agreed, ExtensionError> {
+    let mut answers = Vec::new();
+    parse_header(answer, &mut |offer: &Offer| {
+        answers.push((
+            offer.declined,
+            offer.server_no_context_takeover,
+            offer.client_no_context_takeover,
+            offer.server_max_window_bits,
+            offer.client_max_window_bits,
+        ))
+    })?;
+    match answers.as_slice() {
+        [(false, server_nct, client_nct, server_bits, client_bits)]
+            if !matches!(client_bits, Some(None)) =>
+        {
+            Ok(Agreed {
+                server_no_context_takeover: *client_nct,
+                client_no_context_takeover: *server_nct,
+                server_max_window_bits: client_bits.flatten().unwrap_or(MAX_WINDOW_BITS),
+                client_max_window_bits: server_bits.unwrap_or(MAX_WINDOW_BITS),
+                server_window_offered: false,
+            })
+        }
+        _ => Err(ExtensionError::UnacceptableAnswer),
+    }
 }
 
 /// One `permessage-deflate` offer's parameters, as far as they are valid.
@@ -1222,6 +1265,48 @@ mod tests {
         );
         let agreed = agree(&["foo; a=\"x\", permessage-deflate"], DEDICATED).unwrap();
         assert!(agreed.is_some());
+    }
+
+    #[test]
+    fn a_client_reads_the_answer_from_the_compressing_side() {
+        // The server keeps its context, asks the client to reset and to use 10 bits.
+        let agreed = client_agreed(
+            "permessage-deflate; client_no_context_takeover; client_max_window_bits=10",
+        )
+        .unwrap();
+        // Our deflater: no context, window 10; our inflater: the server's defaults.
+        assert!(agreed.server_no_context_takeover && !agreed.client_no_context_takeover);
+        assert_eq!((agreed.server_max_window_bits, agreed.client_max_window_bits), (10, 15));
+        let agreed = client_agreed(
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
+        )
+        .unwrap();
+        assert!(!agreed.server_no_context_takeover && agreed.client_no_context_takeover);
+        assert_eq!((agreed.server_max_window_bits, agreed.client_max_window_bits), (15, 9));
+        // Round trip: what our deflater makes, the server's side (read back the same
+        // parameters from its own point of view) inflates.
+        let mut ours = agreed.deflater(6);
+        let mut body = Vec::new();
+        ours.compress(b"hello hello hello", &mut body);
+        let mut theirs = Inflater::new(15, false);
+        let mut out = Vec::new();
+        theirs.decompress(&body, 1 << 20, &mut out).unwrap();
+        assert_eq!(out, b"hello hello hello");
+    }
+
+    #[test]
+    fn a_client_refuses_answers_it_cannot_follow() {
+        for bad in [
+            "permessage-deflate; client_max_window_bits",
+            "permessage-deflate; unknown",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+            "permessage-deflate, permessage-deflate",
+            "permessage-deflate; client_no_context_takeover=1",
+            "x-other",
+        ] {
+            assert!(client_agreed(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

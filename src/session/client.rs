@@ -5,7 +5,12 @@ use bytes::Bytes;
 
 use super::{Aside, Env, Host, Opened, Session};
 use crate::event::DisconnectReason;
-use crate::protocol::client::{self, Offer};
+use crate::protocol::client::{self, Offer, ResponseError};
+use crate::protocol::deflate;
+
+/// The permessage-deflate offer: any window from the server, and we accept a limit on
+/// ours (§7.1.2.2).
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
 use crate::protocol::message::Role;
 
 /// What a client asked for, kept until the server answers.
@@ -16,10 +21,11 @@ pub(crate) struct ClientOffer {
     pub(crate) target: String,
     pub(crate) protocols: Vec<String>,
     pub(crate) headers: Vec<(String, String)>,
+    /// Offer permessage-deflate.
+    pub(crate) compression: bool,
     key: [u8; 24],
 }
 
-#[allow(dead_code, reason = "the reactor opens no client connections yet; tests drive this role")]
 impl ClientOffer {
     pub(crate) fn new(host: &str, target: &str) -> ClientOffer {
         ClientOffer { host: host.to_owned(), target: target.to_owned(), ..ClientOffer::default() }
@@ -34,7 +40,7 @@ impl ClientOffer {
             host: &self.host,
             path: &self.target,
             protocols: &protocols,
-            extensions: None,
+            extensions: self.compression.then_some(DEFLATE_OFFER),
             headers: &headers,
         })
     }
@@ -45,10 +51,6 @@ impl Session {
     /// the server's answer comes through [`Session::receive`]. It opens (and delivers
     /// `Connect`) on a valid 101; anything else ends it with
     /// [`DisconnectReason::HandshakeFailed`] before it ever opened.
-    #[allow(
-        dead_code,
-        reason = "the reactor opens no client connections yet; tests drive this role"
-    )]
     pub(crate) fn client(
         env: &mut Env,
         host: &mut impl Host,
@@ -80,9 +82,20 @@ impl Session {
             }
         };
         let Some(offer) = self.take_offer() else { return data.len() };
-        match offer.with_offer(|o| client::check_response(&response, &offer.key, o)) {
-            Ok(agreed) => {
-                self.become_open(env, host, None);
+        let checked = offer.with_offer(|o| client::check_response(&response, &offer.key, o));
+        let with_deflate = checked.and_then(|agreed| {
+            let deflate = match &agreed.extensions {
+                Some(answer) => Some(
+                    deflate::client_agreed(answer)
+                        .map_err(|_| ResponseError::UnofferedExtension)?,
+                ),
+                None => None,
+            };
+            Ok((agreed, deflate))
+        });
+        match with_deflate {
+            Ok((agreed, deflate)) => {
+                self.become_open(env, host, deflate);
                 let (path, query) = offer.target.split_once('?').unwrap_or((&offer.target, ""));
                 host.connect(Opened {
                     path: if path.is_empty() { "/".to_owned() } else { path.to_owned() },

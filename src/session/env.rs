@@ -41,7 +41,7 @@ pub(crate) struct Ticks {
 }
 
 /// A duration in ticks, rounded up so a deadline is never early; `None` is 0 (off).
-fn ticks_of(d: Option<Duration>) -> u32 {
+pub(crate) fn ticks_of(d: Option<Duration>) -> u32 {
     d.map_or(0, |d| {
         let ticks = d.as_millis().div_ceil(TICK.as_millis()).max(1);
         u32::try_from(ticks).unwrap_or(u32::MAX)

@@ -41,7 +41,7 @@ use crate::protocol::{CloseCode, ProtocolError};
 use crate::wire;
 
 pub(crate) use client::ClientOffer;
-pub(crate) use env::Env;
+pub(crate) use env::{Env, ticks_of};
 pub(crate) use host::{Count, Host, Opened};
 use outbound::Outbound;
 pub(crate) use outbound::{CORK_BYTES, FRAME_COST, cost};
@@ -323,8 +323,27 @@ impl Session {
         self.frame(env, OpCode::Close, &payload[..len])
     }
 
-    /// Queues a frame whose cost a `Handle` already reserved.
+    /// Queues a frame whose cost a `Handle` already reserved (a client masks it first,
+    /// and pays for the key).
     pub(crate) fn queue_reserved(&mut self, env: &mut Env, host: &mut impl Host, frame: Bytes) {
+        let frame = self.for_peer(env, host, frame);
+        self.push(env, host, frame);
+    }
+
+    /// A `Handle`'s (unmasked) frame as this role sends it: a client masks it (§5.3) and
+    /// charges the four bytes of its key.
+    fn for_peer(&self, env: &mut Env, host: &mut impl Host, frame: Bytes) -> Bytes {
+        match self.role {
+            Role::Server => frame,
+            Role::Client => {
+                host.charge(4);
+                wire::mask_frame(&frame, env.mask_key())
+            }
+        }
+    }
+
+    /// Queues a frame that is ready for the wire, its cost already counted.
+    fn push(&mut self, env: &mut Env, host: &mut impl Host, frame: Bytes) {
         if self.out.is_empty() && !self.out.has_storage() {
             self.out.lend(env.lend_queue());
         }
@@ -335,7 +354,16 @@ impl Session {
     /// Queues a frame the session made itself (101, pong, ping, close), charging it.
     fn queue_own(&mut self, env: &mut Env, host: &mut impl Host, frame: Bytes) {
         host.charge(cost(frame.len()));
-        self.queue_reserved(env, host, frame);
+        self.push(env, host, frame);
+    }
+
+    /// Queues a frame held for a client connection while it was down (unmasked, not yet
+    /// charged).
+    pub(crate) fn queue_held(&mut self, env: &mut Env, host: &mut impl Host, frame: Bytes) {
+        if self.phase.takes_data() {
+            host.charge(cost(frame.len()));
+            self.queue_reserved(env, host, frame);
+        }
     }
 
     /// Queues a frame nobody reserved room for, under the backpressure policy.
@@ -350,10 +378,7 @@ impl Session {
     }
 
     /// Sends a data message from this side (a client's own messages, masked).
-    #[allow(
-        dead_code,
-        reason = "the reactor opens no client connections yet; tests drive this role"
-    )]
+    #[cfg_attr(not(test), allow(dead_code, reason = "the fuzz driver and tests send this way"))]
     pub(crate) fn send(
         &mut self,
         env: &mut Env,
@@ -410,6 +435,10 @@ impl Session {
                 env.compressor.frame_for(agreed, &mut self.codecs, *opcode, payload)
             }
             _ => out.plain.clone(),
+        };
+        let frame = match self.role {
+            Role::Server => frame,
+            Role::Client => wire::mask_frame(&frame, env.mask_key()),
         };
         self.queue_bounded(env, host, frame);
     }
@@ -610,8 +639,28 @@ impl Session {
                 self.set_reason(DisconnectReason::CloseTimeout);
                 false
             }
+            Phase::Handshake if self.role == Role::Client => {
+                self.set_reason(DisconnectReason::ConnectTimeout);
+                false
+            }
             Phase::Handshake | Phase::Flushing | Phase::Lingering => false,
         }
+    }
+
+    /// A client connection's handshake (TCP connect included) must end within `ticks`.
+    pub(crate) fn set_handshake_ticks(&mut self, env: &Env, ticks: u32) {
+        if self.phase == Phase::Handshake {
+            self.deadline = env.after(ticks);
+        }
+    }
+
+    /// What a client connection's slot holds while it waits to reconnect: reads nothing,
+    /// takes no data, has no deadline.
+    pub(crate) fn parked(env: &Env) -> Session {
+        let mut session = Session::new(Role::Client, env);
+        session.phase = Phase::Lingering;
+        session.deadline = 0;
+        session
     }
 
     /// The next heartbeat or idle deadline of an open connection; 0 when neither is set.

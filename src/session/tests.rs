@@ -566,3 +566,51 @@ fn a_server_that_never_answers_a_client_times_it_out() {
     world.turn(10);
     assert!(world.dropped(c));
 }
+
+#[test]
+fn a_clients_handle_frames_are_masked_and_their_key_paid_for() {
+    let mut world = World::new(config());
+    let (c, s) = connect_pair(&mut world, ClientOffer::new("h", "/chat?room=1"));
+    let before = world.peers[c].host.buffered;
+    // What a Handle reserves and queues: an unmasked frame at its cost.
+    let frame = crate::wire::frame(OpCode::Text, b"from a handle");
+    world.call(c, |session, env, host| {
+        host.charge(super::cost(frame.len()));
+        session.queue_reserved(env, host, frame.clone());
+    });
+    assert_eq!(world.peers[c].host.buffered, before + super::cost(frame.len()) + 4);
+    let bytes = world.take_output(c);
+    assert_eq!(bytes.len(), frame.len() + 4);
+    assert_ne!(bytes[1] & 0x80, 0, "masked");
+    assert_eq!(world.peers[c].host.buffered, before, "the key's bytes released with the frame");
+    world.feed(s, &bytes);
+    assert_eq!(world.seen(s)[1], Seen::Message(Message::Text("from a handle".into())));
+}
+
+#[test]
+fn a_client_that_offers_deflate_compresses_and_inflates_with_a_server() {
+    let mut world = World::new(config().compression(crate::config::Compression::Shared));
+    let mut offer = ClientOffer::new("h", "/chat?room=1");
+    offer.compression = true;
+    let (c, s) = connect_pair(&mut world, offer);
+    assert!(matches!(world.seen(c)[0], Seen::Connect { .. }));
+    let text = "squeeze ".repeat(100);
+    let reserved = super::cost(crate::wire::frame_len(text.len()));
+    world.call(c, |session, env, host| {
+        host.charge(reserved);
+        session.queue_compressed(env, host, OpCode::Text, text.as_bytes(), reserved);
+    });
+    let bytes = world.take_output(c);
+    assert!(bytes.len() < text.len() / 4, "compressed: {} bytes", bytes.len());
+    assert_ne!(bytes[0] & 0x40, 0, "RSV1 set");
+    world.feed(s, &bytes);
+    assert_eq!(world.seen(s)[1], Seen::Message(Message::Text(text.clone())));
+    // And back: the server compresses, the client inflates.
+    world.call(s, |session, env, host| {
+        host.charge(reserved);
+        session.queue_compressed(env, host, OpCode::Text, text.as_bytes(), reserved);
+    });
+    let back = world.take_output(s);
+    world.feed(c, &back);
+    assert_eq!(world.seen(c)[1], Seen::Message(Message::Text(text)));
+}
