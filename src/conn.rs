@@ -4,16 +4,22 @@
 //! An idle open connection holds its socket, a few integers, an empty decoder and no
 //! queue: no read buffer (reads go into the reactor's scratch buffer), no write buffer
 //! (writes go to the socket at the end of the turn; only what the kernel refuses stays).
+//!
+//! The [`Transport`] is the one seam between the socket and the session: plain bytes, or
+//! TLS (src/tls/), whose records are read and written through the reactor's shared
+//! buffers. Both roles of TLS plug in there.
 
 use std::io::{self, IoSlice, Read, Write};
 
 use mio::net::TcpStream;
 
 use crate::session::{Host, Session};
+use crate::tls::{Received, TlsScratch, TlsState};
 
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
     pub(crate) session: Session,
+    pub(crate) transport: Transport,
     /// The full generation of this slot's connection: what a `ConnId` must carry to
     /// reach it.
     pub(crate) generation: u64,
@@ -26,6 +32,31 @@ pub(crate) struct Conn {
     pub(crate) timer_tick: u32,
 }
 
+/// What carries the session's bytes over the socket.
+pub(crate) enum Transport {
+    /// The bytes themselves (`ws://`).
+    Plain,
+    /// TLS records (`wss://`); boxed, so a plain connection pays one pointer.
+    Tls(Box<TlsState>),
+}
+
+impl Transport {
+    /// Whether bytes below the session (TLS records) wait for the socket.
+    pub(crate) fn has_pending(&self) -> bool {
+        match self {
+            Transport::Plain => false,
+            Transport::Tls(tls) => tls.has_pending(),
+        }
+    }
+
+    /// Ends the stream cleanly once everything else is written: `close_notify` for TLS.
+    pub(crate) fn end_output(&mut self, stream: &TcpStream, scratch: &mut TlsScratch) {
+        if let Transport::Tls(tls) = self {
+            tls.close_notify(stream, scratch);
+        }
+    }
+}
+
 /// How a flush ended.
 pub(crate) enum Flushed {
     /// The socket took everything.
@@ -35,15 +66,40 @@ pub(crate) enum Flushed {
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream, session: Session, generation: u64, worker: u16) -> Conn {
+    pub(crate) fn new(
+        stream: TcpStream,
+        transport: Transport,
+        session: Session,
+        generation: u64,
+        worker: u16,
+    ) -> Conn {
         Conn {
             stream,
             session,
+            transport,
             generation,
             worker,
             read_paused: false,
             dirty: false,
             timer_tick: 0,
+        }
+    }
+
+    /// Reads once into `plain` (after TLS, the plaintext of the complete records).
+    ///
+    /// # Errors
+    /// The socket's, or `InvalidData` when the peer broke TLS (its alert was sent).
+    pub(crate) fn receive(
+        &mut self,
+        plain: &mut [u8],
+        scratch: &mut TlsScratch,
+    ) -> io::Result<Received> {
+        match &mut self.transport {
+            Transport::Plain => {
+                let n = self.read(plain)?;
+                Ok(Received { wire: n, plain: n, full: n == plain.len(), peer_closed: false })
+            }
+            Transport::Tls(tls) => tls.receive(&self.stream, scratch, plain),
         }
     }
 
@@ -55,6 +111,20 @@ impl Conn {
                 other => return other,
             }
         }
+    }
+}
+
+/// Writes the session's queue over `transport`; see [`write_queue`].
+pub(crate) fn write_out(
+    stream: &TcpStream,
+    transport: &mut Transport,
+    session: &mut Session,
+    host: &mut impl Host,
+    scratch: &mut TlsScratch,
+) -> io::Result<Flushed> {
+    match transport {
+        Transport::Plain => write_queue(stream, session, host),
+        Transport::Tls(tls) => tls.write_queue(stream, session, host, scratch),
     }
 }
 

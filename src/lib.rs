@@ -60,6 +60,7 @@ mod server;
 mod session;
 mod state;
 mod timer;
+mod tls;
 mod upgrade;
 mod wire;
 
@@ -78,6 +79,7 @@ pub use protocol::handshake::Request;
 pub use pubsub::SubscribeError;
 pub use server::Server;
 pub use state::{StatefulHandler, WithState};
+pub use tls::{TlsConfig, TlsError};
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
 
 /// Runs one connection's state machine on fuzzer input, checking its invariants (for
