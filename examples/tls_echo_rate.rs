@@ -90,7 +90,7 @@ fn measure(addr: SocketAddr, cert: Option<&CertificateDer<'static>>, o: &Options
     let stop = AtomicBool::new(false);
     let count = AtomicU64::new(0);
     let tls = cert.map(client_config);
-    let elapsed = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         for _ in 0..o.connections {
             let (stop, count, tls) = (&stop, &count, tls.clone());
             scope.spawn(move || {
@@ -119,8 +119,7 @@ fn measure(addr: SocketAddr, cert: Option<&CertificateDer<'static>>, o: &Options
         let done = count.load(Ordering::Relaxed) - before;
         stop.store(true, Ordering::Relaxed);
         done as f64 / start.elapsed().as_secs_f64()
-    });
-    elapsed
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

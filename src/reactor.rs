@@ -462,9 +462,12 @@ impl Reactor {
         if full {
             shared.sockets.fetch_sub(1, Ordering::AcqRel);
             Counters::bump(&shared.counters.rejected_full);
-            // Best effort: a fresh socket's send buffer takes these few bytes.
-            use std::io::Write;
-            let _ = stream.write(&handshake::error_response(503));
+            // Best effort: a fresh socket's send buffer takes these few bytes. A TLS
+            // client could not read them: it is just closed.
+            if self.config.tls.is_none() {
+                use std::io::Write;
+                let _ = stream.write(&handshake::error_response(503));
+            }
             return;
         }
         let _ = stream.set_nodelay(true);

@@ -7,11 +7,12 @@ mod util;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use util::*;
-use wsloop::{Config, Server, TlsConfig};
+use wsloop::{Config, Dispatch, Server, TlsConfig};
 
 type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 type WssClient = tungstenite::WebSocket<TlsStream>;
@@ -66,7 +67,7 @@ fn wss(addr: SocketAddr, cert: &CertificateDer<'static>) -> WssClient {
     client
 }
 
-fn echo(client: &mut WssClient, message: tungstenite::Message) {
+fn echo<S: Read + Write>(client: &mut tungstenite::WebSocket<S>, message: tungstenite::Message) {
     client.send(message.clone()).unwrap();
     let back = loop {
         match client.read().expect("read") {
@@ -97,7 +98,7 @@ fn messages_of_every_size_echo_over_tls() {
     }
 }
 
-fn next_tls_text(client: &mut WssClient) -> String {
+fn next_tls_text<S: Read + Write>(client: &mut tungstenite::WebSocket<S>) -> String {
     loop {
         if let tungstenite::Message::Text(text) = client.read().expect("read") {
             return text.to_string();
@@ -220,4 +221,73 @@ fn garbage_instead_of_a_client_hello_is_closed_and_harms_no_one() {
         echo(&mut bystander, tungstenite::Message::text("still served"));
     }
     assert_eq!(server.handle().stats().sockets, 1);
+}
+
+/// A socket that counts the TLS records it reads, by their headers.
+struct RecordCounter {
+    inner: TcpStream,
+    header: Vec<u8>,
+    body_left: usize,
+    records: Arc<AtomicUsize>,
+}
+
+impl Read for RecordCounter {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut at = 0;
+        while at < n {
+            if self.body_left > 0 {
+                let skip = self.body_left.min(n - at);
+                (self.body_left, at) = (self.body_left - skip, at + skip);
+                continue;
+            }
+            self.header.push(buf[at]);
+            at += 1;
+            if self.header.len() == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header.clear();
+                self.records.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Write for RecordCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn a_turns_replies_leave_as_one_record() {
+    let _w = Watchdog::new("tls one record", Duration::from_secs(30));
+    let id = identity();
+    let tls = id.tls.clone().tickets(0);
+    let server = echo_server(config().reactors(1).dispatch(Dispatch::Inline).tls(tls));
+    let records = Arc::new(AtomicUsize::new(0));
+    let tcp = TcpStream::connect(server.local_addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let counter =
+        RecordCounter { inner: tcp, header: Vec::new(), body_left: 0, records: records.clone() };
+    let name = ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(client_config(&id.cert), name).unwrap();
+    let url = format!("wss://localhost:{}/", server.local_addr().port());
+    let (mut client, _) =
+        tungstenite::client(url.as_str(), rustls::StreamOwned::new(conn, counter)).unwrap();
+    echo(&mut client, tungstenite::Message::text("warm"));
+    let before = records.load(Ordering::SeqCst);
+    // Fifty messages in one record, so one read: the inline handler answers them all in
+    // one turn, and the turn's output is encrypted together.
+    for i in 0..50 {
+        client.write(tungstenite::Message::text(format!("m{i}"))).unwrap();
+    }
+    client.flush().unwrap();
+    for i in 0..50 {
+        assert_eq!(next_tls_text(&mut client), format!("m{i}"));
+    }
+    assert_eq!(records.load(Ordering::SeqCst) - before, 1, "fifty replies, one record");
 }
