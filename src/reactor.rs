@@ -547,6 +547,10 @@ impl Reactor {
                 let data = &mut scratch[start..front + got.plain];
                 self.with_session(slot, |session, env, host| session.receive(env, host, data));
                 self.scratch = scratch;
+            } else if conn.session.has_output() && !conn.dirty {
+                // A TLS handshake moved on: what waited for it (a client's request) may go.
+                conn.dirty = true;
+                self.dirty.push(slot);
             }
             if self.dispatcher.is_inline() {
                 // The handler already answered: write now, not after every other socket

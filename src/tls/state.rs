@@ -176,7 +176,14 @@ impl TlsState {
                 return Ok(Flushed::All);
             }
             let taken = gather(session, &mut scratch.plain);
-            let made = self.encrypt(Seal::Data(&scratch.plain[..taken]), &mut scratch.cipher)?;
+            let Some(made) =
+                self.encrypt(Seal::Data(&scratch.plain[..taken]), &mut scratch.cipher)?
+            else {
+                // A client's handshake is under way (its hello is in `pending`): the
+                // queue waits, and is written once the server's answer is read.
+                self.write_pending(&mut stream)?;
+                return Ok(Flushed::Partly);
+            };
             session.written(host, taken);
             self.send_or_keep(&mut stream, &scratch.cipher[..made])?;
         }
@@ -185,14 +192,15 @@ impl TlsState {
     /// Sends `close_notify` (a clean end of the TLS stream), best effort: called when the
     /// socket has taken everything else.
     pub(crate) fn close_notify(&mut self, mut stream: impl Write, scratch: &mut TlsScratch) {
-        if let Ok(made) = self.encrypt(Seal::CloseNotify, &mut scratch.cipher) {
+        if let Ok(Some(made)) = self.encrypt(Seal::CloseNotify, &mut scratch.cipher) {
             let _ = self.send_or_keep(&mut stream, &scratch.cipher[..made]);
         }
     }
 
-    /// Encrypts into `out`; handshake messages rustls wants sent first (tickets, key
-    /// updates) go to `pending`, ahead of it.
-    fn encrypt(&mut self, what: Seal<'_>, out: &mut [u8]) -> io::Result<usize> {
+    /// Encrypts into `out`; handshake messages rustls wants sent first (a client's hello,
+    /// tickets, key updates) go to `pending`, ahead of it. `None` while the handshake
+    /// has not reached the point where data may be sent.
+    fn encrypt(&mut self, what: Seal<'_>, out: &mut [u8]) -> io::Result<Option<usize>> {
         let made = match &mut self.endpoint {
             Endpoint::Server(conn) => seal(conn, &mut self.partial, &mut self.pending, what, out),
             Endpoint::Client(conn) => seal(conn, &mut self.partial, &mut self.pending, what, out),
@@ -407,14 +415,14 @@ enum Seal<'a> {
 }
 
 /// Encrypts `what` into `out` once the connection may send application data; returns
-/// the ciphertext's length.
+/// the ciphertext's length, or `None` while the handshake must go on first.
 fn seal<C: Records>(
     conn: &mut C,
     partial: &mut Vec<u8>,
     pending: &mut Vec<u8>,
     what: Seal<'_>,
     out: &mut [u8],
-) -> Result<usize, Failure> {
+) -> Result<Option<usize>, Failure> {
     for _ in 0..MAX_STEPS {
         // The kept bytes go in again: rustls may still refer to a split handshake message.
         let UnbufferedStatus { discard, state } = conn.process(partial);
@@ -429,7 +437,11 @@ fn seal<C: Records>(
                     Seal::CloseNotify => traffic.queue_close_notify(out),
                 };
                 partial.drain(..discard);
-                return made.map_err(|_| Failure::Unexpected);
+                return made.map(Some).map_err(|_| Failure::Unexpected);
+            }
+            ConnectionState::BlockedHandshake => {
+                partial.drain(..discard);
+                return Ok(None);
             }
             _ => return Err(Failure::Unexpected),
         }
