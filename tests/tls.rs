@@ -223,6 +223,49 @@ fn garbage_instead_of_a_client_hello_is_closed_and_harms_no_one() {
     assert_eq!(server.handle().stats().sockets, 1);
 }
 
+#[test]
+fn random_bytes_and_an_endless_handshake_message_are_closed() {
+    let _w = Watchdog::new("tls random input", Duration::from_secs(60));
+    let id = identity();
+    let server = tls_server(&id, config().reactors(1));
+    let addr = server.local_addr();
+    let mut bystander = wss(addr, &id.cert);
+    // A ClientHello that claims 64 KiB, sent as full records: kept until it is whole,
+    // never past one read's worth.
+    let mut endless = TcpStream::connect(addr).unwrap();
+    let mut record = vec![0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0xff, 0xff];
+    record.resize(5 + 0x4000, 0x41);
+    for _ in 0..5 {
+        if endless.write_all(&record).is_err() {
+            break;
+        }
+        record.truncate(5);
+        record.resize(5 + 0x4000, 0x41);
+    }
+    assert!(sees_eof_within(&mut endless, Duration::from_secs(5)), "an endless hello is closed");
+    // Seeded noise, some of it behind a plausible record header.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..100 {
+        let len = (next() % 3000) as usize + 1;
+        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if round % 2 == 0 {
+            bytes[..3].copy_from_slice(&[0x16, 0x03, 0x01]);
+        }
+        let mut s = TcpStream::connect(addr).unwrap();
+        let _ = s.write_all(&bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        assert!(sees_eof_within(&mut s, Duration::from_secs(5)), "round {round} closed");
+    }
+    echo(&mut bystander, tungstenite::Message::text("still served"));
+    assert_eq!(server.handle().stats().sockets, 1);
+}
+
 /// A socket that counts the TLS records it reads, by their headers.
 struct RecordCounter {
     inner: TcpStream,
@@ -290,4 +333,35 @@ fn a_turns_replies_leave_as_one_record() {
         assert_eq!(next_tls_text(&mut client), format!("m{i}"));
     }
     assert_eq!(records.load(Ordering::SeqCst) - before, 1, "fifty replies, one record");
+}
+
+fn disconnect_reason(events: &mut wsloop::Events) -> wsloop::DisconnectReason {
+    loop {
+        match events.recv_timeout(Duration::from_secs(10)).expect("an event") {
+            wsloop::Event::Disconnect { reason, .. } => return reason,
+            _ => continue,
+        }
+    }
+}
+
+#[test]
+fn the_application_hears_how_a_tls_connection_ended() {
+    let _w = Watchdog::new("tls disconnect reasons", Duration::from_secs(30));
+    let id = identity();
+    let (server, mut events) =
+        Server::start_with_events(config().tls(id.tls.clone())).expect("server starts");
+    let addr = server.local_addr();
+    // close_notify without a WebSocket close: the TLS stream's end, taken as an EOF.
+    let mut client = wss(addr, &id.cert);
+    client.get_mut().conn.send_close_notify();
+    client.flush().unwrap();
+    let stream = client.get_mut();
+    stream.conn.write_tls(&mut stream.sock).unwrap();
+    assert_eq!(disconnect_reason(&mut events), wsloop::DisconnectReason::Abnormal);
+    // A broken record: the connection fails with a TLS error.
+    let mut client = wss(addr, &id.cert);
+    client.get_mut().sock.write_all(&[0x17, 0x03, 0x03, 0x00, 0x11, 1, 2, 3]).unwrap();
+    client.get_mut().sock.write_all(&[0; 14]).unwrap();
+    let reason = disconnect_reason(&mut events);
+    assert_eq!(reason, wsloop::DisconnectReason::Io(ErrorKind::InvalidData));
 }

@@ -130,13 +130,11 @@ impl TlsState {
             Endpoint::Server(conn) => decrypt(conn, incoming, plain, &mut self.pending),
             Endpoint::Client(conn) => decrypt(conn, incoming, plain, &mut self.pending),
         };
-        let Decrypted { used, plain: n, peer_closed } = match outcome {
-            Ok(decrypted) => decrypted,
-            Err(_) => {
-                self.send_alert(&mut stream);
-                return Err(io::ErrorKind::InvalidData.into());
-            }
-        };
+        let Decrypted { used, plain: n, peer_closed, failed } = outcome;
+        if failed.is_some() {
+            self.send_alert(&mut stream, &mut incoming[used..]);
+            return Err(io::ErrorKind::InvalidData.into());
+        }
         self.partial = incoming[used..].to_vec();
         (got.plain, got.peer_closed) = (n, peer_closed);
         if self.has_pending() {
@@ -146,12 +144,13 @@ impl TlsState {
         Ok(got)
     }
 
-    /// After a TLS error: takes rustls's alert and sends it, best effort.
-    fn send_alert(&mut self, stream: &mut impl Write) {
+    /// After a TLS error: takes rustls's alert and sends it, best effort. `rest` is the
+    /// input rustls has not let go of: it may still point into it.
+    fn send_alert(&mut self, stream: &mut impl Write, rest: &mut [u8]) {
         self.partial = Vec::new();
         let _ = match &mut self.endpoint {
-            Endpoint::Server(conn) => drain_handshake(conn, &mut [], &mut self.pending),
-            Endpoint::Client(conn) => drain_handshake(conn, &mut [], &mut self.pending),
+            Endpoint::Server(conn) => take_alert(conn, rest, &mut self.pending),
+            Endpoint::Client(conn) => take_alert(conn, rest, &mut self.pending),
         };
         let _ = self.write_pending(stream);
     }
@@ -304,6 +303,9 @@ struct Decrypted {
     /// Plaintext bytes written.
     plain: usize,
     peer_closed: bool,
+    /// The stream failed; `used` still says what rustls let go of, so the alert can be
+    /// taken out with the rest of the input where rustls expects it.
+    failed: Option<Failure>,
 }
 
 /// Something the TLS stream failed on.
@@ -328,65 +330,75 @@ fn decrypt<C: Records>(
     incoming: &mut [u8],
     plain: &mut [u8],
     pending: &mut Vec<u8>,
-) -> Result<Decrypted, Failure> {
-    let mut out = Decrypted { used: 0, plain: 0, peer_closed: false };
+) -> Decrypted {
+    let mut out = Decrypted { used: 0, plain: 0, peer_closed: false, failed: None };
     for _ in 0..incoming.len() + MAX_STEPS {
         let UnbufferedStatus { discard, state } = conn.process(&mut incoming[out.used..]);
-        let state = state?;
-        let more = match state {
-            ConnectionState::ReadTraffic(mut traffic) => {
-                while let Some(record) = traffic.next_record() {
-                    let payload = record?.payload;
-                    let end = out.plain + payload.len();
-                    let room = plain.get_mut(out.plain..end).ok_or(Failure::Unexpected)?;
-                    room.copy_from_slice(payload);
-                    out.plain = end;
-                }
-                true
-            }
-            ConnectionState::EncodeTlsData(mut encode) => {
-                encode_into(pending, |buf| encode.encode(buf))?;
-                true
-            }
-            ConnectionState::TransmitTlsData(transmit) => {
-                // `pending` holds it; the caller writes it before anything else.
-                transmit.done();
-                true
-            }
-            ConnectionState::PeerClosed => {
-                out.peer_closed = true;
-                true
-            }
-            // Waiting for more bytes, or all read.
-            ConnectionState::BlockedHandshake
-            | ConnectionState::WriteTraffic(_)
-            | ConnectionState::Closed => false,
-            _ => return Err(Failure::Unexpected),
-        };
+        let more = step(state, plain, pending, &mut out);
         out.used += discard;
-        if !more {
-            return Ok(out);
+        match more {
+            Ok(true) => continue,
+            Ok(false) => return out,
+            Err(failure) => {
+                out.failed = Some(failure);
+                return out;
+            }
         }
     }
-    Err(Failure::Unexpected)
+    out.failed = Some(Failure::Unexpected);
+    out
 }
 
-/// Takes what rustls still has to send (an alert, after an error) into `pending`.
-fn drain_handshake<C: Records>(
+/// Handles one state of [`decrypt`]; true when there is more to process.
+fn step<Data>(
+    state: Result<ConnectionState<'_, '_, Data>, rustls::Error>,
+    plain: &mut [u8],
+    pending: &mut Vec<u8>,
+    out: &mut Decrypted,
+) -> Result<bool, Failure> {
+    Ok(match state? {
+        ConnectionState::ReadTraffic(mut traffic) => {
+            while let Some(record) = traffic.next_record() {
+                let payload = record?.payload;
+                let end = out.plain + payload.len();
+                let room = plain.get_mut(out.plain..end).ok_or(Failure::Unexpected)?;
+                room.copy_from_slice(payload);
+                out.plain = end;
+            }
+            true
+        }
+        ConnectionState::EncodeTlsData(mut encode) => {
+            encode_into(pending, |buf| encode.encode(buf))?;
+            true
+        }
+        ConnectionState::TransmitTlsData(transmit) => {
+            // `pending` holds it; the caller writes it before anything else.
+            transmit.done();
+            true
+        }
+        ConnectionState::PeerClosed => {
+            out.peer_closed = true;
+            true
+        }
+        // Waiting for more bytes, or all read.
+        ConnectionState::BlockedHandshake
+        | ConnectionState::WriteTraffic(_)
+        | ConnectionState::Closed => false,
+        _ => return Err(Failure::Unexpected),
+    })
+}
+
+/// Takes the alert rustls queued when it failed into `pending`. Called once: a second
+/// call would run the failed input through again.
+fn take_alert<C: Records>(
     conn: &mut C,
     incoming: &mut [u8],
     pending: &mut Vec<u8>,
 ) -> Result<(), Failure> {
-    for _ in 0..MAX_STEPS {
-        match conn.process(incoming).state {
-            Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                encode_into(pending, |buf| encode.encode(buf))?
-            }
-            Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-            _ => return Ok(()),
-        }
+    if let Ok(ConnectionState::EncodeTlsData(mut encode)) = conn.process(incoming).state {
+        encode_into(pending, |buf| encode.encode(buf))?;
     }
-    Err(Failure::Unexpected)
+    Ok(())
 }
 
 /// Appends one handshake record to `pending`, sized exactly.
