@@ -254,7 +254,7 @@ fn random_bytes_and_an_endless_handshake_message_are_closed() {
     for round in 0..100 {
         let len = (next() % 3000) as usize + 1;
         let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             bytes[..3].copy_from_slice(&[0x16, 0x03, 0x01]);
         }
         let mut s = TcpStream::connect(addr).unwrap();

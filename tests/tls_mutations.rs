@@ -47,10 +47,10 @@ fn mutate(bytes: &mut Vec<u8>, next: &mut impl FnMut() -> u64, round: usize, mos
         let at = next() as usize % bytes.len();
         bytes[at] = next() as u8;
     }
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         bytes.truncate(next() as usize % bytes.len());
     }
-    if round % 5 == 0 {
+    if round.is_multiple_of(5) {
         bytes.extend_from_slice(&bytes.clone());
     }
 }
