@@ -251,7 +251,7 @@ fn random_bytes_and_an_endless_handshake_message_are_closed() {
         seed ^= seed << 17;
         seed
     };
-    for round in 0..100 {
+    for round in 0..100usize {
         let len = (next() % 3000) as usize + 1;
         let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         if round.is_multiple_of(2) {
