@@ -535,7 +535,13 @@ impl Reactor {
                 }
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => return self.close_now(slot, DisconnectReason::Io(e.kind())),
+                Err(e) => {
+                    // Sockets never say InvalidData; TLS does when the peer broke it.
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        Counters::bump(&self.shared.counters.tls_failures);
+                    }
+                    return self.close_now(slot, DisconnectReason::Io(e.kind()));
+                }
             };
             budget = budget.saturating_sub(got.wire);
             self.shared.counters.read_bytes(self.index, got.wire);

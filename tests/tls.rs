@@ -221,6 +221,22 @@ fn garbage_instead_of_a_client_hello_is_closed_and_harms_no_one() {
         echo(&mut bystander, tungstenite::Message::text("still served"));
     }
     assert_eq!(server.handle().stats().sockets, 1);
+    // Plain HTTP over TLS on the same port: the failures are counted.
+    let metrics = https_get(addr, &id.cert, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let line = metrics.lines().find(|l| l.starts_with("wsloop_tls_failures_total "));
+    let failures: u64 = line.and_then(|l| l.split(' ').nth(1)?.parse().ok()).unwrap_or(0);
+    assert!(failures >= 3, "wsloop_tls_failures_total {failures}");
+}
+
+/// A GET over TLS; the answer ends with the server's close_notify.
+fn https_get(addr: SocketAddr, cert: &CertificateDer<'static>, path: &str) -> String {
+    let mut stream = tls_stream(addr, cert);
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    stream.flush().unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer, then close_notify");
+    answer
 }
 
 #[test]
