@@ -3,7 +3,8 @@
 //!
 //! An idle open connection holds its socket, a few integers, an empty decoder and no
 //! queue: no read buffer (reads go into the reactor's scratch buffer), no write buffer
-//! (writes go to the socket at the end of the turn; only what the kernel refuses stays).
+//! (writes go to the socket at the end of the turn, small frames gathered into the
+//! reactor's cork buffer; only what the kernel refuses stays).
 //!
 //! The [`Transport`] is the one seam between the socket and the session: plain bytes, or
 //! TLS (src/tls/), whose records are read and written through the reactor's shared
@@ -120,37 +121,59 @@ pub(crate) fn write_out(
     transport: &mut Transport,
     session: &mut Session,
     host: &mut impl Host,
+    cork: &mut Vec<u8>,
     scratch: &mut TlsScratch,
 ) -> io::Result<Flushed> {
     match transport {
-        Transport::Plain => write_queue(stream, session, host),
+        Transport::Plain => write_queue(stream, session, host, cork),
         Transport::Tls(tls) => tls.write_queue(stream, session, host, scratch),
     }
 }
 
-/// Writes the session's queue with as few `writev` calls as the kernel allows, releasing
-/// what the socket took.
+/// Writes the session's queue in as few calls as the kernel allows, releasing what the
+/// socket took: runs of small frames as one contiguous `write` from `cork` (the
+/// reactor's buffer), large frames by `writev` with no copy.
 pub(crate) fn write_queue(
-    mut stream: &TcpStream,
+    stream: &TcpStream,
     session: &mut Session,
     host: &mut impl Host,
+    cork: &mut Vec<u8>,
 ) -> io::Result<Flushed> {
-    const MAX_SLICES: usize = 64;
     while session.has_output() {
-        let written = {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let n = session.slices(&mut slices);
-            match stream.write_vectored(&slices[..n]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(w) => w,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Partly),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+        let result = if session.gather(cork) > 1 {
+            write_retrying(stream, |mut s| s.write(cork))
+        } else {
+            write_slices(stream, session)
         };
-        session.written(host, written);
+        match result {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => session.written(host, written),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Partly),
+            Err(e) => return Err(e),
+        }
     }
     Ok(Flushed::All)
+}
+
+/// One `writev` of the queue's frames, oldest first.
+fn write_slices(stream: &TcpStream, session: &Session) -> io::Result<usize> {
+    const MAX_SLICES: usize = 64;
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let n = session.slices(&mut slices);
+    write_retrying(stream, |mut s| s.write_vectored(&slices[..n]))
+}
+
+/// Runs `write` until it is not interrupted by a signal.
+fn write_retrying(
+    stream: &TcpStream,
+    mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+) -> io::Result<usize> {
+    loop {
+        match write(stream) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -162,8 +185,8 @@ mod tests {
         // mio's socket is 4 bytes in release builds, more with debug assertions.
         let socket = std::mem::size_of::<mio::net::TcpStream>();
         let size = std::mem::size_of::<super::Conn>() - socket;
-        // 160: the transport's pointer (plain or TLS) is 8 of them.
-        assert!(size <= 160, "Conn is {size} bytes besides its socket");
+        // 124: the transport's pointer (plain or TLS) is 8 of them.
+        assert!(size <= 124, "Conn is {size} bytes besides its socket");
         // A TLS connection's state is one allocation apart; a plain one pays the pointer.
         assert_eq!(std::mem::size_of::<super::Transport>(), 8);
     }

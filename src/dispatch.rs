@@ -141,6 +141,11 @@ pub(crate) fn deliver(handler: &dyn Handler, handle: &Handle, event: Event) {
     }
 }
 
+/// How many handler calls a worker's sends may wait for: they leave together, one
+/// command per reactor, after this many calls or at the end of the batch, whichever
+/// comes first (a handler about to block calls [`Handle::flush`]).
+const CALLS_PER_FLUSH: usize = 32;
+
 /// Runs one worker until every reactor has dropped its sender.
 pub(crate) fn run_worker(
     handler: Arc<dyn Handler>,
@@ -153,15 +158,18 @@ pub(crate) fn run_worker(
         // One shared update per batch, not per event: the count's cache line is written
         // by the reactors too.
         let cost: usize = batch.iter().map(Envelope::cost).sum();
-        for envelope in batch {
+        for (n, envelope) in batch.into_iter().enumerate() {
             match envelope.open() {
                 Ok(event) => deliver(&*handler, &handle, event),
                 Err(barrier) => handle.barrier_passed(barrier),
             }
-            // What one handler call sent leaves when it returns, as one command per
-            // reactor: a handler that sends and then blocks does not hold its sends back.
-            outbox::flush_worker(&handle.shared);
+            if n % CALLS_PER_FLUSH == CALLS_PER_FLUSH - 1 {
+                outbox::flush_worker(&handle.shared);
+            }
         }
+        // The batch's replies go back as one command per reactor: one channel operation
+        // and at most one wake-up, not one per event.
+        outbox::flush_worker(&handle.shared);
         budget.sub(index, cost);
     }
 }

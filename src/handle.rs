@@ -536,6 +536,15 @@ impl Handle {
         self.shared.open.load(Ordering::Relaxed)
     }
 
+    /// Sends now what this thread's handler calls have queued. On a worker, the sends
+    /// of a batch of events leave together once the worker has handled the batch (or
+    /// 32 events of it); a handler about to block (a database query, a sleep) calls
+    /// this first so that replies to earlier events are not held back. Elsewhere sends
+    /// leave at once, and this does nothing.
+    pub fn flush(&self) {
+        outbox::flush_worker(&self.shared);
+    }
+
     /// Stops the server: listeners close, every connection gets close 1001, and once their
     /// close handshakes end (or `Config::close_timeout` passes) every `Disconnect` is
     /// delivered and the threads exit. Returns at once; `Server::join` waits for the end.

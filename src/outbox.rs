@@ -4,9 +4,10 @@
 //! command:
 //! - on a reactor thread (an inline handler), a command for that same reactor goes into a
 //!   thread-local queue the reactor drains before it writes: no channel, no atomic;
-//! - on a worker thread, commands wait in a thread-local outbox until the handler call
-//!   that made them returns, then go to each reactor as one `Command::Batch` (a publish
-//!   loop or a reply plus a broadcast is one channel operation and at most one wake-up);
+//! - on a worker thread, commands wait in a thread-local outbox until the worker has
+//!   handled its batch of events (or 32 of them, or the handler calls `Handle::flush`),
+//!   then go to each reactor as one `Command::Batch` (a batch of replies is one channel
+//!   operation and at most one wake-up);
 //! - any other thread sends each command straight through the reactor's channel.
 //!
 //! A thread knows its role by the address of its reactor's `Remote` (or its server's

@@ -44,7 +44,7 @@ use crate::liveness::{self, Liveness};
 use crate::metrics::Counters;
 use crate::outbox;
 use crate::protocol::handshake::{self, Request};
-use crate::session::{self, AfterFlush, Count, Env, Host, Opened, Phase, Session};
+use crate::session::{self, AfterFlush, CORK_BYTES, Count, Env, Host, Opened, Phase, Session};
 use crate::timer::{self, Entry, TimerWheel};
 use crate::tls::{TlsScratch, TlsState};
 use crate::upgrade::Reject;
@@ -87,6 +87,8 @@ pub(crate) struct Reactor {
     next_generation: u64,
     /// Connections with frames queued this turn, written at its end.
     dirty: Vec<usize>,
+    /// Where a connection's small frames are gathered for one contiguous write.
+    cork: Vec<u8>,
     /// Connections whose read budget ran out, or whose reading resumed.
     read_again: Vec<usize>,
     /// Connections not read while their worker is over its budget.
@@ -219,11 +221,12 @@ impl Host for ConnHost<'_> {
 
 impl ConnHost<'_> {
     /// Writes the session's queue over the connection's transport.
-    fn write_out(&mut self, session: &mut Session) -> io::Result<Flushed> {
+    fn write_out(&mut self, session: &mut Session, cork: &mut Vec<u8>) -> io::Result<Flushed> {
         // Both leave the host for the call, which needs the host as well: pointer moves.
         let mut transport = std::mem::replace(self.transport, Transport::Plain);
         let mut scratch = std::mem::take(self.tls_scratch);
-        let written = conn::write_out(self.stream, &mut transport, session, self, &mut scratch);
+        let written =
+            conn::write_out(self.stream, &mut transport, session, self, cork, &mut scratch);
         *self.transport = transport;
         *self.tls_scratch = scratch;
         written
@@ -265,6 +268,7 @@ impl Reactor {
             wheel: TimerWheel::new(started),
             next_generation: 1,
             dirty: Vec::new(),
+            cork: Vec::with_capacity(CORK_BYTES),
             read_again: Vec::new(),
             paused: Vec::new(),
             shutdown_deadline: None,
@@ -624,10 +628,11 @@ impl Reactor {
     }
 
     fn flush(&mut self, slot: usize) {
+        let mut cork = std::mem::take(&mut self.cork);
         let after = self.with_session(slot, |session, env, host| {
             *host.conn_dirty = false;
             let stream = host.stream;
-            match host.write_out(session) {
+            match host.write_out(session, &mut cork) {
                 Ok(Flushed::All) => match session.flushed(env, host) {
                     AfterFlush::Idle => AfterWrite::Nothing,
                     AfterFlush::ShutdownWrite => {
@@ -652,6 +657,7 @@ impl Reactor {
                 Err(e) => AfterWrite::Drop(DisconnectReason::Io(e.kind())),
             }
         });
+        self.cork = cork;
         match after {
             Some(AfterWrite::Discard) => self.discard_input(slot),
             Some(AfterWrite::Drop(reason)) => self.close_now(slot, reason),
@@ -678,13 +684,15 @@ impl Reactor {
     fn close_all(&mut self, reason: DisconnectReason) {
         let mut slots = std::mem::take(&mut self.slots);
         slots.extend(self.conns.iter().map(|(slot, _)| slot));
+        let mut cork = std::mem::take(&mut self.cork);
         for &slot in &slots {
             // A last write of what is queued, best effort.
             self.with_session(slot, |session, _, host| {
-                let _ = host.write_out(session);
+                let _ = host.write_out(session, &mut cork);
             });
             self.close_now(slot, reason.clone());
         }
+        self.cork = cork;
         slots.clear();
         self.slots = slots;
     }

@@ -83,7 +83,8 @@ pub enum Role {
 /// Limits the decoder enforces.
 ///
 /// Both are checked against a frame's declared length as soon as its header arrives,
-/// before any of its payload is waited for or buffered.
+/// before any of its payload is waited for or buffered. A limit above 4 GiB counts as
+/// 4 GiB.
 #[derive(Debug, Clone, Copy)]
 pub struct DecoderLimits {
     /// Largest message payload (after reassembly), bytes.
@@ -198,7 +199,10 @@ pub enum Incoming<'a> {
 #[derive(Debug)]
 pub struct Decoder {
     role: Role,
-    limits: DecoderLimits,
+    /// [`DecoderLimits`] kept as 32-bit counts (a limit past 4 GiB is 4 GiB): every
+    /// connection holds a decoder, so its size is the idle connection's cost.
+    max_message: u32,
+    max_frame: u32,
     /// Whether RSV1 may be set on a message's first frame. Stays `false` until
     /// permessage-deflate (RFC 7692) is negotiated; then it marks a compressed message.
     rsv1_allowed: bool,
@@ -206,6 +210,9 @@ pub struct Decoder {
     /// Boxed: every connection holds a decoder, few hold a message in progress.
     message: Option<Box<Partial>>,
 }
+
+/// What [`Decoder::decode`] returns: bytes used, and the item they completed.
+type DecodeResult<'a> = Result<(usize, Option<Incoming<'a>>), ProtocolError>;
 
 /// Whether a data message is text or binary, from its first frame's opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,7 +398,22 @@ unsafe fn string_after(bytes: Vec<u8>, known_valid: usize) -> Result<String, Pro
 impl Decoder {
     /// A decoder for `role` under `limits`.
     pub fn new(role: Role, limits: DecoderLimits) -> Decoder {
-        Decoder { role, limits, rsv1_allowed: false, message: None }
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Decoder {
+            role,
+            max_message: clamp(limits.max_message_size),
+            max_frame: clamp(limits.max_frame_size),
+            rsv1_allowed: false,
+            message: None,
+        }
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.max_message as usize
+    }
+
+    fn max_frame_size(&self) -> usize {
+        self.max_frame as usize
     }
 
     /// Turns permessage-deflate's RSV1 bit on or off (RFC 7692 §6.1); off by default.
@@ -424,6 +446,9 @@ impl Decoder {
         &mut self,
         buf: &'a mut [u8],
     ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
+        if let Some((kind, mask, header_len, frame_end)) = self.small_frame(buf) {
+            return Self::whole_message(kind, false, Some(mask), header_len, frame_end, buf);
+        }
         if let Some(partial) = &mut self.message
             && !partial.at_frame_boundary()
         {
@@ -435,7 +460,7 @@ impl Decoder {
         };
         self.check_mask(&header)?;
         let len = usize::try_from(header.payload_len).map_err(|_| ProtocolError::FrameTooLarge)?;
-        if len > self.limits.max_frame_size {
+        if len > self.max_frame_size() {
             return Err(ProtocolError::FrameTooLarge);
         }
 
@@ -450,6 +475,7 @@ impl Decoder {
             }
             OpCode::Continuation => {
                 // §5.4: continuation frames only follow a first frame with FIN clear.
+                let max_message_size = self.max_message_size();
                 let Some(partial) = &mut self.message else {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
@@ -457,10 +483,10 @@ impl Decoder {
                 if header.rsv1 {
                     return Err(ProtocolError::ReservedBits);
                 }
-                if partial.payload.len().saturating_add(len) > self.limits.max_message_size {
+                if partial.payload.len().saturating_add(len) > max_message_size {
                     return Err(ProtocolError::MessageTooLarge);
                 }
-                partial.begin_frame(&header, len, self.limits.max_message_size);
+                partial.begin_frame(&header, len, max_message_size);
                 self.continue_frame(buf, header_len)
             }
             OpCode::Text | OpCode::Binary => {
@@ -469,7 +495,7 @@ impl Decoder {
                 if self.message.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                if len > self.limits.max_message_size {
+                if len > self.max_message_size() {
                     return Err(ProtocolError::MessageTooLarge);
                 }
                 let kind =
@@ -486,11 +512,46 @@ impl Decoder {
                     );
                 }
                 let mut partial = Box::new(Partial::new(kind, header.rsv1));
-                partial.begin_frame(&header, len, self.limits.max_message_size);
+                partial.begin_frame(&header, len, self.max_message_size());
                 self.message = Some(partial);
                 self.continue_frame(buf, header_len)
             }
         }
+    }
+
+    /// The common frame, without the general header parser: at a server with no message
+    /// in progress, a whole, final, masked, uncompressed text or binary frame with a 7- or
+    /// 16-bit length: its kind, mask, header length and end. `None`: anything else, the
+    /// general path decides (errors included).
+    fn small_frame(&self, buf: &[u8]) -> Option<(DataKind, [u8; 4], usize, usize)> {
+        /// FIN and an opcode, no reserved bit.
+        const FIN_TEXT: u8 = 0x81;
+        const FIN_BINARY: u8 = 0x82;
+        /// The mask bit beside a 7-bit length; 126 there means a 16-bit length follows.
+        const MASKED: u8 = 0x80;
+        const LEN_16: usize = 126;
+        if self.message.is_some() || !matches!(self.role, Role::Server) {
+            return None;
+        }
+        let [first, second, rest @ ..] = buf else { return None };
+        let kind = match *first {
+            FIN_TEXT => DataKind::Text,
+            FIN_BINARY => DataKind::Binary,
+            _ => return None,
+        };
+        if second & MASKED == 0 {
+            return None;
+        }
+        let (len, mask, header_len) = match (usize::from(second & !MASKED), rest) {
+            (len @ 0..=125, [k0, k1, k2, k3, ..]) => (len, [*k0, *k1, *k2, *k3], 6),
+            (LEN_16, [h, l, k0, k1, k2, k3, ..]) => {
+                (usize::from(u16::from_be_bytes([*h, *l])), [*k0, *k1, *k2, *k3], 8)
+            }
+            _ => return None,
+        };
+        let frame_end = header_len + len;
+        let fits = len <= self.max_frame_size().min(self.max_message_size());
+        (fits && buf.len() >= frame_end).then_some((kind, mask, header_len, frame_end))
     }
 
     /// True when no message is in progress (so the connection holds no decoder memory).
@@ -517,7 +578,7 @@ impl Decoder {
         header_len: usize,
         frame_end: usize,
         buf: &'a mut [u8],
-    ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
+    ) -> DecodeResult<'a> {
         let Some(payload) = buf.get_mut(header_len..frame_end) else {
             return Ok((0, None));
         };
@@ -1381,6 +1442,36 @@ mod tests {
         let mut wire = cframe(OpCode::Text, false, b"12345");
         wire.extend(cframe(OpCode::Continuation, true, b"67890"));
         assert_eq!(decode_all(&mut dec, &wire), Ok(vec![text("1234567890", false)]));
+    }
+
+    #[test]
+    fn the_small_frame_path_decodes_every_length_and_keeps_the_checks() {
+        // Every 7-bit length and some 16-bit ones, whole and byte by byte (the general
+        // path for the pieces).
+        for len in (0..=300).chain([1024, 4096]) {
+            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let wire = cframe(OpCode::Text, true, &payload);
+            let text = String::from_utf8(payload.clone()).unwrap();
+            // Whole, it is borrowed from the input.
+            let whole = feed(&mut server(), &mut Vec::new(), &wire).unwrap();
+            assert_eq!(whole, vec![Item::Text(text.clone(), true)]);
+            let (mut dec, mut pending) = (server(), Vec::new());
+            let mut items = Vec::new();
+            for byte in &wire {
+                items.extend(feed(&mut dec, &mut pending, std::slice::from_ref(byte)).unwrap());
+            }
+            let Some(Item::Text(pieced, _)) = items.pop() else { panic!("no message") };
+            assert_eq!((pieced, items.len()), (text, 0));
+        }
+        // Limits, UTF-8 and the role still apply to frames that would take the fast path.
+        let mut dec = Decoder::new(Role::Server, limits(10, 8));
+        let err = feed(&mut dec, &mut Vec::new(), &cframe(OpCode::Binary, true, &[0; 9]));
+        assert_eq!(err, Err(ProtocolError::FrameTooLarge));
+        let err = feed(&mut server(), &mut Vec::new(), &cframe(OpCode::Text, true, &[0xff]));
+        assert_eq!(err, Err(ProtocolError::InvalidUtf8));
+        let mut client = Decoder::new(Role::Client, DecoderLimits::default());
+        let err = feed(&mut client, &mut Vec::new(), &cframe(OpCode::Text, true, b"hi"));
+        assert_eq!(err, Err(ProtocolError::MaskedFrame));
     }
 
     #[test]

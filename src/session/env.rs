@@ -1,15 +1,13 @@
 //! What every session of one reactor shares and that is not IO: the configuration, the
 //! durations in ticks, the compression codecs, pooled write queues, and the turn's clock.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-
-use bytes::Bytes;
 
 use crate::compress::Compressor;
 use crate::config::Config;
 use crate::protocol::message::DecoderLimits;
+use crate::session::outbound::Queue;
 use crate::timer::TICK;
 
 /// Write queues kept for reuse, and the largest kept.
@@ -27,7 +25,7 @@ pub(crate) struct Env {
     pub(crate) now: u32,
     /// Emptied write queues, lent to connections with something to write: an idle
     /// connection holds no queue, and a busy one does not allocate one per turn.
-    queues: Vec<VecDeque<Bytes>>,
+    queues: Vec<Queue>,
     /// State of the generator of client masking keys.
     mask_state: u64,
 }
@@ -84,13 +82,14 @@ impl Env {
     }
 
     /// A queue to write into, from the pool when it has one.
-    pub(crate) fn lend_queue(&mut self) -> VecDeque<Bytes> {
+    pub(crate) fn lend_queue(&mut self) -> Queue {
         self.queues.pop().unwrap_or_default()
     }
 
     /// Takes back an emptied queue, if it is worth keeping.
-    pub(crate) fn return_queue(&mut self, queue: VecDeque<Bytes>) {
-        if (1..=MAX_POOLED_QUEUE).contains(&queue.capacity()) && self.queues.len() < MAX_POOLED {
+    pub(crate) fn return_queue(&mut self, queue: Option<Queue>) {
+        let Some(queue) = queue else { return };
+        if queue.capacity() <= MAX_POOLED_QUEUE && self.queues.len() < MAX_POOLED {
             self.queues.push(queue);
         }
     }

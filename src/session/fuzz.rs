@@ -143,7 +143,7 @@ pub fn run(data: &[u8]) {
 }
 
 fn feed(session: &mut Session, env: &mut Env, host: &mut Checked, bytes: &[u8]) {
-    let mut data = session.take_carry();
+    let mut data = session.take_carry().into_vec();
     data.extend_from_slice(bytes);
     session.receive(env, host, &mut data);
 }

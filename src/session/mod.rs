@@ -44,7 +44,7 @@ pub(crate) use client::ClientOffer;
 pub(crate) use env::Env;
 pub(crate) use host::{Count, Host, Opened};
 use outbound::Outbound;
-pub(crate) use outbound::{FRAME_COST, cost};
+pub(crate) use outbound::{CORK_BYTES, FRAME_COST, cost};
 
 /// Where a connection is in its life (RFC 6455 §4, §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub(crate) struct Session {
     /// is owed.
     drain_owed: bool,
     /// Unparsed bytes: a partial request head, or a partial frame header / control frame.
-    carry: Vec<u8>,
+    carry: Box<[u8]>,
     out: Outbound,
     decoder: Decoder,
     /// The tick at which the session wants [`Session::on_deadline`]; 0 when never.
@@ -148,7 +148,7 @@ impl Session {
             connected: false,
             backlogged: false,
             drain_owed: false,
-            carry: Vec::new(),
+            carry: Box::default(),
             out: Outbound::default(),
             decoder: Decoder::new(role, env.limits),
             deadline: env.after(env.ticks.handshake),
@@ -190,7 +190,7 @@ impl Session {
 
     /// Takes the bytes the last [`Session::receive`] left unparsed; the driver puts them
     /// in front of the next read.
-    pub(crate) fn take_carry(&mut self) -> Vec<u8> {
+    pub(crate) fn take_carry(&mut self) -> Box<[u8]> {
         std::mem::take(&mut self.carry)
     }
 
@@ -207,7 +207,7 @@ impl Session {
             _ => self.frames(env, host, data),
         };
         if self.phase.parses_input() && used < data.len() {
-            self.carry = data[used..].to_vec();
+            self.carry = data[used..].into();
         }
     }
 
@@ -423,6 +423,11 @@ impl Session {
         self.out.slices(slices)
     }
 
+    /// Copies the small frames at the front of the queue into `cork`; returns how many.
+    pub(crate) fn gather(&self, cork: &mut Vec<u8>) -> usize {
+        self.out.gather(cork)
+    }
+
     /// Whether anything waits to be written.
     pub(crate) fn has_output(&self) -> bool {
         !self.out.is_empty()
@@ -522,7 +527,7 @@ impl Session {
     /// timeout passes.
     fn begin_finish(&mut self, env: &mut Env, host: &mut impl Host) {
         self.phase = Phase::Finishing;
-        self.carry = Vec::new();
+        self.carry = Box::default();
         self.deadline = env.after(env.ticks.close);
         host.barrier();
     }
@@ -550,7 +555,7 @@ impl Session {
     /// server closes first), a client waits for the server to.
     fn complete(&mut self, env: &mut Env, host: &mut impl Host) {
         self.phase = Phase::Flushing;
-        self.carry = Vec::new();
+        self.carry = Box::default();
         if self.connected {
             host.set_liveness(Liveness::Closing);
         }

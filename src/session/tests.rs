@@ -151,7 +151,7 @@ impl World {
     }
 
     fn feed(&mut self, slot: usize, bytes: &[u8]) {
-        let mut data = self.peers[slot].session.take_carry();
+        let mut data = self.peers[slot].session.take_carry().into_vec();
         data.extend_from_slice(bytes);
         self.call(slot, |s, env, host| s.receive(env, host, &mut data));
     }
