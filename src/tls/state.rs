@@ -89,6 +89,18 @@ impl TlsState {
         TlsState { endpoint, partial: Vec::new(), pending: Vec::new(), sent: 0 }
     }
 
+    /// Sends what the handshake needs sent before any read: a client's hello. (A flush
+    /// does it too, when the session has its request queued.)
+    #[allow(dead_code, reason = "client connections plug in here")]
+    pub(crate) fn start(&mut self, mut stream: impl Write) -> io::Result<Flushed> {
+        let taken = match &mut self.endpoint {
+            Endpoint::Server(conn) => take_handshake(conn, &mut self.partial, &mut self.pending),
+            Endpoint::Client(conn) => take_handshake(conn, &mut self.partial, &mut self.pending),
+        };
+        taken.map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        self.write_pending(&mut stream)
+    }
+
     /// Whether ciphertext waits for the socket.
     pub(crate) fn has_pending(&self) -> bool {
         self.sent < self.pending.len()
@@ -401,6 +413,29 @@ fn take_alert<C: Records>(
     Ok(())
 }
 
+/// Takes every handshake message rustls has to send now into `pending`.
+fn take_handshake<C: Records>(
+    conn: &mut C,
+    partial: &mut Vec<u8>,
+    pending: &mut Vec<u8>,
+) -> Result<(), Failure> {
+    for _ in 0..MAX_STEPS {
+        let UnbufferedStatus { discard, state } = conn.process(partial);
+        match state? {
+            ConnectionState::EncodeTlsData(mut encode) => {
+                encode_into(pending, |buf| encode.encode(buf))?
+            }
+            ConnectionState::TransmitTlsData(transmit) => transmit.done(),
+            _ => {
+                partial.drain(..discard);
+                return Ok(());
+            }
+        }
+        partial.drain(..discard);
+    }
+    Err(Failure::Unexpected)
+}
+
 /// Appends one handshake record to `pending`, sized exactly.
 fn encode_into(
     pending: &mut Vec<u8>,
@@ -460,4 +495,84 @@ fn seal<C: Records>(
         partial.drain(..discard);
     }
     Err(Failure::Unexpected)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    /// One direction of an in-memory socket.
+    #[derive(Default)]
+    struct Pipe(VecDeque<u8>);
+
+    /// Reads from one pipe, writes to the other; empty reads would block.
+    struct End<'a>(&'a mut Pipe, &'a mut Pipe);
+
+    impl Read for End<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.0.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.0.0.read(buf)
+        }
+    }
+
+    impl Write for End<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.1.0.extend(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn pair() -> (TlsState, TlsState) {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        let server = crate::TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let client = TlsState::client(Arc::new(client), name).unwrap();
+        (TlsState::server(server.server).unwrap(), client)
+    }
+
+    /// Reads what `end` has for `tls`; true when it said `close_notify`.
+    fn read(tls: &mut TlsState, end: End<'_>, scratch: &mut TlsScratch) -> bool {
+        let mut plain = vec![0; 64 << 10];
+        match tls.receive(end, scratch, &mut plain) {
+            Ok(got) => got.peer_closed,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn both_roles_handshake_and_close_through_the_seam() {
+        let (mut server, mut client) = pair();
+        let mut scratch = TlsScratch::new(64 << 10, 16 << 10);
+        let (mut up, mut down) = (Pipe::default(), Pipe::default());
+        client.start(End(&mut down, &mut up)).unwrap();
+        assert!(!up.0.is_empty(), "the client's hello went out");
+        for _ in 0..4 {
+            read(&mut server, End(&mut up, &mut down), &mut scratch);
+            read(&mut client, End(&mut down, &mut up), &mut scratch);
+        }
+        // Both sides may send data now: each one's close_notify reaches the other.
+        server.close_notify(End(&mut up, &mut down), &mut scratch);
+        assert!(read(&mut client, End(&mut down, &mut up), &mut scratch), "server's end seen");
+        client.close_notify(End(&mut down, &mut up), &mut scratch);
+        assert!(read(&mut server, End(&mut up, &mut down), &mut scratch), "client's end seen");
+        assert!(server.partial.is_empty() && client.partial.is_empty());
+        assert!(!server.has_pending() && !client.has_pending());
+    }
 }
