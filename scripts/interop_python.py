@@ -3,6 +3,7 @@
 as an independent client (sync API).
 
 Usage: scripts/interop_python.py ws://127.0.0.1:PORT [--deflate]
+       scripts/interop_python.py wss://127.0.0.1:PORT --ca CERT.pem [--deflate]
 
 With --deflate the client offers permessage-deflate (the library's default) and the
 checks also require it to be negotiated, and add 1 MiB messages and 1,000 in a row.
@@ -11,6 +12,7 @@ Prints one line per check and exits non-zero if any check failed.
 """
 
 import os
+import ssl
 import sys
 import traceback
 
@@ -21,6 +23,7 @@ TIMEOUT = 10  # seconds per receive/handshake: a hung server fails, never stalls
 
 
 COMPRESSION = None  # "deflate" with --deflate
+SSL = None  # for wss://: a context trusting only the --ca certificate
 
 
 def dial(url):
@@ -28,6 +31,7 @@ def dial(url):
     ws = connect(
         url,
         compression=COMPRESSION,
+        ssl=SSL,
         proxy=None,
         open_timeout=TIMEOUT,
         close_timeout=TIMEOUT,
@@ -145,13 +149,17 @@ DEFLATE_CHECKS = [
 
 
 def main():
-    global COMPRESSION
+    global COMPRESSION, SSL
     args = sys.argv[1:]
     if "--deflate" in args:
         COMPRESSION = "deflate"
         args.remove("--deflate")
-    if len(args) != 1:
-        sys.exit(f"usage: {sys.argv[0]} ws://HOST:PORT [--deflate]")
+    if "--ca" in args:
+        at = args.index("--ca")
+        SSL = ssl.create_default_context(cafile=args[at + 1])
+        del args[at : at + 2]
+    if len(args) != 1 or (args[0].startswith("wss:") and SSL is None):
+        sys.exit(f"usage: {sys.argv[0]} ws://HOST:PORT | wss://HOST:PORT --ca CERT [--deflate]")
     url = args[0]
     checks = CHECKS + (DEFLATE_CHECKS if COMPRESSION else [])
     failed = 0
@@ -165,6 +173,7 @@ def main():
             if os.environ.get("INTEROP_VERBOSE"):
                 traceback.print_exc()
     mode = "with permessage-deflate" if COMPRESSION else "uncompressed"
+    mode += ", over TLS" if SSL else ""
     print(f"python websockets interop ({mode}): {len(checks) - failed} of {len(checks)} checks ok")
     sys.exit(1 if failed else 0)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: lints, Rust tests, interop with an independent client,
-# Autobahn. Installs what it needs on first run (.venv-test, .venv-autobahn), then is fast.
+# The project's test command: lints, Rust tests, interop with independent clients (also
+# over TLS), Autobahn. Installs what it needs on first run (.venv-test, .venv-autobahn),
+# then is fast.
 # Stops at the first failing step; the last line is "N passed, M failed[, K skipped]",
 # which CI reads.
 #
@@ -113,6 +114,26 @@ if [[ -z ${WSLOOP_SERVER_CMD:-} ]]; then
   ok
 else
   echo "skipped: the browser test drives wsloop's own admin routes and flags"
+  skipped=$((skipped + 1))
+fi
+
+# wss:// with a certificate made for the run (rcgen): Python websockets trusting it, Node
+# ws trusting it (NODE_EXTRA_CA_CERTS), and Chromium told to accept it.
+begin "interop over TLS (python websockets, node ws, headless chromium)"
+if [[ -z ${WSLOOP_SERVER_CMD:-} ]]; then
+  cargo run -q --example tls_cert -- target/tls
+  export NODE_EXTRA_CA_CERTS=$PWD/target/tls/cert.pem
+  start_server --tls-cert target/tls/cert.pem --tls-key target/tls/key.pem \
+    --admin-token browser-test --subprotocols chat.v1
+  timeout 120 .venv-test/bin/python scripts/interop_python.py "wss://127.0.0.1:$port" --ca target/tls/cert.pem
+  timeout 120 .venv-test/bin/python scripts/interop_python.py "wss://127.0.0.1:$port" --ca target/tls/cert.pem --deflate
+  timeout 120 node scripts/node/interop.js "wss://127.0.0.1:$port"
+  timeout 180 node scripts/browser/browser_test.js "https://127.0.0.1:$port" browser-test target/browser/admin-tls.png
+  stop_server
+  unset NODE_EXTRA_CA_CERTS
+  ok
+else
+  echo "skipped: TLS interop starts wsloop with its own TLS flags"
   skipped=$((skipped + 1))
 fi
 

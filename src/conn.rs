@@ -5,16 +5,22 @@
 //! queue: no read buffer (reads go into the reactor's scratch buffer), no write buffer
 //! (writes go to the socket at the end of the turn, small frames gathered into the
 //! reactor's cork buffer; only what the kernel refuses stays).
+//!
+//! The [`Transport`] is the one seam between the socket and the session: plain bytes, or
+//! TLS (src/tls/), whose records are read and written through the reactor's shared
+//! buffers. Both roles of TLS plug in there.
 
 use std::io::{self, IoSlice, Read, Write};
 
 use mio::net::TcpStream;
 
 use crate::session::{Host, Session};
+use crate::tls::{Received, TlsScratch, TlsState};
 
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
     pub(crate) session: Session,
+    pub(crate) transport: Transport,
     /// The full generation of this slot's connection: what a `ConnId` must carry to
     /// reach it.
     pub(crate) generation: u64,
@@ -27,6 +33,31 @@ pub(crate) struct Conn {
     pub(crate) timer_tick: u32,
 }
 
+/// What carries the session's bytes over the socket.
+pub(crate) enum Transport {
+    /// The bytes themselves (`ws://`).
+    Plain,
+    /// TLS records (`wss://`); boxed, so a plain connection pays one pointer.
+    Tls(Box<TlsState>),
+}
+
+impl Transport {
+    /// Whether bytes below the session (TLS records) wait for the socket.
+    pub(crate) fn has_pending(&self) -> bool {
+        match self {
+            Transport::Plain => false,
+            Transport::Tls(tls) => tls.has_pending(),
+        }
+    }
+
+    /// Ends the stream cleanly once everything else is written: `close_notify` for TLS.
+    pub(crate) fn end_output(&mut self, stream: &TcpStream, scratch: &mut TlsScratch) {
+        if let Transport::Tls(tls) = self {
+            tls.close_notify(stream, scratch);
+        }
+    }
+}
+
 /// How a flush ended.
 pub(crate) enum Flushed {
     /// The socket took everything.
@@ -36,15 +67,40 @@ pub(crate) enum Flushed {
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream, session: Session, generation: u64, worker: u16) -> Conn {
+    pub(crate) fn new(
+        stream: TcpStream,
+        transport: Transport,
+        session: Session,
+        generation: u64,
+        worker: u16,
+    ) -> Conn {
         Conn {
             stream,
             session,
+            transport,
             generation,
             worker,
             read_paused: false,
             dirty: false,
             timer_tick: 0,
+        }
+    }
+
+    /// Reads once into `plain` (after TLS, the plaintext of the complete records).
+    ///
+    /// # Errors
+    /// The socket's, or `InvalidData` when the peer broke TLS (its alert was sent).
+    pub(crate) fn receive(
+        &mut self,
+        plain: &mut [u8],
+        scratch: &mut TlsScratch,
+    ) -> io::Result<Received> {
+        match &mut self.transport {
+            Transport::Plain => {
+                let n = self.read(plain)?;
+                Ok(Received { wire: n, plain: n, full: n == plain.len(), peer_closed: false })
+            }
+            Transport::Tls(tls) => tls.receive(&self.stream, scratch, plain),
         }
     }
 
@@ -56,6 +112,21 @@ impl Conn {
                 other => return other,
             }
         }
+    }
+}
+
+/// Writes the session's queue over `transport`; see [`write_queue`].
+pub(crate) fn write_out(
+    stream: &TcpStream,
+    transport: &mut Transport,
+    session: &mut Session,
+    host: &mut impl Host,
+    cork: &mut Vec<u8>,
+    scratch: &mut TlsScratch,
+) -> io::Result<Flushed> {
+    match transport {
+        Transport::Plain => write_queue(stream, session, host, cork),
+        Transport::Tls(tls) => tls.write_queue(stream, session, host, scratch),
     }
 }
 
@@ -114,6 +185,9 @@ mod tests {
         // mio's socket is 4 bytes in release builds, more with debug assertions.
         let socket = std::mem::size_of::<mio::net::TcpStream>();
         let size = std::mem::size_of::<super::Conn>() - socket;
-        assert!(size <= 116, "Conn is {size} bytes besides its socket");
+        // 124: the transport's pointer (plain or TLS) is 8 of them.
+        assert!(size <= 124, "Conn is {size} bytes besides its socket");
+        // A TLS connection's state is one allocation apart; a plain one pays the pointer.
+        assert_eq!(std::mem::size_of::<super::Transport>(), 8);
     }
 }

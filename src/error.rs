@@ -81,6 +81,8 @@ pub enum ConfigError {
     WindowBits(u8),
     /// `addr` named a host that resolved to no address.
     Addr,
+    /// `TlsConfig::max_fragment_size` must be 32 to 16384 bytes.
+    TlsFragmentSize(usize),
 }
 
 impl fmt::Display for ConfigError {
@@ -106,6 +108,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "max_backpressure = {n}, must be 1..=2^31")
             }
             ConfigError::Cluster(e) => write!(f, "{e}"),
+            ConfigError::TlsFragmentSize(n) => {
+                write!(f, "tls max_fragment_size = {n}, must be 32..=16384")
+            }
         }
     }
 }

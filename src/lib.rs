@@ -61,6 +61,7 @@ mod server;
 mod session;
 mod state;
 mod timer;
+mod tls;
 mod upgrade;
 mod wire;
 
@@ -80,6 +81,7 @@ pub use protocol::handshake::Request;
 pub use pubsub::SubscribeError;
 pub use server::Server;
 pub use state::{StatefulHandler, WithState};
+pub use tls::{TlsConfig, TlsError};
 pub use upgrade::{Accept, OriginCheck, Origins, Reject, UpgradeHook};
 
 /// Runs one connection's state machine on fuzzer input, checking its invariants (for

@@ -38,7 +38,7 @@ use crate::accept_backoff::AcceptBackoff;
 use crate::client;
 use crate::client::Clients;
 use crate::config::Config;
-use crate::conn::{self, Conn, Flushed};
+use crate::conn::{self, Conn, Flushed, Transport};
 use crate::dispatch::Dispatcher;
 use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
 use crate::handle::{Command, Remote, Shared};
@@ -48,6 +48,7 @@ use crate::outbox;
 use crate::protocol::handshake::{self, Request};
 use crate::session::{self, AfterFlush, CORK_BYTES, Count, Env, Host, Opened, Phase, Session};
 use crate::timer::{self, Entry, TimerWheel};
+use crate::tls::{TlsScratch, TlsState};
 use crate::upgrade::Reject;
 
 mod dial;
@@ -105,6 +106,8 @@ pub(crate) struct Reactor {
     accept_backoff: AcceptBackoff,
     /// Outgoing connections by slot (reactor/dial.rs).
     clients: Clients,
+    /// TLS records in and out of every connection pass through these (empty without TLS).
+    tls_scratch: TlsScratch,
 }
 
 /// The reactor's side of one session: where its events, counts and bytes go.
@@ -116,6 +119,8 @@ struct ConnHost<'a> {
     dispatcher: &'a mut Dispatcher,
     dirty: &'a mut Vec<usize>,
     stream: &'a TcpStream,
+    transport: &'a mut Transport,
+    tls_scratch: &'a mut TlsScratch,
     conn_dirty: &'a mut bool,
     slot: usize,
     id: ConnId,
@@ -235,6 +240,20 @@ impl Host for ConnHost<'_> {
     }
 }
 
+impl ConnHost<'_> {
+    /// Writes the session's queue over the connection's transport.
+    fn write_out(&mut self, session: &mut Session, cork: &mut Vec<u8>) -> io::Result<Flushed> {
+        // Both leave the host for the call, which needs the host as well: pointer moves.
+        let mut transport = std::mem::replace(self.transport, Transport::Plain);
+        let mut scratch = std::mem::take(self.tls_scratch);
+        let written =
+            conn::write_out(self.stream, &mut transport, session, self, cork, &mut scratch);
+        *self.transport = transport;
+        *self.tls_scratch = scratch;
+        written
+    }
+}
+
 /// What a flush leaves the reactor to do.
 enum AfterWrite {
     Nothing,
@@ -245,6 +264,13 @@ enum AfterWrite {
 impl Reactor {
     pub(crate) fn new(parts: ReactorParts, shared: Arc<Shared>, config: Arc<Config>) -> Reactor {
         let front = config.max_header_bytes.max(256);
+        let tls_scratch = match &config.tls {
+            Some(tls) => {
+                let fragment = tls.get_max_fragment_size().unwrap_or(16 << 10);
+                TlsScratch::new(READ_CHUNK, fragment)
+            }
+            None => TlsScratch::default(),
+        };
         let started = Instant::now();
         // Client masking keys need not be secret, only unpredictable to a page's script.
         let seed = started.elapsed().as_nanos() as u64 ^ (&shared as *const _ as u64);
@@ -272,6 +298,7 @@ impl Reactor {
             slots: Vec::new(),
             accept_backoff: AcceptBackoff::default(),
             clients: Clients::default(),
+            tls_scratch,
         }
     }
 
@@ -375,10 +402,29 @@ impl Reactor {
         f: impl FnOnce(&mut Session, &mut Env, &mut ConnHost<'_>) -> T,
     ) -> Option<T> {
         let Reactor {
-            conns, shared, config, dispatcher, dirty, env, wheel, index, clients, ..
+            conns,
+            shared,
+            config,
+            dispatcher,
+            dirty,
+            env,
+            wheel,
+            index,
+            clients,
+            tls_scratch,
+            ..
         } = self;
         let conn = conns.get_mut(slot)?;
-        let Conn { stream, session, generation, worker, dirty: conn_dirty, timer_tick, .. } = conn;
+        let Conn {
+            stream,
+            transport,
+            session,
+            generation,
+            worker,
+            dirty: conn_dirty,
+            timer_tick,
+            ..
+        } = conn;
         let mut host = ConnHost {
             shared,
             shared_arc: shared,
@@ -387,6 +433,8 @@ impl Reactor {
             dispatcher,
             dirty,
             stream,
+            transport,
+            tls_scratch,
             conn_dirty,
             slot,
             id: ConnId::new(*index, *generation, slot),
@@ -446,9 +494,12 @@ impl Reactor {
         if full {
             shared.sockets.fetch_sub(1, Ordering::AcqRel);
             Counters::bump(&shared.counters.rejected_full);
-            // Best effort: a fresh socket's send buffer takes these few bytes.
-            use std::io::Write;
-            let _ = stream.write(&handshake::error_response(503));
+            // Best effort: a fresh socket's send buffer takes these few bytes. A TLS
+            // client could not read them: it is just closed.
+            if self.config.tls.is_none() {
+                use std::io::Write;
+                let _ = stream.write(&handshake::error_response(503));
+            }
             return;
         }
         let _ = stream.set_nodelay(true);
@@ -457,11 +508,22 @@ impl Reactor {
             self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
             return;
         }
+        let transport = match &self.config.tls {
+            None => Transport::Plain,
+            Some(tls) => match TlsState::server(tls.server.clone()) {
+                Ok(state) => Transport::Tls(Box::new(state)),
+                Err(_) => {
+                    let _ = self.poll.registry().deregister(&mut stream);
+                    self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+            },
+        };
         let generation = self.next_generation;
         self.next_generation = liveness::next_generation(generation);
         let worker = self.dispatcher.assign();
         let session = Session::server(&self.env);
-        self.conns.insert(Conn::new(stream, session, generation, worker));
+        self.conns.insert(Conn::new(stream, transport, session, generation, worker));
         self.remote().live.set(ConnId::new(self.index, generation, slot), Liveness::Handshake);
         self.with_session(slot, |_, _, _| ());
     }
@@ -499,21 +561,35 @@ impl Reactor {
                 return;
             }
             let front = self.front;
-            let n = match conn.read(&mut self.scratch[front..]) {
-                Ok(0) => return self.close_now(slot, DisconnectReason::Abnormal),
-                Ok(n) => n,
+            let got = match conn.receive(&mut self.scratch[front..], &mut self.tls_scratch) {
+                Ok(got) if got.wire == 0 => {
+                    return self.close_now(slot, DisconnectReason::Abnormal);
+                }
+                Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => return self.close_now(slot, DisconnectReason::Io(e.kind())),
+                Err(e) => {
+                    // Sockets never say InvalidData; TLS does when the peer broke it.
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        Counters::bump(&self.shared.counters.tls_failures);
+                    }
+                    return self.close_now(slot, DisconnectReason::Io(e.kind()));
+                }
             };
-            budget = budget.saturating_sub(n);
-            self.shared.counters.read_bytes(self.index, n);
-            let carry = conn.session.take_carry();
-            let start = front - carry.len();
-            let mut scratch = std::mem::take(&mut self.scratch);
-            scratch[start..front].copy_from_slice(&carry);
-            let data = &mut scratch[start..front + n];
-            self.with_session(slot, |session, env, host| session.receive(env, host, data));
-            self.scratch = scratch;
+            budget = budget.saturating_sub(got.wire);
+            self.shared.counters.read_bytes(self.index, got.wire);
+            if got.plain > 0 {
+                let carry = conn.session.take_carry();
+                let start = front - carry.len();
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch[start..front].copy_from_slice(&carry);
+                let data = &mut scratch[start..front + got.plain];
+                self.with_session(slot, |session, env, host| session.receive(env, host, data));
+                self.scratch = scratch;
+            } else if conn.session.has_output() && !conn.dirty {
+                // A TLS handshake moved on: what waited for it (a client's request) may go.
+                conn.dirty = true;
+                self.dirty.push(slot);
+            }
             if !self.clients.opened.is_empty() {
                 self.clients_opened();
             }
@@ -525,7 +601,14 @@ impl Reactor {
                     self.flush(slot);
                 }
             }
-            if n < READ_CHUNK && !to_the_end {
+            if got.peer_closed {
+                // TLS's end of stream (`close_notify`): an EOF after the data it ended.
+                if self.conns.get(slot).is_some_and(|c| c.session.phase().parses_input()) {
+                    self.close_now(slot, DisconnectReason::Abnormal);
+                }
+                return;
+            }
+            if !got.full && !to_the_end {
                 return;
             }
         }
@@ -554,7 +637,7 @@ impl Reactor {
 
     fn write_ready(&mut self, slot: usize) {
         let Some(conn) = self.conns.get_mut(slot) else { return };
-        if conn.session.has_output() && !conn.dirty {
+        if (conn.session.has_output() || conn.transport.has_pending()) && !conn.dirty {
             conn.dirty = true;
             self.dirty.push(slot);
         }
@@ -580,10 +663,11 @@ impl Reactor {
         let after = self.with_session(slot, |session, env, host| {
             *host.conn_dirty = false;
             let stream = host.stream;
-            match conn::write_queue(stream, session, host, &mut cork) {
+            match host.write_out(session, &mut cork) {
                 Ok(Flushed::All) => match session.flushed(env, host) {
                     AfterFlush::Idle => AfterWrite::Nothing,
                     AfterFlush::ShutdownWrite => {
+                        host.transport.end_output(stream, host.tls_scratch);
                         if let Err(e) = stream.shutdown(std::net::Shutdown::Write) {
                             return AfterWrite::Drop(DisconnectReason::Io(e.kind()));
                         }
@@ -592,6 +676,7 @@ impl Reactor {
                         AfterWrite::Discard
                     }
                     AfterFlush::Linger => {
+                        host.transport.end_output(stream, host.tls_scratch);
                         session.linger(host);
                         AfterWrite::Discard
                     }
@@ -637,8 +722,7 @@ impl Reactor {
         for &slot in &slots {
             // A last write of what is queued, best effort.
             self.with_session(slot, |session, _, host| {
-                let stream = host.stream;
-                let _ = conn::write_queue(stream, session, host, &mut cork);
+                let _ = host.write_out(session, &mut cork);
             });
             self.close_now(slot, reason.clone());
         }

@@ -363,7 +363,8 @@ fn host_names_are_resolved_and_bad_urls_refused() {
     assert_eq!(handle.connect("ws://:80/", ClientOptions::new()), Err(ConnectError::InvalidUrl));
     let bad = ClientOptions::new().header("X", "a\r\nInjected: yes");
     assert_eq!(handle.connect(&url, bad), Err(ConnectError::InvalidHeader));
-    assert_eq!(handle.connect("wss://x/", ClientOptions::new()), Err(ConnectError::TlsUnavailable));
+    let not_pem = ClientOptions::new().ca_pem("no certificate");
+    assert_eq!(handle.connect("wss://x/", not_pem), Err(ConnectError::InvalidCa));
     server.stop();
     peer.stop();
 }
@@ -386,6 +387,57 @@ fn compressed_messages_go_both_ways_with_wsloops_own_server() {
     }
     let stats = echo.handle().stats();
     assert!(stats.bytes_in < 3 * text.len() as u64 / 4, "compressed on the wire: {stats:?}");
+    server.stop();
+    echo.stop();
+}
+
+/// A `wss://` server of wsloop's own with a certificate for `localhost` made here; its
+/// certificate as PEM.
+fn wss_echo(config: wsloop::Config) -> (Server, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let tls = wsloop::TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
+    (util::echo_server(config.tls(tls)), chain)
+}
+
+#[test]
+fn wss_connections_trust_a_custom_ca_and_compress() {
+    let _w = Watchdog::new("client_wss", Duration::from_secs(30));
+    let (echo, ca) = wss_echo(util::config().compression(Compression::Shared));
+    let (server, mut events) = runtime();
+    let handle = server.handle();
+    let url = format!("wss://localhost:{}/", echo.local_addr().port());
+    let options = ClientOptions::new().ca_pem(ca.as_bytes()).compression(true);
+    let id = handle.connect(&url, options).unwrap();
+    expect_connect(&mut events, id);
+    let text = "over tls ".repeat(500);
+    for _ in 0..3 {
+        handle.send(id, text.clone()).unwrap();
+    }
+    for _ in 0..3 {
+        expect_text(&mut events, id, &text);
+    }
+    server.stop();
+    echo.stop();
+}
+
+#[test]
+fn a_wss_server_the_client_does_not_trust_is_a_failed_attempt() {
+    let _w = Watchdog::new("client_wss_untrusted", Duration::from_secs(30));
+    let (echo, _) = wss_echo(util::config());
+    let (server, mut events) = runtime();
+    let handle = server.handle();
+    let url = format!("wss://localhost:{}/", echo.local_addr().port());
+    // The bundled roots do not know a certificate made a moment ago.
+    let no_retry = ClientOptions::new().reconnect(None);
+    let id = handle.connect(&url, no_retry).unwrap();
+    match next(&mut events) {
+        Event::Disconnect { id: got, reason } => {
+            assert_eq!(got, id);
+            assert_eq!(reason, DisconnectReason::Io(std::io::ErrorKind::InvalidData));
+        }
+        other => panic!("expected Disconnect, got {other:?}"),
+    }
     server.stop();
     echo.stop();
 }

@@ -1,5 +1,6 @@
 // wsloop in a real browser: Debian's headless Chromium driven by playwright-core.
 // Usage: node browser_test.js http://127.0.0.1:PORT ADMIN_TOKEN SCREENSHOT.png
+// (https://... for a server on wss://; Node's own fetches then need NODE_EXTRA_CA_CERTS).
 // The server must run with --admin-token ADMIN_TOKEN --subprotocols chat.v1 and a
 // max message size of at least 1 MiB. Prints "ok: <check>" per check; exits 1 on failure.
 import { chromium } from "playwright-core";
@@ -14,18 +15,22 @@ if (!base || !token || !screenshot) {
   process.exit(2);
 }
 const wsBase = base.replace(/^http/, "ws");
+// Over https the server's certificate is the test's own: Chromium is told to accept it.
+const tls = base.startsWith("https:");
 const profile = mkdtempSync(join(tmpdir(), "wsloop-chromium-"));
 // A fresh profile directory (Chromium's --user-data-dir, which Playwright passes itself).
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: "/usr/bin/chromium",
   headless: true,
   viewport: { width: 1200, height: 860 },
+  ignoreHTTPSErrors: tls,
   args: [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-quic",
     // Nothing but loopback: every host name fails to resolve.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ...(tls ? ["--ignore-certificate-errors"] : []),
   ],
 });
 

@@ -172,6 +172,23 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_queue_bytes: Option<usize>,
+    /// PEM file of the certificate chain (leaf first): serve wss:// (with --tls-key)
+    /// [default: "", plain ws://].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1) [default: ""].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+    /// Largest plaintext of one TLS record, 32-16384 (0: 16384) [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_max_fragment_size: Option<usize>,
+    /// TLS 1.3 resumption tickets sent per handshake (0: no resumption) [default: 2].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_tickets: Option<usize>,
 }
 
 impl Flags {

@@ -71,7 +71,8 @@ fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
     let config = settings.config()?.on_upgrade(demo::upgrade);
     log::info!("settings: {}", settings.summary());
     let server = Server::start(config, demo::Demo::handler())?;
-    println!("wsloop listening on ws://{}", server.local_addr());
+    let scheme = if settings.tls_cert.is_empty() { "ws" } else { "wss" };
+    println!("wsloop listening on {scheme}://{}", server.local_addr());
     let handle = server.handle();
     if let Some(events) = handle.cluster_events() {
         log::info!("cluster node {}", handle.node_id());

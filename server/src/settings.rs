@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
-use wsloop::{Backpressure, Builtin, ClusterConfig, Compression, Config, Dispatch};
+use wsloop::{
+    Backpressure, Builtin, ClusterConfig, Compression, Config, Dispatch, TlsConfig, TlsError,
+};
 
 /// Where the handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -86,6 +88,14 @@ pub struct Settings {
     pub node_id: u32,
     pub cluster_unsubscribe_delay: f64,
     pub cluster_queue_bytes: usize,
+    /// PEM file of the certificate chain; with `tls_key`, the port serves wss://.
+    pub tls_cert: String,
+    /// PEM file of the private key.
+    pub tls_key: String,
+    /// Largest plaintext of one TLS record; 0: 16384.
+    pub tls_max_fragment_size: usize,
+    /// TLS 1.3 resumption tickets per handshake.
+    pub tls_tickets: usize,
 }
 
 impl Default for Settings {
@@ -126,6 +136,10 @@ impl Default for Settings {
             node_id: 0,
             cluster_unsubscribe_delay: 2.0,
             cluster_queue_bytes: 16 << 20,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_max_fragment_size: 0,
+            tls_tickets: 2,
         }
     }
 }
@@ -286,7 +300,35 @@ impl Settings {
         if let Some(cluster) = self.cluster_config()? {
             config = config.cluster(cluster);
         }
+        if let Some(tls) = self.tls_config()? {
+            config = config.tls(tls);
+        }
         Ok(config)
+    }
+
+    /// The TLS settings, when a certificate and key are named.
+    fn tls_config(&self) -> Result<Option<TlsConfig>, SettingsError> {
+        let error = |key: &str, error: String| SettingsError::Key {
+            source: "settings".to_owned(),
+            key: key.to_owned(),
+            error,
+        };
+        match (self.tls_cert.is_empty(), self.tls_key.is_empty()) {
+            (true, true) => return Ok(None),
+            (false, true) => return Err(error("tls_key", "tls_cert needs tls_key".into())),
+            (true, false) => return Err(error("tls_cert", "tls_key needs tls_cert".into())),
+            (false, false) => {}
+        }
+        let tls = TlsConfig::from_pem_files(&self.tls_cert, &self.tls_key).map_err(|e| {
+            let key_at_fault = match &e {
+                TlsError::NoPrivateKey => true,
+                TlsError::Read { path, .. } => path.as_os_str() == self.tls_key.as_str(),
+                _ => false,
+            };
+            error(if key_at_fault { "tls_key" } else { "tls_cert" }, e.to_string())
+        })?;
+        let fragment = Some(self.tls_max_fragment_size).filter(|n| *n > 0);
+        Ok(Some(tls.max_fragment_size(fragment).tickets(self.tls_tickets)))
     }
 
     /// The cluster to join, if any.
@@ -374,6 +416,19 @@ mod tests {
         assert!(s.config().unwrap_err().to_string().contains("redis://HOST:PORT"));
         let s = Settings { cluster: "redis://h:1".into(), node_id: 1 << 24, ..Settings::default() };
         assert!(s.config().unwrap_err().to_string().contains("node id"));
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_says_what_is_wrong() {
+        let s = Settings { tls_cert: "cert.pem".into(), ..Settings::default() };
+        assert!(s.config().unwrap_err().to_string().contains("tls_key"));
+        let s = Settings {
+            tls_cert: "/nonexistent/cert.pem".into(),
+            tls_key: "/nonexistent/key.pem".into(),
+            ..Settings::default()
+        };
+        let err = s.config().unwrap_err().to_string();
+        assert!(err.contains("tls_cert") && err.contains("/nonexistent/cert.pem"), "{err}");
     }
 
     #[test]

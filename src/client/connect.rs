@@ -11,6 +11,7 @@ use super::{ClientOptions, ConnectError, Dial, Target};
 use crate::event::ConnId;
 use crate::handle::{Command, Handle};
 use crate::outbox;
+use crate::tls::{ClientTls, ClientTlsError};
 
 impl Handle {
     /// Opens an outgoing connection to `url` (`ws://host[:port]/path?query`) on one of
@@ -23,7 +24,7 @@ impl Handle {
     /// [`client` module docs](crate::ClientOptions) for the whole life.
     ///
     /// # Errors
-    /// A URL or header that cannot be sent, `wss://` without the TLS layer, a server at
+    /// A URL or header that cannot be sent, a custom CA that is not PEM, a server at
     /// `max_connections` or stopped; see [`ConnectError`].
     ///
     /// # Examples
@@ -45,11 +46,10 @@ impl Handle {
     /// ```
     pub fn connect(&self, url: &str, options: ClientOptions) -> Result<ConnId, ConnectError> {
         let target = Target::parse(url)?;
-        if target.secure {
-            // The seam for the TLS layer: it will carry `options.ca_pem` into a rustls
-            // ClientConnection on the connection's transport.
-            return Err(ConnectError::TlsUnavailable);
-        }
+        let tls = match target.secure {
+            true => Some(Arc::new(client_tls(&target.host, options.ca_pem.as_deref())?)),
+            false => None,
+        };
         if !options.headers.iter().all(|(name, value)| header_is_sendable(name, value)) {
             return Err(ConnectError::InvalidHeader);
         }
@@ -58,7 +58,7 @@ impl Handle {
         }
         let remote = self.dialling_reactor()?;
         let (reply, answer) = bounded(1);
-        let dial = Box::new(Dial { target, options: Arc::new(options) });
+        let dial = Box::new(Dial { target, options: Arc::new(options), tls });
         // Straight through the channel, never a thread's outbox: this thread waits.
         remote.send(Command::Dial { dial, reply }).map_err(|_| ConnectError::ServerStopped)?;
         answer.recv().map_err(|_| ConnectError::ServerStopped)?
@@ -83,6 +83,14 @@ fn header_is_sendable(name: &str, value: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(token)
         && value.bytes().all(|b| b != b'\r' && b != b'\n' && b != 0)
+}
+
+/// The TLS trust of a `wss://` target, checked before anything is dialled.
+fn client_tls(host: &str, ca_pem: Option<&[u8]>) -> Result<ClientTls, ConnectError> {
+    ClientTls::new(host, ca_pem).map_err(|e| match e {
+        ClientTlsError::BadCa => ConnectError::InvalidCa,
+        ClientTlsError::BadName => ConnectError::InvalidUrl,
+    })
 }
 
 #[cfg(test)]

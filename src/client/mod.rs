@@ -23,9 +23,8 @@
 //!   drops and re-joined before the next `Connect`.
 //! - DNS: host names are resolved on a resolver thread (one per server, started on first
 //!   use), never on a reactor; IP literals need none.
-//! - `wss://`: the URL and the CA option are accepted by the parser and the options; the
-//!   transport is the seam where the TLS layer plugs in (`ConnectError::TlsUnavailable`
-//!   until then).
+//! - `wss://`: every attempt gets a fresh rustls client session on the connection's
+//!   transport, trusting the bundled webpki roots or the `ca_pem` CA alone.
 
 mod backoff;
 mod connect;
@@ -48,11 +47,14 @@ pub(crate) use url::Target;
 use crate::event::{ConnId, DisconnectReason};
 use crate::handle::Shared;
 use crate::liveness::{LiveTable, Liveness};
+use crate::tls::ClientTls;
 
 /// What a `Handle` asks a reactor to open.
 pub(crate) struct Dial {
     pub(crate) target: Target,
     pub(crate) options: Arc<ClientOptions>,
+    /// For `wss://`: what the connection trusts and the name it checks.
+    pub(crate) tls: Option<Arc<ClientTls>>,
 }
 
 /// Where a client connection is in its life.
@@ -69,6 +71,7 @@ pub(crate) struct Client {
     pub(crate) id: ConnId,
     pub(crate) target: Target,
     pub(crate) options: Arc<ClientOptions>,
+    pub(crate) tls: Option<Arc<ClientTls>>,
     pub(crate) backoff: Option<Backoff>,
     pub(crate) offline: Arc<Offline>,
     /// Topics to join at the next open.

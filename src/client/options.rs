@@ -151,8 +151,8 @@ pub enum ConnectError {
     InvalidUrl,
     /// An extra header's name or value cannot be sent (CR, LF, NUL, or not a token).
     InvalidHeader,
-    /// `wss://` needs the TLS layer, which this build does not have yet.
-    TlsUnavailable,
+    /// The custom CA (`ClientOptions::ca_pem`) is not PEM holding a certificate.
+    InvalidCa,
     /// The server is at `max_connections`.
     TooManyConnections,
     /// The server has stopped.
@@ -168,7 +168,7 @@ impl fmt::Display for ConnectError {
             ConnectError::UnsupportedScheme => "URL scheme is not ws:// or wss://",
             ConnectError::InvalidUrl => "invalid URL",
             ConnectError::InvalidHeader => "invalid extra header",
-            ConnectError::TlsUnavailable => "wss:// needs the TLS layer",
+            ConnectError::InvalidCa => "the custom CA holds no usable PEM certificate",
             ConnectError::TooManyConnections => "server at max_connections",
             ConnectError::ServerStopped => "server stopped",
             ConnectError::OnReactorThread => "connect called on the only reactor's thread",

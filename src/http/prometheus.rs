@@ -152,6 +152,11 @@ fn traffic(t: &mut Text, c: &Counters) {
         "Times a connection stopped being read because its worker was behind.",
         &c.reads_paused,
     );
+    t.counter(
+        "wsloop_tls_failures_total",
+        "TLS connections ended by bad records or a failed TLS handshake (an alert sent).",
+        &c.tls_failures,
+    );
 }
 
 fn closes(t: &mut Text, c: &Counters) {

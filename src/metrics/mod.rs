@@ -52,6 +52,8 @@ pub(crate) struct Counters {
     pub(crate) messages_out: AtomicU64,
     pub(crate) publishes: AtomicU64,
     pub(crate) reads_paused: AtomicU64,
+    /// TLS connections ended by the peer's bad records (a fatal alert was sent).
+    pub(crate) tls_failures: AtomicU64,
     /// Disconnects by the close code that ended them (1006 for no close handshake).
     pub(crate) closes: Labelled<{ CLOSE_CODES.len() }>,
     /// Refused upgrades by the HTTP status sent.
@@ -77,6 +79,7 @@ impl Counters {
             messages_out: zero(),
             publishes: zero(),
             reads_paused: zero(),
+            tls_failures: zero(),
             closes: Labelled::new(CLOSE_CODES),
             handshake_failures: Labelled::new(STATUSES),
             rejected: Labelled::new([0, 1, 2, 3, 4]),

@@ -21,10 +21,14 @@ use mio::net::TcpStream;
 
 use super::Reactor;
 use crate::client::{self, Backoff, Client, ConnectError, Dial, Next, Offline, Stage};
-use crate::conn::Conn;
+use crate::conn::{Conn, Transport};
 use crate::event::{ConnId, DisconnectReason, Event};
 use crate::liveness::{self, Liveness};
 use crate::session::{ClientOffer, Session, ticks_of};
+use crate::tls::{TlsScratch, TlsState};
+
+/// The plaintext of a full TLS record (what a client's records hold at most).
+const MAX_RECORD_PLAIN: usize = 16 * 1024;
 
 impl Reactor {
     /// Opens a slot for a `Handle::connect`, answers with its id, starts the first
@@ -47,7 +51,8 @@ impl Reactor {
         let generation = self.next_generation;
         self.next_generation = liveness::next_generation(generation);
         let worker = self.dispatcher.assign();
-        self.conns.insert(Conn::new(stream, Session::parked(&self.env), generation, worker));
+        let parked = Session::parked(&self.env);
+        self.conns.insert(Conn::new(stream, Transport::Plain, parked, generation, worker));
         let id = ConnId::new(self.index, generation, slot);
         self.remote().live.set(id, Liveness::Handshake);
         let offline = Arc::new(Offline::new(dial.options.offline_queue_bytes));
@@ -58,6 +63,7 @@ impl Reactor {
             topics: dial.options.topics.clone(),
             target: dial.target,
             options: dial.options,
+            tls: dial.tls,
             offline,
             stage: Stage::Resolving,
             ended: None,
@@ -119,9 +125,32 @@ impl Reactor {
         if let Err(e) = self.poll.registry().register(&mut stream, Token(slot), interest) {
             return self.client_down(slot, DisconnectReason::Io(e.kind()));
         }
+        // A fresh TLS session at every attempt: rustls's client keeps nothing across.
+        if client.tls.is_some() && self.tls_scratch.is_empty() {
+            self.tls_scratch = TlsScratch::new(super::READ_CHUNK, MAX_RECORD_PLAIN);
+        }
+        let Some(client) = self.clients.get_mut(slot) else { return };
+        let transport = match &client.tls {
+            None => Transport::Plain,
+            Some(tls) => match TlsState::client(tls.config.clone(), tls.name.clone()) {
+                Ok(state) => Transport::Tls(Box::new(state)),
+                Err(_) => {
+                    return self
+                        .client_down(slot, DisconnectReason::Io(io::ErrorKind::InvalidData));
+                }
+            },
+        };
         let Some(conn) = self.conns.get_mut(slot) else { return };
         conn.stream = stream;
+        conn.transport = transport;
         conn.read_paused = false;
+        // The client speaks first: its hello goes out (or waits for the connect to
+        // finish) before any read could move the handshake on.
+        if let Transport::Tls(tls) = &mut conn.transport
+            && let Err(e) = tls.start(&conn.stream)
+        {
+            return self.client_down(slot, DisconnectReason::Io(e.kind()));
+        }
         self.remote().live.set(id, Liveness::Handshake);
         let timeout = ticks_of(Some(options.connect_timeout));
         self.with_session(slot, |session, env, host| {
