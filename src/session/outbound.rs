@@ -13,9 +13,10 @@ use bytes::{Buf, Bytes};
 /// and the allocator's header and rounding of its buffer (or the `Arc` of a shared one).
 pub(crate) const FRAME_COST: usize = 64;
 
-/// The most a connection's corked write holds: what the kernel takes in one go on a
-/// loopback or LAN socket without blocking, most of the time.
-pub(crate) const CORK_BYTES: usize = 16 * 1024;
+/// The most a connection's corked write holds. A turn's replies should fit whole: a
+/// queue split into a `write` and a `writev` cost more than one `writev` (16 echoes of
+/// 1 KiB measured +25% server CPU per message with a 16 KiB cork, +11% with this one).
+pub(crate) const CORK_BYTES: usize = 64 * 1024;
 
 /// The largest frame copied into a corked write; larger ones go out by `writev`.
 const CORK_FRAME_BYTES: usize = 4 * 1024;
@@ -167,17 +168,19 @@ mod tests {
     #[test]
     fn small_frames_are_gathered_up_to_the_cork_size_and_large_ones_stop_it() {
         let mut q = Outbound::default();
-        for len in [10, 3000, 4000, 4000, 4000, 4000] {
-            q.push(Bytes::from(vec![len as u8; len]));
+        // 10 bytes, then 4000-byte frames past the cork's size.
+        let fit = (CORK_BYTES - 10) / 4000;
+        q.push(Bytes::from(vec![10; 10]));
+        for _ in 0..fit + 1 {
+            q.push(Bytes::from(vec![7; 4000]));
         }
         let mut cork = Vec::new();
-        // 10 + 3000 + 3 × 4000 fit in 16 KiB; the fourth 4000 does not.
-        assert_eq!(q.gather(&mut cork), 5);
-        assert_eq!(cork.len(), 15_010);
+        assert_eq!(q.gather(&mut cork), 1 + fit);
+        assert_eq!(cork.len(), 10 + fit * 4000);
         assert_eq!(&cork[..10], &[10; 10]);
         q.consume(cork.len());
         assert_eq!(q.gather(&mut cork), 1);
-        q.push(Bytes::from(vec![0; 5000]));
+        q.push(Bytes::from(vec![0; CORK_FRAME_BYTES + 1]));
         q.consume(4000);
         assert_eq!(q.gather(&mut cork), 0, "a frame past the per-frame limit is not copied");
     }
