@@ -18,11 +18,11 @@ cd "$(dirname "$0")/.."
 # compression cases against one permessage-deflate mode: `shared` or `dedicated`.
 # `client` and `client-deflate` turn it around: wstest runs as fuzzingserver and wsloop's
 # client role (examples/autobahn_client.rs) connects to it, without and with
-# permessage-deflate. The whole compression part (12.*, 13.*: 216 cases) takes wstest
-# over 20 minutes on two busy cores, so `client-deflate` runs a sample that keeps every
-# negotiation variant: the six smallest cases of each 13.* group (every window size and
-# context-takeover answer) and the three smallest of each 12.* group (about 90 s);
-# `client-deflate-full` runs them all.
+# permessage-deflate. `client-deflate-full` runs the whole compression part (12.*, 13.*:
+# 216 cases; the test command runs it beside the server's two compression runs);
+# `client-deflate` a quick sample that keeps every negotiation variant: the six smallest
+# cases of each 13.* group (every window size and context-takeover answer) and the three
+# smallest of each 12.* group (about 90 s).
 MODE=${1:-core}
 ROLE=server
 case $MODE in
