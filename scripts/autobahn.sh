@@ -127,7 +127,7 @@ EOF
   echo "autobahn: wsloop's client against wstest fuzzingserver (log: $REPORT_DIR/client.log)"
   start=$SECONDS
   # shellcheck disable=SC2086 # FLAGS is a list of flags
-  if ! timeout 1500 target/release/examples/autobahn_client "ws://127.0.0.1:$port" \
+  if ! timeout 2400 target/release/examples/autobahn_client "ws://127.0.0.1:$port" \
     --agent wsloop-client $FLAGS >"$REPORT_DIR/client.log" 2>&1; then
     echo "autobahn: the client failed or timed out after $((SECONDS - start))s"
     tail -20 "$REPORT_DIR/client.log"
@@ -175,8 +175,9 @@ EOF
 
 echo "autobahn: wstest fuzzingclient against $cmd (log: $REPORT_DIR/wstest.log)"
 start=$SECONDS
-# A timeout so a server that hangs a case fails the run instead of stalling CI forever.
-if ! (cd "$REPORT_DIR" && timeout 1500 "$OLDPWD/$VENV/bin/wstest" -m fuzzingclient -s spec.json >wstest.log 2>&1); then
+# A timeout so a server that hangs a case fails the run instead of stalling CI forever;
+# 40 minutes, as three compression runs sharing two cores took 19.
+if ! (cd "$REPORT_DIR" && timeout 2400 "$OLDPWD/$VENV/bin/wstest" -m fuzzingclient -s spec.json >wstest.log 2>&1); then
   echo "autobahn: wstest failed or timed out after $((SECONDS - start))s"
   tail -20 "$REPORT_DIR/wstest.log"
   exit 1

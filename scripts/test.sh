@@ -137,9 +137,9 @@ else
   skipped=$((skipped + 1))
 fi
 
-# The core suite, then the compression cases (12.*, 13.*) against each deflate mode.
-# wstest is slow on those (about ten minutes each, its own CPU), so both modes run at
-# once, one per core.
+# The core suite, then the compression cases (12.*, 13.*) against each deflate mode and
+# for the client role. wstest is slow on those (about 12 minutes each with a core to
+# itself, 19 with three runs sharing two cores), so they run at once.
 autobahn_step() {
   begin "autobahn $1"
   cat "target/autobahn-$1.out"
