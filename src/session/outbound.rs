@@ -81,15 +81,20 @@ impl Outbound {
     /// they fit in [`CORK_BYTES`]; returns how many frames it took. One contiguous write
     /// costs the kernel far less than a `writev` of many tiny slices; a large frame is
     /// left to `writev`, which sends it without a copy.
+    ///
+    /// A lone frame is counted, not copied: it is written from its own buffer.
     pub(crate) fn gather(&self, cork: &mut Vec<u8>) -> usize {
         cork.clear();
-        let mut taken = 0;
-        for frame in self.iter() {
-            if frame.len() > CORK_FRAME_BYTES || cork.len() + frame.len() > CORK_BYTES {
-                break;
-            }
-            cork.extend_from_slice(frame);
-            taken += 1;
+        let mut bytes = 0;
+        let taken = self
+            .iter()
+            .take_while(|frame| {
+                bytes += frame.len();
+                frame.len() <= CORK_FRAME_BYTES && bytes <= CORK_BYTES
+            })
+            .count();
+        if taken > 1 {
+            self.iter().take(taken).for_each(|frame| cork.extend_from_slice(frame));
         }
         taken
     }
@@ -180,6 +185,7 @@ mod tests {
         assert_eq!(&cork[..10], &[10; 10]);
         q.consume(cork.len());
         assert_eq!(q.gather(&mut cork), 1);
+        assert!(cork.is_empty(), "a lone frame is not copied");
         q.push(Bytes::from(vec![0; CORK_FRAME_BYTES + 1]));
         q.consume(4000);
         assert_eq!(q.gather(&mut cork), 0, "a frame past the per-frame limit is not copied");
