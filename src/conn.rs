@@ -133,26 +133,52 @@ pub(crate) fn write_out(
 /// Writes the session's queue in as few calls as the kernel allows, releasing what the
 /// socket took: runs of small frames as one contiguous `write` from `cork` (the
 /// reactor's buffer), large frames by `writev` with no copy.
+///
+/// `cork` may arrive holding frames to write ahead of the queue, unqueued and uncharged
+/// (an inline handler's replies, src/outbox.rs): they leave in the same write as the
+/// queue's first frames, and only what the socket refuses of them is queued. `cork` is
+/// left empty.
 pub(crate) fn write_queue(
     stream: &TcpStream,
     session: &mut Session,
     host: &mut impl Host,
     cork: &mut Vec<u8>,
 ) -> io::Result<Flushed> {
-    while session.has_output() {
-        let result = if session.gather(cork) > 1 {
-            write_retrying(stream, |mut s| s.write(cork))
-        } else {
-            write_slices(stream, session)
-        };
-        match result {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => session.written(host, written),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Partly),
-            Err(e) => return Err(e),
+    let mut ahead = cork.len();
+    let flushed = loop {
+        if ahead == 0 && !session.has_output() {
+            break Ok(Flushed::All);
         }
-    }
-    Ok(Flushed::All)
+        session.gather(cork);
+        let result = if cork.is_empty() {
+            write_slices(stream, session)
+        } else {
+            write_retrying(stream, |mut s| s.write(cork))
+        };
+        let (written, refused) = match result {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => (n, false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (0, true),
+            Err(e) => break Err(e),
+        };
+        let from_ahead = written.min(ahead);
+        if from_ahead > 0 {
+            host.sent(from_ahead);
+        }
+        if written > from_ahead {
+            session.written(host, written - from_ahead);
+        }
+        if ahead > from_ahead {
+            session.keep_unsent(host, &cork[from_ahead..ahead]);
+        }
+        ahead = 0;
+        cork.clear();
+        if refused {
+            break Ok(Flushed::Partly);
+        }
+    };
+    cork.clear();
+    flushed
 }
 
 /// One `writev` of the queue's frames, oldest first.

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
-use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
+use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, MessageRef};
 use crate::handle::Handle;
 use crate::outbox;
+use crate::wire;
 
 /// The application's side of a server: called for every event.
 ///
@@ -32,6 +33,17 @@ pub trait Handler: Send + Sync + 'static {
 
     /// A message arrived.
     fn on_message(&self, handle: &Handle, id: ConnId, message: Message);
+
+    /// A message arrived, lent rather than given: called instead of
+    /// [`on_message`](Handler::on_message) with inline dispatch when the message came
+    /// whole in one read, so it is handled with no allocation. It must do what
+    /// `on_message` would; by default it makes the owned message and calls that.
+    ///
+    /// An answer to `id` itself ([`Handle::send_ref`] or [`Handle::send`]) made here is
+    /// framed straight into the reactor's write buffer: no queue, no allocation.
+    fn on_message_ref(&self, handle: &Handle, id: ConnId, message: MessageRef<'_>) {
+        self.on_message(handle, id, message.to_message());
+    }
 
     /// A write queue that had filled has emptied (only with `Config::drain_events`).
     fn on_drain(&self, handle: &Handle, id: ConnId) {
@@ -280,6 +292,17 @@ impl Dispatcher {
             Dispatcher::Inline { .. } => 0,
             Dispatcher::Queued(q) => {
                 (q.next.fetch_add(1, Ordering::Relaxed) % q.senders.len()) as u16
+            }
+        }
+    }
+
+    /// A whole message still in the reactor's receive buffer: lent to an inline handler,
+    /// copied (with room for a reply's frame header) for a worker.
+    pub(crate) fn lend(&mut self, worker: u16, id: ConnId, message: MessageRef<'_>) {
+        match self {
+            Dispatcher::Inline { handler, handle } => handler.on_message_ref(handle, id, message),
+            Dispatcher::Queued(q) => {
+                q.push(worker, Envelope::Message { id, message: wire::owned_with_room(message) })
             }
         }
     }

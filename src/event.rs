@@ -128,6 +128,62 @@ impl Message {
     }
 }
 
+impl Message {
+    /// The message lent as a [`MessageRef`].
+    pub fn view(&self) -> MessageRef<'_> {
+        match self {
+            Message::Text(s) => MessageRef::Text(s),
+            Message::Binary(b) => MessageRef::Binary(b),
+        }
+    }
+}
+
+/// A data message lent for the length of a call: what an inline handler sees in
+/// [`Handler::on_message_ref`](crate::Handler::on_message_ref), pointing into the
+/// reactor's receive buffer (unmasked in place), and what [`Handle::send_ref`](crate::Handle::send_ref)
+/// takes. Nothing is allocated to receive or echo it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A UTF-8 text message.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl MessageRef<'_> {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            MessageRef::Text(s) => s.as_bytes(),
+            MessageRef::Binary(b) => b,
+        }
+    }
+
+    /// The payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An owned copy, to keep past the call.
+    pub fn to_message(&self) -> Message {
+        match *self {
+            MessageRef::Text(s) => Message::Text(s.to_owned()),
+            MessageRef::Binary(b) => Message::Binary(b.to_vec()),
+        }
+    }
+}
+
+impl From<MessageRef<'_>> for Message {
+    fn from(message: MessageRef<'_>) -> Message {
+        message.to_message()
+    }
+}
+
 impl From<String> for Message {
     fn from(s: String) -> Message {
         Message::Text(s)

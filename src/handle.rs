@@ -15,7 +15,7 @@ use crossbeam_channel::Sender;
 use crate::compress::Outgoing;
 use crate::config::Backpressure;
 use crate::error::{CloseError, SendError, SendErrorKind};
-use crate::event::{ConnId, Message};
+use crate::event::{ConnId, Message, MessageRef};
 use crate::liveness::{Compresses, LiveTable, Liveness, Refused};
 use crate::metrics::{Counters, Stats};
 use crate::outbox;
@@ -227,6 +227,9 @@ impl Handle {
         let Some(remote) = self.remote(id) else {
             return Err(SendError { kind: SendErrorKind::UnknownConnection, message });
         };
+        if outbox::reply(remote, id, message.view()) {
+            return Ok(());
+        }
         let frame_len = session::cost(wire::frame_len(message.len()));
         let kind = match remote.live.reserve(id, frame_len, self.shared.max_backpressure) {
             Ok(Compresses(compresses)) => {
@@ -294,6 +297,22 @@ impl Handle {
                 }
             }
         }
+    }
+
+    /// [`Handle::send`] of a lent message. An inline handler answering the connection it
+    /// is handling (from [`Handler::on_message_ref`](crate::Handler::on_message_ref)) sends
+    /// with no allocation; elsewhere the message is copied.
+    ///
+    /// # Errors
+    /// As [`Handle::send`], with the message copied into the error.
+    pub fn send_ref(&self, id: ConnId, message: MessageRef<'_>) -> Result<(), SendError> {
+        if let Some(remote) = self.remote(id)
+            && !self.is_stopped()
+            && outbox::reply(remote, id, message)
+        {
+            return Ok(());
+        }
+        self.send(id, message.to_message())
     }
 
     /// Memory held for `id` and not yet taken by its socket (frames in the command channel

@@ -72,7 +72,9 @@ pub use cluster::{
 pub use config::{Backpressure, Compression, Config, Dispatch, MAX_DURATION};
 pub use dispatch::{Events, Handler};
 pub use error::{CloseError, ConfigError, Error, SendError, SendErrorKind};
-pub use event::{ConnId, ConnectInfo, DisconnectReason, Event, MAX_NODE_ID, Message, UserData};
+pub use event::{
+    ConnId, ConnectInfo, DisconnectReason, Event, MAX_NODE_ID, Message, MessageRef, UserData,
+};
 pub use handle::Handle;
 pub use http::{Builtin, Response, RouteHandler};
 pub use metrics::Stats;

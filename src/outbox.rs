@@ -12,15 +12,50 @@
 //!
 //! A thread knows its role by the address of its reactor's `Remote` (or its server's
 //! `Shared`), compared, never dereferenced.
+//!
+//! An inline handler's reply to the very connection it is handling needs no command at
+//! all. While the reactor hands a connection's bytes to its session, it lends this
+//! thread a reply window ([`open_window`]): that connection's id and the reactor's cork
+//! buffer. A send to that id made on this thread is framed straight into the buffer
+//! ([`reply`]): no queue, no allocation, no atomic. The reactor takes the buffer back
+//! ([`close_window`]) and writes it ahead of the connection's queue, in the same write;
+//! only what the socket refuses is copied into the queue (and charged).
+//!
+//! Order is kept. Once a reply cannot go this way (it is to be compressed, or the window
+//! is full), or any command for this reactor is made during the window (a close, a
+//! publish that may reach the connection), every later reply takes the command queue
+//! too, behind what went before.
 
 use std::cell::RefCell;
 
+use crate::event::{ConnId, MessageRef};
 use crate::handle::{Command, Remote, Shared};
+use crate::protocol::frame::OpCode;
+use crate::session::CORK_BYTES;
+use crate::wire;
 
 enum Role {
     Direct,
-    Reactor { me: *const Remote, own: Vec<Command> },
+    Reactor { me: *const Remote, own: Vec<Command>, window: Option<Window> },
     Worker { server: *const Shared, pending: Vec<Vec<Command>> },
+}
+
+/// A connection's replies, framed while its bytes are handled on its reactor's thread.
+struct Window {
+    id: ConnId,
+    frames: Vec<u8>,
+    /// Messages at least this long go through the queue, to be compressed.
+    compress_from: usize,
+    /// A reply went through the queue: later ones must follow it.
+    closed: bool,
+    /// Replies framed here (for the server's statistics).
+    sent: usize,
+}
+
+/// A reply window taken back: the frames to write first, and how many messages they are.
+pub(crate) struct Replies {
+    pub(crate) frames: Vec<u8>,
+    pub(crate) sent: usize,
 }
 
 thread_local! {
@@ -29,7 +64,7 @@ thread_local! {
 
 /// Marks this thread as the reactor behind `me`.
 pub(crate) fn become_reactor(me: &Remote) {
-    ROLE.with(|r| *r.borrow_mut() = Role::Reactor { me, own: Vec::new() });
+    ROLE.with(|r| *r.borrow_mut() = Role::Reactor { me, own: Vec::new(), window: None });
 }
 
 /// Marks this thread as a worker of `server`.
@@ -41,7 +76,10 @@ pub(crate) fn become_worker(server: &Shared) {
 /// Keeps `command` for later if this thread's role allows; gives it back otherwise.
 pub(crate) fn hold(shared: &Shared, remote: &Remote, command: Command) -> Option<Command> {
     ROLE.with(|r| match &mut *r.borrow_mut() {
-        Role::Reactor { me, own } if std::ptr::eq(*me, remote) => {
+        Role::Reactor { me, own, window } if std::ptr::eq(*me, remote) => {
+            if let Some(window) = window {
+                window.closed = true;
+            }
             own.push(command);
             None
         }
@@ -65,6 +103,53 @@ pub(crate) fn take_own(into: &mut Vec<Command>) {
             std::mem::swap(own, into);
         }
     });
+}
+
+/// On a reactor thread: lends `frames` (empty) for replies to `id` until
+/// [`close_window`]; messages of `compress_from` bytes or more are left to the queue.
+pub(crate) fn open_window(id: ConnId, frames: Vec<u8>, compress_from: usize) {
+    ROLE.with(|r| {
+        if let Role::Reactor { window, .. } = &mut *r.borrow_mut() {
+            *window = Some(Window { id, frames, compress_from, closed: false, sent: 0 });
+        }
+    });
+}
+
+/// Ends the reply window: the frames it holds, to be written before anything queued.
+pub(crate) fn close_window() -> Option<Replies> {
+    ROLE.with(|r| match &mut *r.borrow_mut() {
+        Role::Reactor { window, .. } => {
+            window.take().map(|w| Replies { frames: w.frames, sent: w.sent })
+        }
+        _ => None,
+    })
+}
+
+/// Frames `message` into the open reply window if it is for `id` on this reactor and
+/// may go there; false when it must take the command queue.
+pub(crate) fn reply(remote: &Remote, id: ConnId, message: MessageRef<'_>) -> bool {
+    ROLE.with(|r| {
+        let Role::Reactor { me, window: Some(window), .. } = &mut *r.borrow_mut() else {
+            return false;
+        };
+        if !std::ptr::eq(*me, remote) || window.id != id || window.closed {
+            return false;
+        }
+        let payload = message.as_bytes();
+        if payload.len() >= window.compress_from
+            || window.frames.len() + wire::frame_len(payload.len()) > CORK_BYTES
+        {
+            window.closed = true;
+            return false;
+        }
+        let opcode = match message {
+            MessageRef::Text(_) => OpCode::Text,
+            MessageRef::Binary(_) => OpCode::Binary,
+        };
+        wire::frame_into(&mut window.frames, opcode, payload);
+        window.sent += 1;
+        true
+    })
 }
 
 /// On a worker thread: hands what the batch produced to the reactors.

@@ -40,7 +40,7 @@ use crate::client::Clients;
 use crate::config::Config;
 use crate::conn::{self, Conn, Flushed, Transport};
 use crate::dispatch::Dispatcher;
-use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message};
+use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, MessageRef};
 use crate::handle::{Command, Remote, Shared};
 use crate::liveness::{self, Liveness};
 use crate::metrics::Counters;
@@ -127,6 +127,8 @@ struct ConnHost<'a> {
     worker: u16,
     /// Looked up only when a connection opens or ends.
     clients: &'a mut Clients,
+    /// Messages received during this call, added to the server's count once.
+    messages_in: usize,
 }
 
 impl Host for ConnHost<'_> {
@@ -205,6 +207,10 @@ impl Host for ConnHost<'_> {
         self.dispatcher.emit(self.worker, Event::Message { id: self.id, message });
     }
 
+    fn lend_message(&mut self, message: MessageRef<'_>) {
+        self.dispatcher.lend(self.worker, self.id, message);
+    }
+
     fn drain(&mut self) {
         self.dispatcher.emit(self.worker, Event::Drain { id: self.id });
     }
@@ -232,11 +238,12 @@ impl Host for ConnHost<'_> {
 
     fn count(&mut self, what: Count) {
         let counters = &self.shared.counters;
-        Counters::bump(match what {
-            Count::MessageIn => &counters.messages_in,
-            Count::SlowConsumerClosed => &counters.slow_consumers_closed,
-            Count::Dropped => &counters.messages_dropped,
-        });
+        match what {
+            // Added once per call on the session (`with_session`), not per message.
+            Count::MessageIn => self.messages_in += 1,
+            Count::SlowConsumerClosed => Counters::bump(&counters.slow_consumers_closed),
+            Count::Dropped => Counters::bump(&counters.messages_dropped),
+        }
     }
 }
 
@@ -440,8 +447,12 @@ impl Reactor {
             id: ConnId::new(*index, *generation, slot),
             worker: *worker,
             clients,
+            messages_in: 0,
         };
         let out = f(session, env, &mut host);
+        if host.messages_in > 0 {
+            Counters::add(&shared.counters.messages_in, host.messages_in);
+        }
         wheel.arm(slot as u32, timer_tick, session.deadline());
         Some(out)
     }
@@ -583,7 +594,11 @@ impl Reactor {
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch[start..front].copy_from_slice(&carry);
                 let data = &mut scratch[start..front + got.plain];
+                let window = self.open_reply_window(slot);
                 self.with_session(slot, |session, env, host| session.receive(env, host, data));
+                if window {
+                    self.close_reply_window();
+                }
                 self.scratch = scratch;
             } else if conn.session.has_output() && !conn.dirty {
                 // A TLS handshake moved on: what waited for it (a client's request) may go.
@@ -597,7 +612,7 @@ impl Reactor {
                 // The handler already answered: write now, not after every other socket
                 // of this turn has been read. Still one write for what this read produced.
                 self.drain_own_commands();
-                if self.conns.get(slot).is_some_and(|c| c.dirty) {
+                if !self.cork.is_empty() || self.conns.get(slot).is_some_and(|c| c.dirty) {
                     self.flush(slot);
                 }
             }
@@ -610,6 +625,37 @@ impl Reactor {
             }
             if !got.full && !to_the_end {
                 return;
+            }
+        }
+    }
+
+    /// Lends this thread the cork buffer for an inline handler's replies to the
+    /// connection in `slot` while its bytes are handled (src/outbox.rs), when they may be
+    /// written ahead of its queue: a plain open server connection with nothing queued.
+    fn open_reply_window(&mut self, slot: usize) -> bool {
+        let Some(conn) = self.conns.get(slot) else { return false };
+        let lends = self.dispatcher.is_inline()
+            && matches!(conn.transport, Transport::Plain)
+            && conn.session.lends_replies();
+        if lends {
+            let id = ConnId::new(self.index, conn.generation, slot);
+            let compress_from = if conn.session.compresses() {
+                self.shared.compression_threshold
+            } else {
+                usize::MAX
+            };
+            outbox::open_window(id, std::mem::take(&mut self.cork), compress_from);
+        }
+        lends
+    }
+
+    /// Takes the cork back with the replies framed in it, written by the next flush of
+    /// that connection.
+    fn close_reply_window(&mut self) {
+        if let Some(replies) = outbox::close_window() {
+            self.cork = replies.frames;
+            if replies.sent > 0 {
+                Counters::add(&self.shared.counters.messages_out, replies.sent);
             }
         }
     }
@@ -688,6 +734,8 @@ impl Reactor {
                 Err(e) => AfterWrite::Drop(DisconnectReason::Io(e.kind())),
             }
         });
+        // Replies for a connection that has gone since are dropped with it.
+        cork.clear();
         self.cork = cork;
         match after {
             Some(AfterWrite::Discard) => self.discard_input(slot),

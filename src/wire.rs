@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::event::Message;
+use crate::event::{Message, MessageRef};
 use crate::protocol::CloseCode;
 use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
 
@@ -124,6 +124,22 @@ pub(crate) fn text_with_frame_room(text: &str) -> String {
     let mut owned = String::with_capacity(frame_len(text.len()));
     owned.push_str(text);
     owned
+}
+
+/// A lent message owned, with room for its reply's frame header ([`with_frame_room`]).
+pub(crate) fn owned_with_room(message: MessageRef<'_>) -> Message {
+    match message {
+        MessageRef::Text(text) => Message::Text(text_with_frame_room(text)),
+        MessageRef::Binary(data) => Message::Binary(with_frame_room(data)),
+    }
+}
+
+/// Appends the unmasked frame carrying `payload` to `out`.
+pub(crate) fn frame_into(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    let (head, n) = header(opcode, payload.len());
+    out.reserve(n + payload.len());
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(payload);
 }
 
 /// What a frame made here carries, as a message again: a send that could not be

@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use wsloop::{
-    Accept, ClusterEvent, ConnId, ConnectInfo, DisconnectReason, Handle, Handler, Message, Reject,
-    Request,
+    Accept, ClusterEvent, ConnId, ConnectInfo, DisconnectReason, Handle, Handler, Message,
+    MessageRef, Reject, Request,
 };
 
 use crate::chat;
@@ -89,6 +89,17 @@ impl Handler for Demo {
                 handle.publish(BROADCAST, message);
             }
             Route::Chat => chat::on_message(handle, id, message),
+        }
+    }
+
+    /// Echo answers from the lent message, with no allocation (inline dispatch); the
+    /// other routes keep an owned copy.
+    fn on_message_ref(&self, handle: &Handle, id: ConnId, message: MessageRef<'_>) {
+        match Demo::route(id) {
+            Route::Echo => {
+                let _ = handle.send_ref(id, message);
+            }
+            _ => self.on_message(handle, id, message.to_message()),
         }
     }
 

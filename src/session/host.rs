@@ -4,7 +4,7 @@
 //! The reactor implements [`Host`] over its dispatcher and liveness table; tests implement
 //! it with plain vectors and counters, so a session runs byte-in/byte-out in virtual time.
 
-use crate::event::{DisconnectReason, Message, UserData};
+use crate::event::{DisconnectReason, Message, MessageRef, UserData};
 use crate::liveness::Liveness;
 use crate::protocol::handshake::Request;
 use crate::upgrade::Reject;
@@ -39,6 +39,11 @@ pub(crate) trait Host {
     fn connect(&mut self, opened: Opened);
     /// A data message arrived.
     fn message(&mut self, message: Message);
+    /// A data message arrived whole in the bytes being received: lent, for the handler
+    /// to take without a copy when it runs here.
+    fn lend_message(&mut self, message: MessageRef<'_>) {
+        self.message(crate::wire::owned_with_room(message));
+    }
     /// A write queue that had filled has emptied.
     fn drain(&mut self);
     /// Sends a barrier through the connection's handler; the session is told

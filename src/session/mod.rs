@@ -32,7 +32,7 @@ use bytes::Bytes;
 
 use crate::compress::{Outgoing, OwnCodecs};
 use crate::config::Backpressure;
-use crate::event::{DisconnectReason, Message};
+use crate::event::{DisconnectReason, Message, MessageRef};
 use crate::liveness::Liveness;
 use crate::protocol::deflate::Agreed;
 use crate::protocol::frame::OpCode;
@@ -241,18 +241,16 @@ impl Session {
     fn incoming(&mut self, env: &mut Env, host: &mut impl Host, item: Incoming<'_>) {
         let open = self.phase.is_open();
         match item {
-            Incoming::Text(text) if open => {
-                let text = match text {
-                    Cow::Borrowed(text) => wire::text_with_frame_room(text),
-                    Cow::Owned(text) => text,
-                };
+            Incoming::Text(Cow::Borrowed(text)) if open => {
+                self.deliver_lent(env, host, MessageRef::Text(text));
+            }
+            Incoming::Binary(Cow::Borrowed(data)) if open => {
+                self.deliver_lent(env, host, MessageRef::Binary(data));
+            }
+            Incoming::Text(Cow::Owned(text)) if open => {
                 self.deliver(env, host, Message::Text(text));
             }
-            Incoming::Binary(data) if open => {
-                let data = match data {
-                    Cow::Borrowed(data) => wire::with_frame_room(data),
-                    Cow::Owned(data) => data,
-                };
+            Incoming::Binary(Cow::Owned(data)) if open => {
                 self.deliver(env, host, Message::Binary(data));
             }
             // §5.5.3: a pong answers a ping; one that never reads must not grow the queue.
@@ -283,6 +281,13 @@ impl Session {
         self.last_message = env.now;
         host.count(Count::MessageIn);
         host.message(message);
+    }
+
+    /// Delivers a message that is still in the received bytes.
+    fn deliver_lent(&mut self, env: &Env, host: &mut impl Host, message: MessageRef<'_>) {
+        self.last_message = env.now;
+        host.count(Count::MessageIn);
+        host.lend_message(message);
     }
 
     /// Inflates a compressed message (RFC 7692 §7.2.2) and delivers it; bad data fails
@@ -452,9 +457,28 @@ impl Session {
         self.out.slices(slices)
     }
 
-    /// Copies the small frames at the front of the queue into `cork`; returns how many.
+    /// Copies the small frames at the front of the queue onto `cork`; returns how many.
     pub(crate) fn gather(&self, cork: &mut Vec<u8>) -> usize {
         self.out.gather(cork)
+    }
+
+    /// Whether an inline handler's replies may be written ahead of the queue, from the
+    /// reactor's buffer (src/outbox.rs): an open server connection with nothing queued,
+    /// so nothing they could overtake. Compressed replies still take the queue.
+    pub(crate) fn lends_replies(&self) -> bool {
+        self.role == Role::Server && self.phase == Phase::Open && self.out.is_empty()
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub(crate) fn compresses(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// The socket refused the last `bytes` of frames written ahead of the queue (an
+    /// inline handler's replies): they go to the front of the queue, charged.
+    pub(crate) fn keep_unsent(&mut self, host: &mut impl Host, bytes: &[u8]) {
+        host.charge(cost(bytes.len()));
+        self.out.push_front(Bytes::copy_from_slice(bytes));
     }
 
     /// Whether anything waits to be written.

@@ -63,6 +63,11 @@ impl Outbound {
         self.frames.get_or_insert_default().push_back(frame);
     }
 
+    /// Puts bytes written ahead of the queue, and refused by the socket, before it.
+    pub(crate) fn push_front(&mut self, frame: Bytes) {
+        self.frames.get_or_insert_default().push_front(frame);
+    }
+
     fn iter(&self) -> std::collections::vec_deque::Iter<'_, Bytes> {
         self.frames.as_deref().unwrap_or(&NO_FRAMES).iter()
     }
@@ -77,15 +82,16 @@ impl Outbound {
         n
     }
 
-    /// Copies the queue's small frames, from the front, into `cork` (emptied first) while
-    /// they fit in [`CORK_BYTES`]; returns how many frames it took. One contiguous write
-    /// costs the kernel far less than a `writev` of many tiny slices; a large frame is
-    /// left to `writev`, which sends it without a copy.
+    /// Copies the queue's small frames, from the front, onto `cork` while it stays within
+    /// [`CORK_BYTES`]; returns how many frames it took. One contiguous write costs the
+    /// kernel far less than a `writev` of many tiny slices; a large frame is left to
+    /// `writev`, which sends it without a copy.
     ///
-    /// A lone frame is counted, not copied: it is written from its own buffer.
+    /// A lone frame with nothing before it in `cork` is counted, not copied: it is
+    /// written from its own buffer.
     pub(crate) fn gather(&self, cork: &mut Vec<u8>) -> usize {
-        cork.clear();
-        let mut bytes = 0;
+        let ahead = cork.len();
+        let mut bytes = ahead;
         let taken = self
             .iter()
             .take_while(|frame| {
@@ -93,7 +99,7 @@ impl Outbound {
                 frame.len() <= CORK_FRAME_BYTES && bytes <= CORK_BYTES
             })
             .count();
-        if taken > 1 {
+        if taken > 1 || ahead > 0 {
             self.iter().take(taken).for_each(|frame| cork.extend_from_slice(frame));
         }
         taken
@@ -184,6 +190,7 @@ mod tests {
         assert_eq!(cork.len(), 10 + fit * 4000);
         assert_eq!(&cork[..10], &[10; 10]);
         q.consume(cork.len());
+        cork.clear();
         assert_eq!(q.gather(&mut cork), 1);
         assert!(cork.is_empty(), "a lone frame is not copied");
         q.push(Bytes::from(vec![0; CORK_FRAME_BYTES + 1]));

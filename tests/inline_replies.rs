@@ -1,0 +1,162 @@
+//! Inline handlers answering the connection they handle: replies framed straight into the
+//! reactor's write buffer (src/outbox.rs), checked over real sockets with the tungstenite
+//! client for order, for what a full socket refuses, and against the queue's other users.
+
+mod util;
+
+use std::time::Duration;
+
+use tungstenite::Message as WsMessage;
+use util::*;
+use wsloop::{
+    CloseCode, ConnId, ConnectInfo, Dispatch, Handle, Handler, Message, MessageRef, Server,
+};
+
+fn inline() -> wsloop::Config {
+    config().dispatch(Dispatch::Inline).reactors(1)
+}
+
+/// A reply larger than what a window holds (64 KiB): it must take the queue.
+const LARGE: usize = 70 * 1024;
+
+/// Answers every message three times: lent, then too large for the window, then lent
+/// again (which must follow the large one, not overtake it).
+struct Sandwich;
+
+impl Handler for Sandwich {
+    fn on_message(&self, _: &Handle, _: ConnId, _: Message) {
+        panic!("a whole message read at once is lent");
+    }
+
+    fn on_message_ref(&self, handle: &Handle, id: ConnId, message: MessageRef<'_>) {
+        handle.send_ref(id, message).expect("first reply");
+        let mut large = vec![b'L'; LARGE];
+        large[..message.len()].copy_from_slice(message.as_bytes());
+        // (Not `expect`: the error would print 70 KiB.)
+        assert!(handle.send(id, large).is_ok(), "large reply refused");
+        handle.send_ref(id, message).expect("last reply");
+    }
+}
+
+#[test]
+fn replies_keep_their_order_when_one_cannot_go_ahead() {
+    let _w = Watchdog::new("sandwich", Duration::from_secs(30));
+    let server =
+        Server::start(inline().max_backpressure(64 << 20), Sandwich).expect("server starts");
+    let mut client = connect(server.local_addr());
+    // Pipelined, so that one read carries many messages and one window many replies.
+    const N: usize = 200;
+    for i in 0..N {
+        client.write(WsMessage::text(format!("m{i}"))).unwrap();
+    }
+    client.flush().unwrap();
+    for i in 0..N {
+        let text = format!("m{i}");
+        assert_eq!(next_message(&mut client), WsMessage::text(text.clone()));
+        match next_message(&mut client) {
+            WsMessage::Binary(large) => {
+                assert_eq!(large.len(), LARGE);
+                assert_eq!(&large[..text.len()], text.as_bytes(), "large reply {i}");
+            }
+            other => panic!("expected the large reply to m{i}, got {other:?}"),
+        }
+        assert_eq!(next_message(&mut client), WsMessage::text(text));
+    }
+    let stats = server.handle().stats();
+    assert_eq!(stats.messages_in, N as u64);
+    assert_eq!(stats.messages_out, 3 * N as u64, "replies framed in the window are counted");
+}
+
+/// Echoes what it is lent.
+struct LentEcho;
+
+impl Handler for LentEcho {
+    fn on_connect(&self, handle: &Handle, info: ConnectInfo) {
+        handle.subscribe(info.id, "all").expect("subscribe");
+    }
+
+    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
+        let _ = handle.send(id, message);
+    }
+
+    fn on_message_ref(&self, handle: &Handle, id: ConnId, message: MessageRef<'_>) {
+        let _ = handle.send_ref(id, message);
+    }
+}
+
+#[test]
+fn replies_a_full_socket_refuses_are_queued_whole_and_in_order() {
+    let _w = Watchdog::new("refused", Duration::from_secs(60));
+    let server = Server::start(inline().max_backpressure(64 << 20), LentEcho).expect("starts");
+    let mut client = connect(server.local_addr());
+    // 12 MiB of echoes with nobody reading: the socket fills while replies are written
+    // ahead of an empty queue, so its first refusal cuts through the window's frames.
+    const N: u32 = 3000;
+    let body = |i: u32| -> Vec<u8> {
+        let mut b: Vec<u8> = (0..4096u32).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
+        b[..4].copy_from_slice(&i.to_be_bytes());
+        b
+    };
+    for i in 0..N {
+        client.write(WsMessage::binary(body(i))).unwrap();
+    }
+    client.flush().unwrap();
+    for i in 0..N {
+        assert_eq!(next_message(&mut client), WsMessage::binary(body(i)), "echo {i}");
+    }
+    assert_eq!(server.handle().buffered(conn_id(&server)), Some(0));
+}
+
+/// The id of the server's only connection.
+fn conn_id(server: &Server) -> ConnId {
+    let handle = server.handle();
+    let ids = handle.connections_of("all");
+    *ids.first().expect("the connection joined `all`")
+}
+
+/// Answers "bye" with a reply, a close and a reply after the close; "pub" with a
+/// publish to its own topic, then a reply.
+struct Closer;
+
+impl Handler for Closer {
+    fn on_connect(&self, handle: &Handle, info: ConnectInfo) {
+        handle.subscribe(info.id, "all").expect("subscribe");
+    }
+
+    fn on_message(&self, _: &Handle, _: ConnId, _: Message) {
+        panic!("a whole message read at once is lent");
+    }
+
+    fn on_message_ref(&self, handle: &Handle, id: ConnId, message: MessageRef<'_>) {
+        match message {
+            MessageRef::Text("bye") => {
+                handle.send_ref(id, MessageRef::Text("before")).expect("reply");
+                handle.close(id, CloseCode::NORMAL, "done").expect("close");
+                // The close was asked first: this must not overtake it.
+                let _ = handle.send_ref(id, MessageRef::Text("after"));
+            }
+            MessageRef::Text("pub") => {
+                handle.publish("all", "published");
+                handle.send_ref(id, MessageRef::Text("replied")).expect("reply");
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_publish_or_a_close_before_a_reply_stays_before_it() {
+    let _w = Watchdog::new("closer", Duration::from_secs(30));
+    let server = Server::start(inline(), Closer).expect("server starts");
+    let mut client = connect(server.local_addr());
+    client.send(WsMessage::text("pub")).unwrap();
+    assert_eq!(next_message(&mut client), WsMessage::text("published"));
+    assert_eq!(next_message(&mut client), WsMessage::text("replied"));
+    assert_eq!(server.handle().buffered(conn_id(&server)), Some(0));
+    client.send(WsMessage::text("bye")).unwrap();
+    assert_eq!(next_message(&mut client), WsMessage::text("before"));
+    match client.read().expect("the close") {
+        WsMessage::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1000),
+        other => panic!("expected the close, got {other:?}"),
+    }
+}
