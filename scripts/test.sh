@@ -154,6 +154,8 @@ autobahn_step() {
 cargo build --release --bin wsloop
 scripts/autobahn.sh core >target/autobahn-core.out 2>&1 && status=0 || status=$?
 autobahn_step core "$status"
+scripts/autobahn.sh core-inline >target/autobahn-core-inline.out 2>&1 && status=0 || status=$?
+autobahn_step core-inline "$status"
 # wsloop's client role against wstest's fuzzingserver: everything but compression (about
 # 30 s); its compression cases (all 216) run with the server's, below.
 cargo build --release --example autobahn_client

@@ -23,8 +23,8 @@
 //!
 //! Order is kept. Once a reply cannot go this way (it is to be compressed, or the window
 //! is full), or any command for this reactor is made during the window (a close, a
-//! publish that may reach the connection), every later reply takes the command queue
-//! too, behind what went before.
+//! publish that may reach the connection), or the session queues a frame of its own (a
+//! pong), every later reply takes the queue too, behind what went before.
 
 use std::cell::RefCell;
 
@@ -123,6 +123,16 @@ pub(crate) fn close_window() -> Option<Replies> {
         }
         _ => None,
     })
+}
+
+/// Sends every later reply of the open window through the queue: the session queued a
+/// frame of its own, which they must not overtake.
+pub(crate) fn seal_window() {
+    ROLE.with(|r| {
+        if let Role::Reactor { window: Some(window), .. } = &mut *r.borrow_mut() {
+            window.closed = true;
+        }
+    });
 }
 
 /// Frames `message` into the open reply window if it is for `id` on this reactor and

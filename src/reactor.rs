@@ -91,6 +91,8 @@ pub(crate) struct Reactor {
     next_generation: u64,
     /// Connections with frames queued this turn, written at its end.
     dirty: Vec<usize>,
+    /// A reply window is open (src/outbox.rs): set only while a session receives.
+    reply_window: bool,
     /// Where a connection's small frames are gathered for one contiguous write.
     cork: Vec<u8>,
     /// Connections whose read budget ran out, or whose reading resumed.
@@ -129,6 +131,8 @@ struct ConnHost<'a> {
     clients: &'a mut Clients,
     /// Messages received during this call, added to the server's count once.
     messages_in: usize,
+    /// This connection's replies go to a reply window (src/outbox.rs) during this call.
+    reply_window: bool,
 }
 
 impl Host for ConnHost<'_> {
@@ -157,6 +161,11 @@ impl Host for ConnHost<'_> {
     }
 
     fn wants_write(&mut self) {
+        if self.reply_window {
+            // The session queued a frame of its own (a pong, a close): replies made
+            // after it must follow it through the queue.
+            outbox::seal_window();
+        }
         if !*self.conn_dirty {
             *self.conn_dirty = true;
             self.dirty.push(self.slot);
@@ -296,6 +305,7 @@ impl Reactor {
             wheel: TimerWheel::new(started),
             next_generation: 1,
             dirty: Vec::new(),
+            reply_window: false,
             cork: Vec::with_capacity(CORK_BYTES),
             read_again: Vec::new(),
             paused: Vec::new(),
@@ -419,6 +429,7 @@ impl Reactor {
             index,
             clients,
             tls_scratch,
+            reply_window,
             ..
         } = self;
         let conn = conns.get_mut(slot)?;
@@ -448,6 +459,7 @@ impl Reactor {
             worker: *worker,
             clients,
             messages_in: 0,
+            reply_window: *reply_window,
         };
         let out = f(session, env, &mut host);
         if host.messages_in > 0 {
@@ -645,6 +657,7 @@ impl Reactor {
                 usize::MAX
             };
             outbox::open_window(id, std::mem::take(&mut self.cork), compress_from);
+            self.reply_window = true;
         }
         lends
     }
@@ -652,6 +665,7 @@ impl Reactor {
     /// Takes the cork back with the replies framed in it, written by the next flush of
     /// that connection.
     fn close_reply_window(&mut self) {
+        self.reply_window = false;
         if let Some(replies) = outbox::close_window() {
             self.cork = replies.frames;
             if replies.sent > 0 {

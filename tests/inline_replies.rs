@@ -4,6 +4,7 @@
 
 mod util;
 
+use std::io::Write;
 use std::time::Duration;
 
 use tungstenite::Message as WsMessage;
@@ -159,4 +160,20 @@ fn a_publish_or_a_close_before_a_reply_stays_before_it() {
         WsMessage::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1000),
         other => panic!("expected the close, got {other:?}"),
     }
+}
+
+#[test]
+fn a_pong_queued_before_a_reply_stays_before_it() {
+    let _w = Watchdog::new("pong_first", Duration::from_secs(30));
+    let server = Server::start(inline(), LentEcho).expect("server starts");
+    let mut s = raw_open(server.local_addr());
+    // One write, so one read: the pong is queued, then the whole message is answered.
+    let mut bytes = masked(false, 0x1, b"frag");
+    bytes.extend(masked(true, 0x9, b"ping"));
+    bytes.extend(masked(true, 0x0, b"ment"));
+    bytes.extend(masked(true, 0x2, b"whole"));
+    s.write_all(&bytes).unwrap();
+    assert_eq!(read_frame(&mut s), Some((true, 0xA, b"ping".to_vec())));
+    assert_eq!(read_frame(&mut s), Some((true, 0x1, b"fragment".to_vec())));
+    assert_eq!(read_frame(&mut s), Some((true, 0x2, b"whole".to_vec())));
 }
