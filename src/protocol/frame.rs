@@ -252,9 +252,9 @@ impl FrameHeader {
 /// Works a `u64` at a time (the compiler vectorises the loop further), then byte-wise
 /// for the last `len % 8` bytes.
 pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
-    // Rotate so that `key[0]` applies to `buf[0]`.
-    let mut key = mask;
-    key.rotate_left(offset % 4);
+    // Rotate so that `key[0]` applies to `buf[0]` (in a register: a slice rotation is a
+    // call, as costly as masking a small payload).
+    let key = u32::from_le_bytes(mask).rotate_right(8 * (offset % 4) as u32).to_le_bytes();
     let [k0, k1, k2, k3] = key;
     let word = u64::from_ne_bytes([k0, k1, k2, k3, k0, k1, k2, k3]);
 
