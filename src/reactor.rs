@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -58,6 +59,9 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Bytes read from one connection per turn before others get their go.
 const READ_BUDGET: usize = 256 << 10;
+/// How many frames' room the reusable run of one connection's sends keeps (512 bytes).
+const SEND_RUN_KEPT: usize = 16;
+
 /// Bytes one `read` asks for.
 const READ_CHUNK: usize = 64 << 10;
 /// How soon a reactor looks again at connections paused for a busy worker.
@@ -93,6 +97,8 @@ pub(crate) struct Reactor {
     dirty: Vec<usize>,
     /// A reply window is open (src/outbox.rs): set only while a session receives.
     reply_window: bool,
+    /// A connection's consecutive sends from a worker batch, queued together (reused).
+    send_run: Vec<Bytes>,
     /// Where a connection's small frames are gathered for one contiguous write.
     cork: Vec<u8>,
     /// Connections whose read budget ran out, or whose reading resumed.
@@ -311,6 +317,7 @@ impl Reactor {
             paused: Vec::new(),
             shutdown_deadline: None,
             own_commands: Vec::new(),
+            send_run: Vec::new(),
             due: Vec::new(),
             slots: Vec::new(),
             accept_backoff: AcceptBackoff::default(),
@@ -837,19 +844,10 @@ impl Reactor {
     fn apply(&mut self, command: Command) {
         match command {
             Command::Send { id, frame } => {
-                let cost = session::cost(frame.len());
-                let mut frame = Some(frame);
-                let queued = self.with_id(id, Phase::takes_data, |session, env, host| {
-                    if let Some(frame) = frame.take() {
-                        session.queue_reserved(env, host, frame);
-                    }
-                });
-                if queued.is_none() {
-                    let _ = self.remote().live.release(id, cost);
-                    if let Some(frame) = frame {
-                        self.hold_for_client(id, frame);
-                    }
-                }
+                let mut run = std::mem::take(&mut self.send_run);
+                run.push(frame);
+                self.send_run_to(id, &mut run);
+                self.send_run = run;
             }
             Command::SendUnframed { id, opcode, payload, reserved } => {
                 let queued = self.with_id(id, Phase::takes_data, |session, env, host| {
@@ -915,10 +913,47 @@ impl Reactor {
             Command::Shutdown { timeout } => self.begin_shutdown(timeout),
             Command::Dial { dial, reply } => self.dial(*dial, reply),
             Command::Resolved { id, result } => self.resolved(id, result),
-            Command::Batch(commands) => {
-                for command in commands {
-                    self.apply(command);
-                }
+            Command::Batch(commands) => self.apply_batch(commands),
+        }
+    }
+
+    /// A worker's commands, in order. A connection's consecutive sends (a worker handles
+    /// one connection's messages one after another) are queued in one visit to its
+    /// session.
+    fn apply_batch(&mut self, commands: Vec<Command>) {
+        let mut run = std::mem::take(&mut self.send_run);
+        let mut commands = commands.into_iter().peekable();
+        while let Some(command) = commands.next() {
+            let Command::Send { id, frame } = command else {
+                self.apply(command);
+                continue;
+            };
+            run.push(frame);
+            while let Some(Command::Send { frame, .. }) = commands
+                .next_if(|next| matches!(next, Command::Send { id: same, .. } if *same == id))
+            {
+                run.push(frame);
+            }
+            self.send_run_to(id, &mut run);
+        }
+        // A long run (one connection sent thousands of messages) does not stay allocated.
+        run.shrink_to(SEND_RUN_KEPT);
+        self.send_run = run;
+    }
+
+    /// Queues `frames` (their cost reserved by a `Handle`) for `id`, emptying `frames`;
+    /// for an id that is not open, frees what was reserved (a client connection that is
+    /// down keeps them for when it is back).
+    fn send_run_to(&mut self, id: ConnId, frames: &mut Vec<Bytes>) {
+        let queued = self.with_id(id, Phase::takes_data, |session, env, host| {
+            for frame in frames.drain(..) {
+                session.queue_reserved(env, host, frame);
+            }
+        });
+        if queued.is_none() {
+            for frame in frames.drain(..) {
+                let _ = self.remote().live.release(id, session::cost(frame.len()));
+                self.hold_for_client(id, frame);
             }
         }
     }
