@@ -9,6 +9,10 @@
 //! and read and write, plus (with workers) the hand-off to the worker and back. Client
 //! and server share the machine's cores, so the figure is rough.
 //!
+//! `echo/burst-*` writes [`BURST`] frames at once and reads their echoes: the server
+//! reads them in one call and answers in one write, so the figure (messages/s) shows the
+//! per-message cost of decoding, handling and framing more than the hops' wake-ups.
+//!
 //! Timings are short (1 s warm-up, 2 s measurement, 20 samples); command-line flags still
 //! apply.
 
@@ -125,6 +129,45 @@ fn echo(c: &mut Criterion) {
     group.finish();
 }
 
+/// Frames per write in the burst benchmark (about 10 KB: one read and one write).
+const BURST: usize = 256;
+
+/// [`BURST`] frames back to back.
+fn burst(frame: &[u8]) -> Vec<u8> {
+    frame.repeat(BURST)
+}
+
+fn echo_burst(c: &mut Criterion) {
+    let frames = burst(&request_frame());
+    let expected = burst(&reply_frame());
+    let mut group = c.benchmark_group("echo");
+    group.throughput(Throughput::Elements(BURST as u64));
+    for (name, dispatch) in [("inline", Dispatch::Inline), ("workers", Dispatch::Workers)] {
+        let config = Config::default()
+            .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .reactors(1)
+            .workers(1)
+            .dispatch(dispatch);
+        let server = Server::start(config, Echo).expect("server starts");
+        let mut stream = open(server.local_addr());
+        let mut replies = vec![0u8; expected.len()];
+        round_trip(&mut stream, &frames, &mut replies);
+        assert_eq!(replies, expected);
+        let id = BenchmarkId::new(format!("burst-{name}"), format!("{BURST}x{PAYLOAD_LEN}B"));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                round_trip(&mut stream, black_box(&frames), &mut replies);
+                black_box(&replies);
+            });
+        });
+        round_trip(&mut stream, &frames, &mut replies);
+        assert_eq!(replies, expected);
+        drop(stream);
+        server.stop();
+    }
+    group.finish();
+}
+
 fn main() {
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -132,5 +175,6 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
     echo(&mut c);
+    echo_burst(&mut c);
     c.final_summary();
 }
