@@ -199,6 +199,19 @@ mod tests {
     }
 
     #[test]
+    fn frames_are_gathered_behind_bytes_already_in_the_cork() {
+        let mut q = Outbound::default();
+        q.push(Bytes::from_static(b"queued"));
+        let mut cork = b"ahead".to_vec();
+        // Even a lone frame is copied: it must leave in the same write as what is ahead.
+        assert_eq!(q.gather(&mut cork), 1);
+        assert_eq!(cork, b"aheadqueued");
+        // What the socket refused of the bytes ahead goes before the queue.
+        q.push_front(Bytes::from_static(b"head"));
+        assert_eq!(q.take_all().0, b"headqueued");
+    }
+
+    #[test]
     fn a_started_frame_is_kept_whole() {
         let mut q = Outbound::default();
         q.push(Bytes::from(vec![1; 100]));

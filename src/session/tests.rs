@@ -614,3 +614,33 @@ fn a_client_that_offers_deflate_compresses_and_inflates_with_a_server() {
     world.feed(c, &back);
     assert_eq!(world.seen(c)[1], Seen::Message(Message::Text(text)));
 }
+
+// ---- replies written ahead of the queue ----
+
+#[test]
+fn replies_may_go_ahead_only_of_an_empty_queue_of_an_open_server_connection() {
+    let mut world = World::new(config());
+    let s = world.server();
+    assert!(!world.peers[s].session.lends_replies(), "not during the handshake");
+    world.feed(s, REQUEST);
+    assert!(!world.peers[s].session.lends_replies(), "not ahead of the queued 101");
+    world.take_output(s);
+    assert!(world.peers[s].session.lends_replies());
+    world.feed(s, &client_frame(OpCode::Ping, b"p"));
+    assert!(!world.peers[s].session.lends_replies(), "not ahead of the queued pong");
+}
+
+#[test]
+fn refused_bytes_written_ahead_are_queued_first_and_charged() {
+    let mut world = World::new(config());
+    let s = open_server(&mut world);
+    world.call(s, |session, env, host| session.send(env, host, OpCode::Text, b"later"));
+    let queued = world.peers[s].host.buffered;
+    let refused = wire::frame(OpCode::Text, b"ahead");
+    world.call(s, |session, _, host| session.keep_unsent(host, &refused));
+    assert_eq!(world.peers[s].host.buffered, queued + cost(refused.len()));
+    let mut expected = refused.to_vec();
+    expected.extend_from_slice(&wire::frame(OpCode::Text, b"later"));
+    assert_eq!(world.take_output(s), expected);
+    assert_eq!(world.peers[s].host.buffered, 0, "writing them frees what they were charged");
+}
