@@ -21,6 +21,10 @@ use crate::handle::Handle;
 use crate::outbox;
 use crate::wire;
 
+mod spares;
+
+use spares::Spares;
+
 /// The application's side of a server: called for every event.
 ///
 /// In worker-pool dispatch the methods of one connection run on one worker, in order;
@@ -142,32 +146,27 @@ pub(crate) struct Budget {
     limit: usize,
     /// Emptied batch buffers, back from the workers for the reactors to fill again: a
     /// buffer is not freed on one thread after growing on another.
-    spares: (Sender<Vec<Envelope>>, Receiver<Vec<Envelope>>),
+    spares: Spares<Envelope>,
 }
-
-/// How many emptied batch buffers wait for reuse, and the largest kept (in events).
-const SPARE_BATCHES: usize = 16;
-const MAX_SPARE_EVENTS: usize = 4096;
 
 impl Budget {
     pub(crate) fn new(workers: usize, limit: usize) -> Budget {
         Budget {
             queued: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             limit,
-            spares: crossbeam_channel::bounded(SPARE_BATCHES),
+            spares: Spares::new(),
         }
     }
 
     /// An empty batch buffer, reused when one is spare.
     fn spare_batch(&self) -> Vec<Envelope> {
-        self.spares.1.try_recv().unwrap_or_default()
+        self.spares.take()
     }
 
-    /// Keeps an emptied batch buffer for reuse, unless it is large or enough are kept.
-    fn return_batch(&self, batch: Vec<Envelope>) {
-        if batch.is_empty() && (1..=MAX_SPARE_EVENTS).contains(&batch.capacity()) {
-            let _ = self.spares.0.try_send(batch);
-        }
+    /// Keeps a batch buffer, emptied after carrying `carried` events, for reuse if the
+    /// recent load needs it.
+    fn return_batch(&self, batch: Vec<Envelope>, carried: usize) {
+        self.spares.give_back(batch, carried);
     }
 
     fn add(&self, worker: usize, cost: usize) {
@@ -224,6 +223,7 @@ pub(crate) fn run_worker(
         // One shared update per batch, not per event: the count's cache line is written
         // by the reactors too.
         let cost: usize = batch.iter().map(Envelope::cost).sum();
+        let carried = batch.len();
         for (n, envelope) in batch.drain(..).enumerate() {
             match envelope.open() {
                 Ok(event) => deliver(&*handler, &handle, event),
@@ -237,7 +237,7 @@ pub(crate) fn run_worker(
         // and at most one wake-up, not one per event.
         outbox::flush_worker(&handle.shared);
         budget.sub(index, cost);
-        budget.return_batch(batch);
+        budget.return_batch(batch, carried);
     }
 }
 
