@@ -591,6 +591,7 @@ impl Reactor {
                 return;
             }
             let front = self.front;
+            let handshaking = conn.session.phase() == Phase::Handshake;
             let got = match conn.receive(&mut self.scratch[front..], &mut self.tls_scratch) {
                 Ok(got) if got.wire == 0 => {
                     return self.close_now(slot, DisconnectReason::Abnormal);
@@ -634,6 +635,11 @@ impl Reactor {
                 if !self.cork.is_empty() || self.conns.get(slot).is_some_and(|c| c.dirty) {
                     self.flush(slot);
                 }
+            } else if handshaking && self.conns.get(slot).is_some_and(|c| c.dirty) {
+                // A handshake's answer goes now, so its queue returns to the pool at once:
+                // a storm of connects does not hold a queue and a 101 per connection until
+                // the end of the turn (and leave that peak in the allocator's arena).
+                self.flush(slot);
             }
             if got.peer_closed {
                 // TLS's end of stream (`close_notify`): an EOF after the data it ended.
