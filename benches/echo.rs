@@ -21,7 +21,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server};
 
 /// Sends every message back to its sender.
@@ -96,76 +97,62 @@ fn round_trip(stream: &mut TcpStream, frame: &[u8], reply: &mut [u8]) {
     stream.read_exact(reply).expect("read echo");
 }
 
-fn echo(c: &mut Criterion) {
-    let frame = request_frame();
-    let expected = reply_frame();
-    let mut group = c.benchmark_group("echo");
-    group.throughput(Throughput::Elements(1));
-    for (name, dispatch) in [("inline", Dispatch::Inline), ("workers", Dispatch::Workers)] {
-        // One server per dispatch mode, alive for the whole benchmark.
-        let config = Config::default()
-            .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .reactors(1)
-            .workers(1)
-            .dispatch(dispatch);
-        let server = Server::start(config, Echo).expect("server starts");
-        let mut stream = open(server.local_addr());
-        let mut reply = [0u8; 2 + PAYLOAD_LEN];
-        round_trip(&mut stream, &frame, &mut reply);
-        assert_eq!(reply, expected);
-
-        group.bench_function(BenchmarkId::new(name, format!("{PAYLOAD_LEN}B")), |b| {
-            b.iter(|| {
-                round_trip(&mut stream, black_box(&frame), &mut reply);
-                black_box(&reply);
-            });
-        });
-        // Still in step after every timed round trip.
-        round_trip(&mut stream, &frame, &mut reply);
-        assert_eq!(reply, expected);
-        drop(stream);
-        server.stop();
-    }
-    group.finish();
-}
-
-/// Frames per write in the burst benchmark (about 10 KB: one read and one write).
+/// The frames in flight per write: one, and a burst of this many (about 10 KB: one read
+/// and one write).
 const BURST: usize = 256;
 
-/// [`BURST`] frames back to back.
-fn burst(frame: &[u8]) -> Vec<u8> {
-    frame.repeat(BURST)
-}
-
-fn echo_burst(c: &mut Criterion) {
-    let frames = burst(&request_frame());
-    let expected = burst(&reply_frame());
+fn echo(c: &mut Criterion) {
     let mut group = c.benchmark_group("echo");
-    group.throughput(Throughput::Elements(BURST as u64));
-    for (name, dispatch) in [("inline", Dispatch::Inline), ("workers", Dispatch::Workers)] {
-        let config = Config::default()
-            .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .reactors(1)
-            .workers(1)
-            .dispatch(dispatch);
-        let server = Server::start(config, Echo).expect("server starts");
-        let mut stream = open(server.local_addr());
-        let mut replies = vec![0u8; expected.len()];
-        round_trip(&mut stream, &frames, &mut replies);
-        assert_eq!(replies, expected);
-        let id = BenchmarkId::new(format!("burst-{name}"), format!("{BURST}x{PAYLOAD_LEN}B"));
-        group.bench_function(id, |b| {
-            b.iter(|| {
-                round_trip(&mut stream, black_box(&frames), &mut replies);
-                black_box(&replies);
-            });
-        });
-        round_trip(&mut stream, &frames, &mut replies);
-        assert_eq!(replies, expected);
-        drop(stream);
-        server.stop();
+    for (kind, frames) in [("", 1), ("burst-", BURST)] {
+        let request = request_frame().repeat(frames);
+        let expected = reply_frame().repeat(frames);
+        group.throughput(Throughput::Elements(frames as u64));
+        for (name, dispatch) in [("inline", Dispatch::Inline), ("workers", Dispatch::Workers)] {
+            let id = BenchmarkId::new(
+                format!("{kind}{name}"),
+                if frames == 1 {
+                    format!("{PAYLOAD_LEN}B")
+                } else {
+                    format!("{frames}x{PAYLOAD_LEN}B")
+                },
+            );
+            bench_server(&mut group, id, dispatch, &request, &expected);
+        }
     }
     group.finish();
+}
+
+/// Times round trips of `request` against a fresh server of `dispatch`, checking the
+/// replies are `expected` before and after.
+fn bench_server(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    dispatch: Dispatch,
+    request: &[u8],
+    expected: &[u8],
+) {
+    // One server per benchmark, alive for all of it.
+    let config = Config::default()
+        .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .reactors(1)
+        .workers(1)
+        .dispatch(dispatch);
+    let server = Server::start(config, Echo).expect("server starts");
+    let mut stream = open(server.local_addr());
+    let mut replies = vec![0u8; expected.len()];
+    round_trip(&mut stream, request, &mut replies);
+    assert_eq!(replies, expected);
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            round_trip(&mut stream, black_box(request), &mut replies);
+            black_box(&replies);
+        });
+    });
+    // Still in step after every timed round trip.
+    round_trip(&mut stream, request, &mut replies);
+    assert_eq!(replies, expected);
+    drop(stream);
+    server.stop();
 }
 
 fn main() {
@@ -175,6 +162,5 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
     echo(&mut c);
-    echo_burst(&mut c);
     c.final_summary();
 }

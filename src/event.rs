@@ -111,10 +111,7 @@ pub enum Message {
 impl Message {
     /// The payload bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Message::Text(s) => s.as_bytes(),
-            Message::Binary(b) => b,
-        }
+        self.view().as_bytes()
     }
 
     /// The payload length in bytes.
@@ -150,10 +147,10 @@ pub enum MessageRef<'a> {
     Binary(&'a [u8]),
 }
 
-impl MessageRef<'_> {
-    /// The payload bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
+impl<'a> MessageRef<'a> {
+    /// The payload bytes (borrowed for as long as the message is).
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match *self {
             MessageRef::Text(s) => s.as_bytes(),
             MessageRef::Binary(b) => b,
         }

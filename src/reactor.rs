@@ -59,11 +59,10 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Bytes read from one connection per turn before others get their go.
 const READ_BUDGET: usize = 256 << 10;
-/// How many frames' room the reusable run of one connection's sends keeps (512 bytes).
-const SEND_RUN_KEPT: usize = 16;
-
 /// Bytes one `read` asks for.
 const READ_CHUNK: usize = 64 << 10;
+/// How many frames' room the reusable run of one connection's sends keeps (512 bytes).
+const SEND_RUN_KEPT: usize = 16;
 /// How soon a reactor looks again at connections paused for a busy worker.
 const RECHECK: Duration = Duration::from_millis(1);
 
@@ -614,11 +613,9 @@ impl Reactor {
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch[start..front].copy_from_slice(&carry);
                 let data = &mut scratch[start..front + got.plain];
-                let window = self.open_reply_window(slot);
+                self.open_reply_window(slot);
                 self.with_session(slot, |session, env, host| session.receive(env, host, data));
-                if window {
-                    self.close_reply_window();
-                }
+                self.close_reply_window();
                 self.scratch = scratch;
             } else if conn.session.has_output() && !conn.dirty {
                 // A TLS handshake moved on: what waited for it (a client's request) may go.
@@ -657,28 +654,27 @@ impl Reactor {
     /// Lends this thread the cork buffer for an inline handler's replies to the
     /// connection in `slot` while its bytes are handled (src/outbox.rs), when they may be
     /// written ahead of its queue: a plain open server connection with nothing queued.
-    fn open_reply_window(&mut self, slot: usize) -> bool {
-        let Some(conn) = self.conns.get(slot) else { return false };
-        let lends = self.dispatcher.is_inline()
+    fn open_reply_window(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get(slot) else { return };
+        if !(self.dispatcher.is_inline()
             && matches!(conn.transport, Transport::Plain)
-            && conn.session.lends_replies();
-        if lends {
-            let id = ConnId::new(self.index, conn.generation, slot);
-            let compress_from = if conn.session.compresses() {
-                self.shared.compression_threshold
-            } else {
-                usize::MAX
-            };
-            outbox::open_window(id, std::mem::take(&mut self.cork), compress_from);
-            self.reply_window = true;
+            && conn.session.lends_replies())
+        {
+            return;
         }
-        lends
+        let id = ConnId::new(self.index, conn.generation, slot);
+        let compress_from =
+            if conn.session.compresses() { self.shared.compression_threshold } else { usize::MAX };
+        outbox::open_window(id, std::mem::take(&mut self.cork), compress_from);
+        self.reply_window = true;
     }
 
-    /// Takes the cork back with the replies framed in it, written by the next flush of
-    /// that connection.
+    /// Takes the cork back with the replies framed in it, if a window is open; the next
+    /// flush of that connection writes them.
     fn close_reply_window(&mut self) {
-        self.reply_window = false;
+        if !std::mem::take(&mut self.reply_window) {
+            return;
+        }
         if let Some(replies) = outbox::close_window() {
             self.cork = replies.frames;
             if replies.sent > 0 {

@@ -2,6 +2,8 @@
 //! `close_notify`), a fatal alert, and bad input: a client stuck mid-handshake, garbage
 //! instead of a ClientHello.
 
+#[path = "util/trust.rs"]
+mod trust;
 mod util;
 
 use std::io::{ErrorKind, Read, Write};
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
+use trust::trusting;
 use util::*;
 use wsloop::{Config, Dispatch, Server, TlsConfig};
 
@@ -34,22 +37,10 @@ fn tls_server(identity: &Identity, config: Config) -> Server {
     echo_server(config.tls(identity.tls.clone()))
 }
 
-fn client_config(cert: &CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
 /// A TLS stream to `addr`, its handshake done.
 fn tls_stream(addr: SocketAddr, cert: &CertificateDer<'static>) -> TlsStream {
     let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(client_config(cert), name).unwrap();
+    let conn = rustls::ClientConnection::new(trusting(cert), name).unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut stream = rustls::StreamOwned::new(conn, tcp);
@@ -154,7 +145,7 @@ fn a_broken_record_gets_an_alert_and_no_close_frame() {
 /// The first bytes of a real ClientHello, cut before its end.
 fn half_a_client_hello(addr: SocketAddr, cert: &CertificateDer<'static>) -> TcpStream {
     let name = ServerName::try_from("localhost").unwrap();
-    let mut conn = rustls::ClientConnection::new(client_config(cert), name).unwrap();
+    let mut conn = rustls::ClientConnection::new(trusting(cert), name).unwrap();
     let mut hello = Vec::new();
     conn.write_tls(&mut hello).unwrap();
     let mut tcp = TcpStream::connect(addr).unwrap();
@@ -189,7 +180,7 @@ fn a_client_stuck_mid_handshake_counts_and_is_cut_at_the_timeout() {
     assert_eq!(server.handle().stats().sockets, 1, "a TLS handshake holds a connection");
     // max_connections is reached: a second client is turned away.
     let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(client_config(&id.cert), name).unwrap();
+    let conn = rustls::ClientConnection::new(trusting(&id.cert), name).unwrap();
     let mut second = rustls::StreamOwned::new(conn, TcpStream::connect(addr).unwrap());
     second.sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(second.conn.complete_io(&mut second.sock).is_err(), "over max_connections");
@@ -333,7 +324,7 @@ fn a_turns_replies_leave_as_one_record() {
     let counter =
         RecordCounter { inner: tcp, header: Vec::new(), body_left: 0, records: records.clone() };
     let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(client_config(&id.cert), name).unwrap();
+    let conn = rustls::ClientConnection::new(trusting(&id.cert), name).unwrap();
     let url = format!("wss://localhost:{}/", server.local_addr().port());
     let (mut client, _) =
         tungstenite::client(url.as_str(), rustls::StreamOwned::new(conn, counter)).unwrap();

@@ -2,6 +2,8 @@
 //! with bytes changed, cut or repeated. The server must close each connection and keep
 //! serving (a panic in a reactor would refuse the next connection).
 
+#[path = "util/trust.rs"]
+mod trust;
 mod util;
 
 use std::io::{Read, Write};
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
+use trust::trusting;
 use util::*;
 use wsloop::{Server, TlsConfig};
 
@@ -19,15 +22,7 @@ fn setup() -> (Server, Arc<rustls::ClientConfig>) {
     let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
     let tls = TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
     let server = echo_server(config().reactors(1).tls(tls));
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(made.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (server, Arc::new(client))
+    (server, trusting(made.cert.der()))
 }
 
 /// Xorshift: the same mutations every run.

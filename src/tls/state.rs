@@ -536,16 +536,8 @@ mod tests {
         let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
         let server = crate::TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(made.cert.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let client = TlsState::client(Arc::new(client), name).unwrap();
+        let trust = crate::tls::ClientTls::new("localhost", Some(chain.as_bytes())).unwrap();
+        let client = TlsState::client(trust.config, trust.name).unwrap();
         (TlsState::server(server.server).unwrap(), client)
     }
 
