@@ -191,6 +191,16 @@ pub enum Incoming<'a> {
     },
 }
 
+/// A whole message in one frame, borrowed from the received bytes
+/// ([`Decoder::decode_whole`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole<'a> {
+    /// A validated text message.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
 /// The per-connection decoder state. Holds no buffer while no message is in progress.
 ///
 /// States: *idle* (`message` is `None`, no heap memory), *between fragments* of a message
@@ -517,6 +527,34 @@ impl Decoder {
                 self.continue_frame(buf, header_len)
             }
         }
+    }
+
+    /// The common case alone: a whole, final, masked, uncompressed text or binary frame at
+    /// the front of `buf` (at a server with no message in progress), unmasked in place and
+    /// validated. `Ok(None)`: anything else, left untouched for [`Decoder::decode`] (which
+    /// also judges it).
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::InvalidUtf8`] for a text frame that is not UTF-8: as from
+    /// `decode`, the connection must be failed.
+    pub fn decode_whole<'a>(
+        &self,
+        buf: &'a mut [u8],
+    ) -> Result<Option<(usize, Whole<'a>)>, ProtocolError> {
+        let Some((kind, mask, header_len, frame_end)) = self.small_frame(buf) else {
+            return Ok(None);
+        };
+        let Some(payload) = buf.get_mut(header_len..frame_end) else { return Ok(None) };
+        apply_mask(payload, mask, 0);
+        let payload: &'a [u8] = payload;
+        let whole = match kind {
+            DataKind::Text => Whole::Text(
+                simdutf8::basic::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?,
+            ),
+            DataKind::Binary => Whole::Binary(payload),
+        };
+        Ok(Some((frame_end, whole)))
     }
 
     /// The common frame, without the general header parser: at a server with no message
@@ -859,6 +897,61 @@ mod tests {
         let wire = frame_with(OpCode::Binary, true, false, &payload, None);
         assert_eq!(wire[..10], [0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
         assert_eq!(decode_all(&mut dec, &wire), Ok(vec![Item::Binary(payload, true)]));
+    }
+
+    #[test]
+    fn decode_whole_lends_the_common_frame_unmasked() {
+        let mut wire = cframe(OpCode::Text, true, b"Hello");
+        wire.extend(cframe(OpCode::Binary, true, &[7; 300]));
+        let dec = server();
+        let (used, whole) = dec.decode_whole(&mut wire).unwrap().unwrap();
+        assert_eq!((used, whole), (11, Whole::Text("Hello")));
+        let (used, whole) = dec.decode_whole(&mut wire[11..]).unwrap().unwrap();
+        assert_eq!((used, whole), (308, Whole::Binary(&[7; 300][..])));
+    }
+
+    #[test]
+    fn decode_whole_leaves_anything_else_untouched_for_decode() {
+        let partial = cframe(OpCode::Binary, true, b"abcdef")[..9].to_vec();
+        let compressed = frame_with(OpCode::Text, true, true, b"x", Some(KEY));
+        let unmasked = frame_with(OpCode::Text, true, false, b"x", None);
+        let large = cframe(OpCode::Binary, true, &[1; 70_000]);
+        for wire in [
+            cframe(OpCode::Text, false, b"first"),
+            cframe(OpCode::Ping, true, b"p"),
+            cframe(OpCode::Close, true, &[3, 232]),
+            partial,
+            compressed,
+            unmasked,
+            large,
+            Vec::new(),
+        ] {
+            let mut copy = wire.clone();
+            assert_eq!(
+                server().decode_whole(&mut copy),
+                Ok(None),
+                "{:x?}",
+                &wire[..2.min(wire.len())]
+            );
+            assert_eq!(copy, wire, "bytes changed");
+        }
+        // Over the limits, the general path judges it.
+        let mut wire = cframe(OpCode::Binary, true, &[0; 9]);
+        assert_eq!(Decoder::new(Role::Server, limits(10, 8)).decode_whole(&mut wire), Ok(None));
+        // A client never takes it (its frames are not masked).
+        let mut wire = cframe(OpCode::Text, true, b"hi");
+        let client = Decoder::new(Role::Client, DecoderLimits::default());
+        assert_eq!(client.decode_whole(&mut wire), Ok(None));
+        // Nor does a message in progress: the next frame must be its continuation.
+        let mut dec = server();
+        dec.decode(&mut cframe(OpCode::Text, false, b"first")).unwrap();
+        assert_eq!(dec.decode_whole(&mut cframe(OpCode::Text, true, b"x")), Ok(None));
+    }
+
+    #[test]
+    fn decode_whole_rejects_invalid_utf8() {
+        let mut wire = cframe(OpCode::Text, true, b"ok \xff");
+        assert_eq!(server().decode_whole(&mut wire), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::event::{DisconnectReason, Message, MessageRef};
 use crate::liveness::Liveness;
 use crate::protocol::deflate::Agreed;
 use crate::protocol::frame::OpCode;
-use crate::protocol::message::{self, Decoder, Incoming, Role};
+use crate::protocol::message::{self, Decoder, Incoming, Role, Whole};
 use crate::protocol::{CloseCode, ProtocolError};
 use crate::wire;
 
@@ -221,6 +221,17 @@ impl Session {
     fn frames(&mut self, env: &mut Env, host: &mut impl Host, data: &mut [u8]) -> usize {
         let mut pos = 0;
         while pos < data.len() && self.phase.reads_frames() {
+            match self.lend_whole(env, host, &mut data[pos..]) {
+                Ok(0) => {}
+                Ok(used) => {
+                    pos += used;
+                    continue;
+                }
+                Err(error) => {
+                    self.fail(env, host, error);
+                    return data.len();
+                }
+            }
             match self.decoder.decode(&mut data[pos..]) {
                 Ok((0, None)) => break,
                 Ok((used, item)) => {
@@ -236,6 +247,29 @@ impl Session {
             }
         }
         if self.phase.reads_frames() { pos } else { data.len() }
+    }
+
+    /// The common case in a tight loop: whole single-frame messages at the front of
+    /// `data`, lent to the host while the connection is open. Returns the bytes used;
+    /// anything else is left to the general decoder.
+    fn lend_whole(
+        &mut self,
+        env: &Env,
+        host: &mut impl Host,
+        data: &mut [u8],
+    ) -> Result<usize, ProtocolError> {
+        let mut pos = 0;
+        while self.phase.is_open()
+            && let Some((used, whole)) = self.decoder.decode_whole(&mut data[pos..])?
+        {
+            pos += used;
+            let message = match whole {
+                Whole::Text(text) => MessageRef::Text(text),
+                Whole::Binary(data) => MessageRef::Binary(data),
+            };
+            self.deliver_lent(env, host, message);
+        }
+        Ok(pos)
     }
 
     fn incoming(&mut self, env: &mut Env, host: &mut impl Host, item: Incoming<'_>) {
