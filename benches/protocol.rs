@@ -191,6 +191,18 @@ fn decoder(c: &mut Criterion) {
                 BatchSize::SmallInput,
             );
         });
+        // The same frame through the session's lending loop (`decode_whole`): no
+        // `Incoming`, no general header parser.
+        group.bench_function(BenchmarkId::new("decode_whole", size), |b| {
+            b.iter_batched_ref(
+                || wire.clone(),
+                |buf| match decoder.decode_whole(buf) {
+                    Ok(Some((used, whole))) => black_box((used, whole)).0,
+                    other => panic!("unexpected {other:?}"),
+                },
+                BatchSize::SmallInput,
+            );
+        });
     }
 
     // Reassembly: a 64 KiB text message in 16 masked frames of 4 KiB (a first Text frame,
