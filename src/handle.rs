@@ -42,11 +42,11 @@ pub(crate) enum Command {
     /// Fan-out commands carry the `cost` charged to the reactor's fan-out budget.
     SendMany {
         ids: Vec<ConnId>,
-        out: Outgoing,
+        out: Arc<Outgoing>,
         cost: usize,
     },
     Broadcast {
-        out: Outgoing,
+        out: Arc<Outgoing>,
         cost: usize,
     },
     Close {
@@ -61,7 +61,7 @@ pub(crate) enum Command {
     /// Fan a frame out to this reactor's members of `topic`.
     Publish {
         topic: Arc<str>,
-        out: Outgoing,
+        out: Arc<Outgoing>,
         except: Option<ConnId>,
         cost: usize,
     },
@@ -551,11 +551,13 @@ impl Handle {
 
     /// A message for many recipients: framed once, and its payload kept for the reactors
     /// to compress once when it is worth it.
-    fn outgoing(&self, message: Message) -> Outgoing {
+    /// A fan-out's frame, shared by the commands to every reactor (behind an `Arc`, so a
+    /// command stays small: every send moves one).
+    fn outgoing(&self, message: Message) -> Arc<Outgoing> {
         let plain = wire::message_frame(&message);
         let payload = (message.len() >= self.shared.compression_threshold)
             .then(|| wire::into_payload(message));
-        Outgoing { plain, payload }
+        Arc::new(Outgoing { plain, payload })
     }
 
     /// Members of `topic` now.
@@ -631,5 +633,16 @@ impl Handle {
         for remote in self.shared.reactors.iter() {
             let _ = self.push(remote, Command::Shutdown { timeout });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every send moves a command (into the outbox, a batch, the channel): the common
+    /// ones stay small, rare large ones go behind a pointer.
+    #[test]
+    fn a_command_stays_small() {
+        let size = std::mem::size_of::<super::Command>();
+        assert!(size <= 64, "Command is {size} bytes");
     }
 }
