@@ -250,14 +250,15 @@ impl Config {
     }
 
     /// How long a client has to complete its handshake before the socket is closed
-    /// (slowloris protection). Default 15 s.
+    /// (slowloris protection). Default 15 s. Like every timeout here, counted in 100 ms
+    /// ticks: it never fires early, and fires at most one tick late.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Config {
         self.handshake_timeout = timeout;
         self
     }
 
     /// How long to wait for the peer's answer to a close frame before dropping TCP.
-    /// Default 5 s.
+    /// Default 5 s. Never fires early, at most one 100 ms tick late.
     pub fn close_timeout(mut self, timeout: Duration) -> Config {
         self.close_timeout = timeout;
         self
@@ -351,14 +352,15 @@ impl Config {
     }
 
     /// Close (1001) connections that send no message for this long. Default: none.
-    /// Pings and pongs do not count as messages.
+    /// Pings and pongs do not count as messages. Never fires early, at most one 100 ms
+    /// tick late.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Config {
         self.idle_timeout = timeout;
         self
     }
 
     /// Ping a connection that has been silent this long. Default 30 s; `None` sends no
-    /// pings.
+    /// pings. The ping is never early, at most one 100 ms tick late.
     pub fn ping_interval(mut self, interval: Option<Duration>) -> Config {
         self.ping_interval = interval;
         self
@@ -366,7 +368,8 @@ impl Config {
 
     /// After a ping, how long the peer has to send anything (a pong, or any frame) before
     /// the connection is dropped as dead. Default 10 s. A dead peer's `Disconnect` comes
-    /// within `ping_interval + pong_timeout` of its last sign of life (plus 100 ms).
+    /// no sooner than `ping_interval + pong_timeout` after its last sign of life, and at
+    /// most 200 ms (a tick for each timer) later.
     pub fn pong_timeout(mut self, timeout: Duration) -> Config {
         self.pong_timeout = timeout;
         self

@@ -606,7 +606,8 @@ impl Reactor {
                 }
             };
             budget = budget.saturating_sub(got.wire);
-            self.shared.counters.read_bytes(self.index, got.wire);
+            // WebSocket bytes, as `bytes_out` counts them: over TLS, the plaintext.
+            self.shared.counters.read_bytes(self.index, got.plain);
             if got.plain > 0 {
                 let carry = conn.session.take_carry();
                 let start = front - carry.len();

@@ -10,7 +10,10 @@
 //!
 //! The wheel never reads a clock: the reactor reads it once per turn ([`TimerWheel::tick_at`])
 //! and passes that tick to everything of the turn, so a reminder set during a turn can
-//! never land in a bucket the same turn already emptied.
+//! never land in a bucket the same turn already emptied. That tick is rounded down, so
+//! whoever sets a deadline counts from the end of it (`session::env::deadline_after`):
+//! a reminder fires at the start of its tick, never before the duration it stands for
+//! has passed, and at most one tick after.
 
 use std::time::{Duration, Instant};
 
@@ -38,7 +41,7 @@ impl TimerWheel {
         TimerWheel { start, buckets: (0..SLOTS).map(|_| Vec::new()).collect(), done: 0, len: 0 }
     }
 
-    /// The tick `now` falls in.
+    /// The tick `now` falls in (rounded down: `now` may be anywhere in it).
     pub(crate) fn tick_at(&self, now: Instant) -> u32 {
         let ms = now.saturating_duration_since(self.start).as_millis();
         u32::try_from(ms / TICK.as_millis()).unwrap_or(u32::MAX)

@@ -167,6 +167,42 @@ fn sees_eof_within(s: &mut TcpStream, limit: Duration) -> bool {
 }
 
 #[test]
+fn tls_connections_count_websocket_bytes_both_ways_not_records() {
+    let _w = Watchdog::new("tls byte counts", Duration::from_secs(30));
+    let id = identity();
+    let server = tls_server(&id, config().reactors(1));
+    let mut client = wss(server.local_addr(), &id.cert);
+    echo(&mut client, tungstenite::Message::text("settle the handshake's counts"));
+    let before = settled_bytes(&server, None);
+    let payload = vec![7u8; 1000];
+    echo(&mut client, tungstenite::Message::binary(payload));
+    // In: 2 + 2 (126: 16-bit length) header bytes, the 4-byte mask, the payload. Out: the
+    // same unmasked. A record's header, type and tag (22 bytes in TLS 1.3) are not counted.
+    let after = settled_bytes(&server, Some(before.1 + 1004));
+    assert_eq!((after.0 - before.0, after.1 - before.1), (1008, 1004));
+}
+
+/// `(bytes_in, bytes_out)` once `bytes_out` is `out` (the count follows the write the
+/// client may already have read) or, with no `out` given, has stopped moving.
+fn settled_bytes(server: &Server, out: Option<u64>) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = None;
+    loop {
+        let stats = server.handle().stats();
+        let now = (stats.bytes_in, stats.bytes_out);
+        let settled = match out {
+            Some(out) => now.1 >= out,
+            None => last == Some(now),
+        };
+        if settled || Instant::now() > deadline {
+            return now;
+        }
+        last = Some(now);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn a_client_stuck_mid_handshake_counts_and_is_cut_at_the_timeout() {
     let _w = Watchdog::new("tls handshake timeout", Duration::from_secs(30));
     let id = identity();

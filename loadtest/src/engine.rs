@@ -1106,11 +1106,17 @@ enum Item {
     Close(Option<CloseCode>),
 }
 
+/// The stamp a received message carries: a marker anywhere in it (templates), or the
+/// kind's layout in a message of the kind's type.
+fn stamp_of(kind: PayloadKind, marker: bool, text: bool, payload: &[u8]) -> Option<Stamp> {
+    if marker { find_stamp(payload) } else { kind.read_stamp_of(text, payload) }
+}
+
 fn summarize(item: Incoming<'_>, kind: PayloadKind, marker: bool) -> Item {
-    let stamp = |p: &[u8]| if marker { find_stamp(p) } else { kind.read_stamp(p) };
+    let stamp = |text: bool, p: &[u8]| stamp_of(kind, marker, text, p);
     match item {
-        Incoming::Text(t) => Item::Data(Msg { stamp: stamp(t.as_bytes()), len: t.len() }),
-        Incoming::Binary(b) => Item::Data(Msg { stamp: stamp(&b), len: b.len() }),
+        Incoming::Text(t) => Item::Data(Msg { stamp: stamp(true, t.as_bytes()), len: t.len() }),
+        Incoming::Binary(b) => Item::Data(Msg { stamp: stamp(false, &b), len: b.len() }),
         Incoming::Ping(p) => {
             // The decoder holds control payloads to MAX_CONTROL_PAYLOAD (§5.5).
             let mut buf = [0u8; MAX_CONTROL_PAYLOAD];
@@ -1153,7 +1159,6 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
     let kind = io.cfg.payload;
     let marker = io.cfg.marker_stamps;
     let max_message = io.cfg.max_message;
-    let stamp_of = |p: &[u8]| if marker { find_stamp(p) } else { kind.read_stamp(p) };
     let max_buf = io.cfg.max_message.saturating_add(64).max(SCRATCH);
     let mut buf = std::mem::take(&mut io.scratch);
     if buf.len() < SCRATCH {
@@ -1200,7 +1205,8 @@ fn read_frames<D: Driver>(io: &mut Io<D::State>, driver: &mut D, key: usize, hup
                     };
                     let item = match inflate(&mut io.codecs, codec, text, &body, max_message) {
                         Ok(payload) => {
-                            Item::Data(Msg { stamp: stamp_of(payload), len: payload.len() })
+                            let stamp = stamp_of(kind, marker, text, payload);
+                            Item::Data(Msg { stamp, len: payload.len() })
                         }
                         Err(e) => break 'outer ReadEnd::Protocol(e),
                     };

@@ -79,6 +79,14 @@ impl PayloadKind {
         }
     }
 
+    /// Reads the stamp of a received message, text or binary; `None` when it does not
+    /// carry one: a message of the other type (the text answer to an `--on-open` login is
+    /// not a binary stamp, however long it is), or what [`PayloadKind::read_stamp`] rejects.
+    pub fn read_stamp_of(self, text: bool, payload: &[u8]) -> Option<Stamp> {
+        let stamped_text = self.opcode() == OpCode::Text;
+        if text == stamped_text { self.read_stamp(payload) } else { None }
+    }
+
     /// Reads the stamp of a received payload; `None` when it does not carry one
     /// (too short, or not the layout this kind writes).
     pub fn read_stamp(self, payload: &[u8]) -> Option<Stamp> {
@@ -226,5 +234,11 @@ mod tests {
         assert_eq!(PayloadKind::Binary.read_stamp(b"short"), None);
         assert_eq!(PayloadKind::Text.read_stamp(b"hello world, this is not hex at all!"), None);
         assert_eq!(PayloadKind::Json.read_stamp(&[b'x'; 80]), None);
+        // Any 16 bytes read as a binary stamp, so the message's type decides.
+        let hex = [b'0'; 32];
+        assert!(PayloadKind::Binary.read_stamp_of(false, &[b'x'; 1200]).is_some());
+        assert_eq!(PayloadKind::Binary.read_stamp_of(true, &[b'x'; 1200]), None);
+        assert_eq!(PayloadKind::Text.read_stamp_of(false, &hex), None);
+        assert!(PayloadKind::Text.read_stamp_of(true, &hex).is_some());
     }
 }

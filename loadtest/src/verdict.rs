@@ -106,6 +106,16 @@ fn problems(r: &Report, covered: &dyn Fn(Figure) -> bool) -> Vec<String> {
             causes(r)
         ));
     }
+    // Churn's --connections caps those alive at once; elsewhere every one is tried.
+    let planned = r.settings.connections as u64;
+    if r.scenario != "churn" && c.attempted < planned && check(Count::ConnectFailures) {
+        p.push(format!(
+            "only {} of {} connections were attempted: the opening stage's time ran out \
+             with handshakes or --on-open-wait replies pending",
+            group(c.attempted),
+            group(planned)
+        ));
+    }
     if c.closed_by_server > 0 && check(Count::ClosedByServer) {
         let when = r
             .timeline

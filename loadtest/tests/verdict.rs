@@ -5,7 +5,8 @@ mod util;
 
 use std::time::Duration;
 
-use util::{Watchdog, echo_server, half_refusing_server, run, serial, sink_process};
+use util::{Watchdog, echo_server, half_refusing_server, run, serial, sink_process, sink_server};
+use wsloop_loadtest::sink::SinkMode;
 
 #[test]
 fn a_failed_threshold_exits_99_and_is_listed() {
@@ -86,4 +87,35 @@ fn a_clean_run_passes_without_thresholds() {
     let r = run("clean", &["echo", "--url", &url, "-c", "4", "-d", "0.5"], Duration::from_secs(30));
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(r.last_line().starts_with("PASS: "), "{}", r.last_line());
+}
+
+#[test]
+fn connections_never_attempted_fail_the_run() {
+    let _w = Watchdog::new("connections_never_attempted_fail_the_run", Duration::from_secs(60));
+    let _s = serial();
+    // The sink answers nothing: the two connections let in wait for a reply to their
+    // login until the opening stage's time is up, and the other 18 are never tried.
+    let server = sink_server(SinkMode::Discard);
+    let url = server.url("/");
+    let args = [
+        "hold",
+        "--url",
+        &url,
+        "-c",
+        "20",
+        "-d",
+        "0.2",
+        "--connect-concurrency",
+        "2",
+        "--connect-timeout",
+        "1",
+        "--on-open",
+        "login",
+        "--on-open-wait",
+        "1",
+    ];
+    let r = run("never-attempted", &args, Duration::from_secs(30));
+    assert_eq!(r.u("/connections/attempted"), 2, "{}", r.stdout);
+    assert_eq!(r.code, Some(3), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.last_line().contains("only 2 of 20 connections were attempted"), "{}", r.stdout);
 }

@@ -7,6 +7,7 @@ mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,21 +27,50 @@ fn printed(output: &Output) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("wsloop-{}-{name}", std::process::id()));
-    std::fs::write(&path, text).unwrap();
-    path
+/// A file in the temporary directory, removed when dropped: also when an assertion
+/// fails, as the panic unwinds.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("wsloop-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary directory")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_temp_file_is_removed_even_when_its_test_fails() {
+    let mut kept = PathBuf::new();
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let file = TempFile::new("removed.toml", "reactors = 1\n");
+        kept = file.0.clone();
+        assert!(kept.exists());
+        panic!("an assertion fails while the file is held");
+    }));
+    assert!(failed.is_err());
+    assert!(!kept.exists(), "{} was left behind", kept.display());
 }
 
 #[test]
 fn config_file_then_environment_then_flags_take_precedence() {
-    let file = temp_file(
+    let file = TempFile::new(
         "precedence.toml",
         "reactors = 3\nmax_message_size = 1000\ncompression_level = 2\naddr = \"localhost:9100\"\n",
     );
-    let file = file.to_str().unwrap();
     let env = [("WSLOOP_MAX_MESSAGE_SIZE", "2000"), ("WSLOOP_COMPRESSION_LEVEL", "5")];
-    let out = wsloop(&["--config", file, "--compression-level", "7", "--print-config"], &env);
+    let out =
+        wsloop(&["--config", file.path(), "--compression-level", "7", "--print-config"], &env);
     let settings = printed(&out);
     assert_eq!(settings["reactors"], "3", "from the file");
     assert_eq!(settings["max_message_size"], "2000", "the environment beats the file");
@@ -57,8 +87,8 @@ fn config_file_then_environment_then_flags_take_precedence() {
 #[test]
 fn an_unknown_key_or_a_bad_value_is_an_error_naming_the_key() {
     for (text, key) in [("bogus = 1\n", "bogus"), ("reactors = \"many\"\n", "reactors")] {
-        let file = temp_file(&format!("bad-{key}.toml"), text);
-        let out = wsloop(&["--config", file.to_str().unwrap(), "--print-config"], &[]);
+        let file = TempFile::new(&format!("bad-{key}.toml"), text);
+        let out = wsloop(&["--config", file.path(), "--print-config"], &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(stderr.contains(&format!("`{key}`")), "{stderr}");

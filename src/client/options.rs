@@ -86,7 +86,8 @@ impl ClientOptions {
     }
 
     /// How long the TCP connect plus the opening handshake may take (default 10 s); an
-    /// attempt that takes longer fails (and counts for the backoff).
+    /// attempt that takes longer fails (and counts for the backoff). Never fires early, at
+    /// most one 100 ms tick late.
     pub fn connect_timeout(mut self, timeout: Duration) -> ClientOptions {
         self.connect_timeout = timeout;
         self

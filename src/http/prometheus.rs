@@ -134,8 +134,18 @@ fn traffic(t: &mut Text, c: &Counters) {
         &c.messages_out,
     );
     let (bytes_in, bytes_out) = c.bytes();
-    t.single("wsloop_received_bytes_total", "counter", "Bytes read from sockets.", bytes_in);
-    t.single("wsloop_sent_bytes_total", "counter", "Bytes written to sockets.", bytes_out);
+    t.single(
+        "wsloop_received_bytes_total",
+        "counter",
+        "WebSocket bytes read (over TLS, the plaintext).",
+        bytes_in,
+    );
+    t.single(
+        "wsloop_sent_bytes_total",
+        "counter",
+        "WebSocket bytes written (over TLS, the plaintext).",
+        bytes_out,
+    );
     t.counter("wsloop_publishes_total", "Handle::publish calls.", &c.publishes);
     t.counter(
         "wsloop_slow_consumer_closes_total",

@@ -26,9 +26,9 @@ const STATUSES: [u16; 12] = [200, 400, 401, 403, 404, 405, 413, 426, 429, 431, 5
 #[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct ReactorMetrics {
-    /// Bytes read from sockets.
+    /// WebSocket bytes read (over TLS, the plaintext).
     pub(crate) bytes_in: AtomicU64,
-    /// Bytes written to sockets.
+    /// WebSocket bytes written (over TLS, the plaintext).
     pub(crate) bytes_out: AtomicU64,
     /// WebSocket connections open on this reactor (handshake done, not disconnected).
     pub(crate) open: AtomicU64,
@@ -96,14 +96,14 @@ impl Counters {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Reactor `reactor` read `n` bytes.
+    /// Reactor `reactor` read `n` WebSocket bytes (after TLS).
     pub(crate) fn read_bytes(&self, reactor: usize, n: usize) {
         if let Some(m) = self.reactors.get(reactor) {
             Counters::add(&m.bytes_in, n);
         }
     }
 
-    /// Reactor `reactor` wrote `n` bytes.
+    /// Reactor `reactor` wrote `n` WebSocket bytes (before TLS).
     pub(crate) fn wrote_bytes(&self, reactor: usize, n: usize) {
         if let Some(m) = self.reactors.get(reactor) {
             Counters::add(&m.bytes_out, n);
@@ -195,9 +195,11 @@ pub struct Stats {
     pub messages_in: u64,
     /// Data messages queued by `Handle` sends (a publish counts once per recipient).
     pub messages_out: u64,
-    /// Bytes read from sockets (handshakes and frame headers included).
+    /// WebSocket bytes read (HTTP heads and frame headers included). Over TLS, the
+    /// plaintext: records' overhead and the TLS handshake are not counted, so `ws://` and
+    /// `wss://` count the same traffic alike.
     pub bytes_in: u64,
-    /// Bytes written to sockets.
+    /// WebSocket bytes written, counted as [`Stats::bytes_in`] is.
     pub bytes_out: u64,
     /// Times a connection's reading was paused because its worker's queue was full.
     pub reads_paused: u64,

@@ -48,6 +48,15 @@ pub(crate) fn ticks_of(d: Option<Duration>) -> u32 {
     })
 }
 
+/// The first tick at which `ticks` whole ticks have surely passed since an event seen in
+/// tick `since`: `since + ticks + 1`. A tick is a clock reading rounded down, so the event
+/// may have come at any point of tick `since`; counting from its end means a deadline
+/// never fires before its duration has passed, and at most one tick (plus however late
+/// the turn runs) after it. Never `since` itself, even for 0 ticks.
+pub(crate) fn deadline_after(since: u32, ticks: u32) -> u32 {
+    since.saturating_add(ticks).saturating_add(1)
+}
+
 impl Ticks {
     pub(crate) fn of(config: &Config) -> Ticks {
         Ticks {
@@ -76,9 +85,9 @@ impl Env {
         }
     }
 
-    /// The tick `ticks` after now (never now itself, so a deadline is never early).
+    /// The deadline `ticks` after an event of this turn: see [`deadline_after`].
     pub(crate) fn after(&self, ticks: u32) -> u32 {
-        self.now.saturating_add(ticks.max(1))
+        deadline_after(self.now, ticks)
     }
 
     /// A queue to write into, from the pool when it has one.

@@ -11,9 +11,12 @@
 //! ```
 //!
 //! Time is counted in ticks of the reactor's wheel ([`crate::timer::TICK`]). Every
-//! deadline is a tick, set from [`Env::now`], the one clock reading of the turn, and a
-//! session asked about its deadline ([`Session::on_deadline`]) at or after that tick acts
-//! on it, however late the turn is.
+//! deadline is a tick, set from [`Env::now`], the one clock reading of the turn (rounded
+//! down to its tick), and a session asked about its deadline ([`Session::on_deadline`])
+//! at or after that tick acts on it, however late the turn is. A timeout of `T` ticks
+//! from an event in tick `N` is due at tick `N + T + 1` (`env::deadline_after`): the
+//! event may have come at the very end of tick `N`, so the deadline is never early, and
+//! at most one tick late.
 
 mod client;
 mod env;
@@ -41,6 +44,7 @@ use crate::protocol::{CloseCode, ProtocolError};
 use crate::wire;
 
 pub(crate) use client::ClientOffer;
+use env::deadline_after;
 pub(crate) use env::{Env, ticks_of};
 pub(crate) use host::{Count, Host, Opened};
 use outbound::Outbound;
@@ -726,28 +730,30 @@ impl Session {
         let ticks = env.ticks;
         let mut next = u32::MAX;
         if ticks.idle > 0 {
-            next = next.min(self.last_message.saturating_add(ticks.idle));
+            next = next.min(deadline_after(self.last_message, ticks.idle));
         }
         if self.ping_sent > 0 {
-            next = next.min(self.ping_sent.saturating_add(ticks.pong));
+            next = next.min(deadline_after(self.ping_sent, ticks.pong));
         } else if ticks.ping > 0 {
-            next = next.min(self.last_seen.saturating_add(ticks.ping));
+            next = next.min(deadline_after(self.last_seen, ticks.ping));
         }
         if next == u32::MAX { 0 } else { next.max(env.now + 1) }
     }
 
     fn open_timer(&mut self, env: &mut Env, host: &mut impl Host) -> bool {
         let (now, ticks) = (env.now, env.ticks);
-        if self.ping_sent > 0 && now >= self.ping_sent.saturating_add(ticks.pong) {
+        if self.ping_sent > 0 && now >= deadline_after(self.ping_sent, ticks.pong) {
             self.set_reason(DisconnectReason::PongTimeout);
             return false;
         }
-        if ticks.idle > 0 && now >= self.last_message.saturating_add(ticks.idle) {
+        if ticks.idle > 0 && now >= deadline_after(self.last_message, ticks.idle) {
             let reason = DisconnectReason::IdleTimeout;
             self.close(env, host, CloseCode::GOING_AWAY, "idle timeout", reason);
             return true;
         }
-        if ticks.ping > 0 && self.ping_sent == 0 && now >= self.last_seen.saturating_add(ticks.ping)
+        if ticks.ping > 0
+            && self.ping_sent == 0
+            && now >= deadline_after(self.last_seen, ticks.ping)
         {
             self.ping_sent = now;
             let ping = self.frame(env, OpCode::Ping, b"");

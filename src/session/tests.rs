@@ -10,7 +10,7 @@ use super::*;
 use crate::config::Config;
 use crate::event::UserData;
 use crate::protocol::message::{CloseFrame, DecoderLimits};
-use crate::timer::{self, TimerWheel};
+use crate::timer::{self, TICK, TimerWheel};
 
 /// What a session told its host.
 #[derive(Debug, PartialEq)]
@@ -256,11 +256,54 @@ fn a_half_sent_request_is_dropped_at_the_handshake_timeout_tick() {
     let mut world = World::new(config());
     let s = world.server();
     world.feed(s, &REQUEST[..20]);
-    world.turn(9);
-    assert!(!world.dropped(s), "not before its tick (1 s = 10 ticks)");
+    // 1 s = 10 ticks, counted from the end of tick 0 (the request may have come late in it).
     world.turn(10);
+    assert!(!world.dropped(s), "not before its tick");
+    world.turn(11);
     assert!(world.dropped(s));
     assert!(world.seen(s).is_empty(), "never connected, so no Disconnect");
+}
+
+/// Where in its tick a turn's clock reading may fall: the start, the middle, the last
+/// nanosecond.
+const IN_TICK: [Duration; 3] =
+    [Duration::ZERO, Duration::from_millis(50), TICK.saturating_sub(Duration::from_nanos(1))];
+
+#[test]
+fn a_handshake_begun_late_in_a_tick_gets_its_whole_timeout_and_at_most_a_tick_more() {
+    let timeout = Duration::from_secs(1);
+    for offset in IN_TICK {
+        let mut world = World::new(config().handshake_timeout(timeout));
+        // The turn that reads the first bytes reads the clock `offset` into tick 3.
+        let seen = world.wheel.instant_of(3) + offset;
+        world.env.now = world.wheel.tick_at(seen);
+        let s = world.server();
+        world.feed(s, &REQUEST[..20]);
+        // Every turn whose reading is before `seen + timeout` leaves it alone.
+        world.turn(world.wheel.tick_at(seen + timeout - Duration::from_nanos(1)));
+        assert!(!world.dropped(s), "cut before its timeout ({offset:?} into the tick)");
+        let due = world.wheel.instant_of(world.peers[s].session.deadline());
+        assert!(due >= seen + timeout && due <= seen + timeout + TICK, "{offset:?}");
+        world.turn(world.wheel.tick_at(seen + timeout + TICK));
+        assert!(world.dropped(s), "not cut within a tick of its timeout ({offset:?})");
+    }
+}
+
+#[test]
+fn a_message_late_in_a_tick_gets_its_whole_idle_timeout_and_at_most_a_tick_more() {
+    let idle = Duration::from_millis(1500);
+    for offset in IN_TICK {
+        let mut world = World::new(config().idle_timeout(Some(idle)));
+        let s = open_server(&mut world);
+        let seen = world.wheel.instant_of(10) + offset;
+        world.env.now = world.wheel.tick_at(seen);
+        world.feed(s, &client_frame(OpCode::Text, b"hi"));
+        world.turn(world.wheel.tick_at(seen + idle - Duration::from_nanos(1)));
+        assert!(world.take_output(s).is_empty(), "closed before its timeout ({offset:?})");
+        world.turn(world.wheel.tick_at(seen + idle + TICK));
+        let frames = decode_server(&world.take_output(s));
+        assert_eq!(frames.first().map(|f| f.0), Some(OpCode::Close), "{offset:?}");
+    }
 }
 
 #[test]
@@ -271,10 +314,10 @@ fn a_deadline_crossed_during_a_turn_still_fires() {
     world.turn(5);
     world.env.now = 0; // a deadline computed from an older reading than the sweep
     let s = world.server();
-    assert_eq!(world.peers[s].session.deadline(), 10);
+    assert_eq!(world.peers[s].session.deadline(), 11);
     world.turn(7);
     assert!(!world.dropped(s));
-    world.turn(10);
+    world.turn(11);
     assert!(world.dropped(s), "fired at its tick");
 }
 
@@ -313,13 +356,14 @@ fn a_quiet_peer_is_pinged_and_a_dead_one_dropped_at_the_pong_timeout() {
         config().ping_interval(Some(Duration::from_secs(3))).pong_timeout(Duration::from_secs(2)),
     );
     let s = open_server(&mut world);
-    world.turn(29);
-    assert!(world.take_output(s).is_empty(), "no ping before 3 s");
+    // Opened in tick 0: 3 s have surely passed at tick 31, and 2 s after the ping at 52.
     world.turn(30);
+    assert!(world.take_output(s).is_empty(), "no ping before 3 s");
+    world.turn(31);
     assert_eq!(decode_server(&world.take_output(s)), [(OpCode::Ping, vec![])]);
-    world.turn(49);
+    world.turn(51);
     assert!(!world.dropped(s));
-    world.turn(50);
+    world.turn(52);
     assert!(world.dropped(s));
     assert_eq!(world.seen(s).last(), Some(&Seen::Disconnect(DisconnectReason::PongTimeout)));
 }
@@ -330,13 +374,15 @@ fn any_bytes_prove_the_peer_alive() {
         config().ping_interval(Some(Duration::from_secs(3))).pong_timeout(Duration::from_secs(2)),
     );
     let s = open_server(&mut world);
-    world.turn(30);
+    world.turn(31);
     assert_eq!(decode_server(&world.take_output(s)), [(OpCode::Ping, vec![])]);
     world.env.now = 45;
     world.feed(s, &client_frame(OpCode::Pong, b""));
-    world.turn(50);
+    world.turn(52);
     assert!(!world.dropped(s), "the pong came in time");
     world.turn(75);
+    assert!(world.take_output(s).is_empty(), "no ping before 3 s after the pong");
+    world.turn(76);
     assert_eq!(
         decode_server(&world.take_output(s)),
         [(OpCode::Ping, vec![])],
@@ -350,14 +396,16 @@ fn an_idle_connection_is_closed_with_1001() {
     let s = open_server(&mut world);
     world.env.now = 10;
     world.feed(s, &client_frame(OpCode::Text, b"hi"));
-    world.turn(24);
-    assert!(world.take_output(s).is_empty());
     world.turn(25);
+    assert!(world.take_output(s).is_empty());
+    world.turn(26);
     let frames = decode_server(&world.take_output(s));
     assert_eq!(frames[0].0, OpCode::Close);
     assert_eq!(frames[0].1[..2], 1001u16.to_be_bytes());
     // The peer never answers: dropped at the close timeout, 1 s later.
-    world.turn(35);
+    world.turn(36);
+    assert!(!world.dropped(s));
+    world.turn(37);
     assert!(world.dropped(s));
     assert_eq!(world.seen(s).last(), Some(&Seen::Disconnect(DisconnectReason::IdleTimeout)));
 }
@@ -376,9 +424,9 @@ fn a_close_the_peer_never_answers_times_out() {
     // Data from a peer that keeps sending but never closes does not postpone it.
     world.env.now = 12;
     world.feed(s, &client_frame(OpCode::Text, b"still here"));
-    world.turn(12);
-    assert!(!world.dropped(s));
     world.turn(13);
+    assert!(!world.dropped(s));
+    world.turn(14);
     assert!(world.dropped(s));
     assert_eq!(world.peers[s].host.liveness, Some(Liveness::Closing));
     assert_eq!(world.seen(s).last(), Some(&Seen::Disconnect(DisconnectReason::Shutdown)));
@@ -415,9 +463,9 @@ fn a_barrier_that_never_returns_still_sends_the_close_at_the_close_timeout() {
     let mut world = World::new(config());
     let s = open_server(&mut world);
     world.feed(s, &client_frame(OpCode::Close, &1000u16.to_be_bytes()));
-    world.turn(9);
-    assert!(world.take_output(s).is_empty());
     world.turn(10);
+    assert!(world.take_output(s).is_empty());
+    world.turn(11);
     assert_eq!(decode_server(&world.take_output(s))[0].0, OpCode::Close);
 }
 
@@ -453,6 +501,8 @@ fn shutdown_ends_every_session_by_its_deadline_and_empties_the_wheel() {
     }
     assert!(world.dropped(handshaking));
     world.turn(12);
+    assert!(!open.iter().any(|&s| world.dropped(s)), "the close timeout is 1 s from tick 2");
+    world.turn(13);
     assert!(open.iter().all(|&s| world.dropped(s)));
     // Stale reminders (the handshake's, the heartbeats') fall out as their ticks pass.
     world.turn(400);
@@ -564,6 +614,8 @@ fn a_server_that_never_answers_a_client_times_it_out() {
     let c = world.client(ClientOffer::new("h", "/"));
     world.take_output(c);
     world.turn(10);
+    assert!(!world.dropped(c), "1 s from the end of tick 0 is tick 11");
+    world.turn(11);
     assert!(world.dropped(c));
 }
 
