@@ -53,6 +53,9 @@ use crate::tls::{TlsScratch, TlsState};
 use crate::upgrade::Reject;
 
 mod dial;
+mod slot_set;
+
+use slot_set::SlotSet;
 
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
@@ -92,8 +95,10 @@ pub(crate) struct Reactor {
     env: Env,
     wheel: TimerWheel,
     next_generation: u64,
-    /// Connections with frames queued this turn, written at its end.
+    /// Connections with frames queued this turn, written at its end...
     dirty: Vec<usize>,
+    /// ...and the same as marks, so each is listed once and skipped once written.
+    dirty_marks: SlotSet,
     /// A reply window is open (src/outbox.rs): set only while a session receives.
     reply_window: bool,
     /// A connection's consecutive sends from a worker batch, queued together (reused).
@@ -102,8 +107,10 @@ pub(crate) struct Reactor {
     cork: Vec<u8>,
     /// Connections whose read budget ran out, or whose reading resumed.
     read_again: Vec<usize>,
-    /// Connections not read while their worker is over its budget.
+    /// Connections not read while their worker is over its budget...
     paused: Vec<usize>,
+    /// ...and the same as marks; unmarked when reading may resume.
+    read_paused: SlotSet,
     shutdown_deadline: Option<Instant>,
     /// Reused buffers: the commands this thread sent itself, due timer entries, slots.
     own_commands: Vec<Command>,
@@ -125,10 +132,10 @@ struct ConnHost<'a> {
     remote: &'a Remote,
     dispatcher: &'a mut Dispatcher,
     dirty: &'a mut Vec<usize>,
+    dirty_marks: &'a mut SlotSet,
     stream: &'a TcpStream,
     transport: &'a mut Transport,
     tls_scratch: &'a mut TlsScratch,
-    conn_dirty: &'a mut bool,
     slot: usize,
     id: ConnId,
     worker: u16,
@@ -171,8 +178,7 @@ impl Host for ConnHost<'_> {
             // after it must follow it through the queue.
             outbox::seal_window();
         }
-        if !*self.conn_dirty {
-            *self.conn_dirty = true;
+        if self.dirty_marks.insert(self.slot) {
             self.dirty.push(self.slot);
         }
     }
@@ -310,10 +316,12 @@ impl Reactor {
             wheel: TimerWheel::new(started),
             next_generation: 1,
             dirty: Vec::new(),
+            dirty_marks: SlotSet::default(),
             reply_window: false,
             cork: Vec::with_capacity(CORK_BYTES),
             read_again: Vec::new(),
             paused: Vec::new(),
+            read_paused: SlotSet::default(),
             shutdown_deadline: None,
             own_commands: Vec::new(),
             send_run: Vec::new(),
@@ -430,6 +438,7 @@ impl Reactor {
             config,
             dispatcher,
             dirty,
+            dirty_marks,
             env,
             wheel,
             index,
@@ -439,16 +448,8 @@ impl Reactor {
             ..
         } = self;
         let conn = conns.get_mut(slot)?;
-        let Conn {
-            stream,
-            transport,
-            session,
-            generation,
-            worker,
-            dirty: conn_dirty,
-            timer_tick,
-            ..
-        } = conn;
+        let Conn { stream, transport, session, generation, timer_tick } = conn;
+        let worker = dispatcher.worker_of(*generation);
         let mut host = ConnHost {
             shared,
             shared_arc: shared,
@@ -456,13 +457,13 @@ impl Reactor {
             remote: &shared.reactors[*index],
             dispatcher,
             dirty,
+            dirty_marks,
             stream,
             transport,
             tls_scratch,
-            conn_dirty,
             slot,
             id: ConnId::new(*index, *generation, slot),
-            worker: *worker,
+            worker,
             clients,
             messages_in: 0,
             reply_window: *reply_window,
@@ -550,9 +551,8 @@ impl Reactor {
         };
         let generation = self.next_generation;
         self.next_generation = liveness::next_generation(generation);
-        let worker = self.dispatcher.assign();
         let session = Session::server(&self.env);
-        self.conns.insert(Conn::new(stream, transport, session, generation, worker));
+        self.conns.insert(Conn::new(stream, transport, session, generation));
         self.remote().live.set(ConnId::new(self.index, generation, slot), Liveness::Handshake);
         self.with_session(slot, |_, _, _| ());
     }
@@ -576,11 +576,11 @@ impl Reactor {
                 phase if !phase.parses_input() => return,
                 _ => {}
             }
-            if conn.read_paused {
+            if self.read_paused.contains(slot) {
                 return;
             }
-            if self.dispatcher.is_congested(conn.worker) {
-                conn.read_paused = true;
+            if self.dispatcher.is_congested(self.dispatcher.worker_of(conn.generation)) {
+                self.read_paused.insert(slot);
                 Counters::bump(&self.shared.counters.reads_paused);
                 self.paused.push(slot);
                 return;
@@ -617,9 +617,8 @@ impl Reactor {
                 self.with_session(slot, |session, env, host| session.receive(env, host, data));
                 self.close_reply_window();
                 self.scratch = scratch;
-            } else if conn.session.has_output() && !conn.dirty {
+            } else if conn.session.has_output() && self.dirty_marks.insert(slot) {
                 // A TLS handshake moved on: what waited for it (a client's request) may go.
-                conn.dirty = true;
                 self.dirty.push(slot);
             }
             if !self.clients.opened.is_empty() {
@@ -629,10 +628,10 @@ impl Reactor {
                 // The handler already answered: write now, not after every other socket
                 // of this turn has been read. Still one write for what this read produced.
                 self.drain_own_commands();
-                if !self.cork.is_empty() || self.conns.get(slot).is_some_and(|c| c.dirty) {
+                if !self.cork.is_empty() || self.dirty_marks.contains(slot) {
                     self.flush(slot);
                 }
-            } else if handshaking && self.conns.get(slot).is_some_and(|c| c.dirty) {
+            } else if handshaking && self.dirty_marks.contains(slot) {
                 // A handshake's answer goes now, so its queue returns to the pool at once:
                 // a storm of connects does not hold a queue and a 101 per connection until
                 // the end of the turn (and leave that peak in the allocator's arena).
@@ -705,9 +704,10 @@ impl Reactor {
     // ---- writing ----
 
     fn write_ready(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
-        if (conn.session.has_output() || conn.transport.has_pending()) && !conn.dirty {
-            conn.dirty = true;
+        let Some(conn) = self.conns.get(slot) else { return };
+        if (conn.session.has_output() || conn.transport.has_pending())
+            && self.dirty_marks.insert(slot)
+        {
             self.dirty.push(slot);
         }
     }
@@ -716,7 +716,7 @@ impl Reactor {
         let mut slots = std::mem::take(&mut self.dirty);
         for &slot in &slots {
             // Inline dispatch may have written it already, right after its read.
-            if self.conns.get(slot).is_some_and(|c| c.dirty) {
+            if self.dirty_marks.contains(slot) {
                 self.flush(slot);
             }
         }
@@ -730,7 +730,7 @@ impl Reactor {
     fn flush(&mut self, slot: usize) {
         let mut cork = std::mem::take(&mut self.cork);
         let after = self.with_session(slot, |session, env, host| {
-            *host.conn_dirty = false;
+            host.dirty_marks.remove(host.slot);
             let stream = host.stream;
             match host.write_out(session, &mut cork) {
                 Ok(Flushed::All) => match session.flushed(env, host) {
@@ -781,9 +781,17 @@ impl Reactor {
         };
         self.with_session(slot, |session, _, host| session.end(host, reason));
         let mut conn = self.conns.remove(slot);
+        self.forget_marks(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
         self.remote().live.set(id, Liveness::Gone);
+    }
+
+    /// Clears a freed slot's marks, so its next connection starts unmarked. (It may still
+    /// be listed in `dirty` or `paused`: those lists skip slots that are not marked.)
+    fn forget_marks(&mut self, slot: usize) {
+        self.dirty_marks.remove(slot);
+        self.read_paused.remove(slot);
     }
 
     fn close_all(&mut self, reason: DisconnectReason) {
@@ -991,11 +999,10 @@ impl Reactor {
         }
         let paused = std::mem::take(&mut self.paused);
         for slot in paused {
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
-            if self.dispatcher.is_congested(conn.worker) {
+            let Some(conn) = self.conns.get(slot) else { continue };
+            if self.dispatcher.is_congested(self.dispatcher.worker_of(conn.generation)) {
                 self.paused.push(slot);
-            } else if conn.read_paused {
-                conn.read_paused = false;
+            } else if self.read_paused.remove(slot) {
                 self.read_again.push(slot);
             }
         }
