@@ -382,6 +382,20 @@ impl Dispatcher {
         }
     }
 
+    /// Frees the batch buffers a burst left: the kept spares, and this reactor's empty
+    /// batches grown past a few entries. For a reactor that has gone idle.
+    pub(crate) fn release_spares(&mut self) {
+        /// Entries an empty batch may keep room for (448 bytes).
+        const KEPT_ROOM: usize = 8;
+        let Dispatcher::Queued(q) = self else { return };
+        q.budget.spares.release();
+        for batch in &mut q.batches {
+            if batch.is_empty() && batch.capacity() > KEPT_ROOM {
+                *batch = Vec::new();
+            }
+        }
+    }
+
     /// Whether any batch still waits for room in a channel.
     pub(crate) fn has_backlog(&self) -> bool {
         match self {

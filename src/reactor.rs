@@ -66,8 +66,19 @@ const READ_BUDGET: usize = 256 << 10;
 const READ_CHUNK: usize = 64 << 10;
 /// How many frames' room the reusable run of one connection's sends keeps (512 bytes).
 const SEND_RUN_KEPT: usize = 16;
+/// Connections accepted per turn. A connect storm is admitted in steps, so the
+/// connections already open are read between them, and what a turn's handshakes hold
+/// until a worker takes their events (entries, `ConnectInfo`s) stays small: a large
+/// batch of them would push the reactor's malloc arena up, and the idle connections
+/// that follow would keep that peak resident around their own long-lived memory.
+const ACCEPTS_PER_TURN: usize = 64;
 /// How soon a reactor looks again at connections paused for a busy worker.
 const RECHECK: Duration = Duration::from_millis(1);
+/// A reactor that slept this long and found nothing to do is idle: it frees what the
+/// last burst grew (`Reactor::went_idle`).
+const IDLE_SLEEP: Duration = Duration::from_millis(50);
+/// Entries the reactor's reused lists keep room for while idle.
+const IDLE_ROOM: usize = 64;
 
 /// A reactor's parts, made on the starting thread so errors surface from `Server::start`.
 pub(crate) struct ReactorParts {
@@ -118,6 +129,11 @@ pub(crate) struct Reactor {
     slots: Vec<usize>,
     /// Out of file descriptors: stop accepting for a moment (src/accept_backoff.rs).
     accept_backoff: AcceptBackoff,
+    /// Accepts this turn may still make ([`ACCEPTS_PER_TURN`]).
+    accepts_left: usize,
+    /// The listener had more when the turn's accepts ran out: accept again next turn
+    /// (no new readiness edge would say so).
+    accept_again: bool,
     /// Outgoing connections by slot (reactor/dial.rs).
     clients: Clients,
     /// TLS records in and out of every connection pass through these (empty without TLS).
@@ -328,6 +344,8 @@ impl Reactor {
             due: Vec::new(),
             slots: Vec::new(),
             accept_backoff: AcceptBackoff::default(),
+            accepts_left: ACCEPTS_PER_TURN,
+            accept_again: false,
             clients: Clients::default(),
             tls_scratch,
         }
@@ -362,10 +380,15 @@ impl Reactor {
                 }
                 break;
             }
+            if events.is_empty() && timeout.is_none_or(|t| t >= IDLE_SLEEP) {
+                self.went_idle();
+            }
             self.remote().awake.store(true, Ordering::SeqCst);
             let now = Instant::now();
             turn_started = Some(now);
             self.env.now = self.wheel.tick_at(now);
+            let accept_again = std::mem::take(&mut self.accept_again);
+            self.accepts_left = ACCEPTS_PER_TURN;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -381,7 +404,7 @@ impl Reactor {
                     }
                 }
             }
-            if self.accept_backoff.resume_due(Instant::now()) {
+            if self.accept_backoff.resume_due(Instant::now()) || accept_again {
                 self.accept_all();
             }
             self.read_again();
@@ -396,7 +419,7 @@ impl Reactor {
     /// How long to sleep: until the next timer tick, a recheck of paused connections, or
     /// the shutdown deadline, whichever comes first; not at all with reads pending.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() {
+        if !self.read_again.is_empty() || self.accept_again {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -414,6 +437,21 @@ impl Reactor {
             wake = Some(wake.map_or(now + wait, |w| w.min(now + wait)));
         }
         wake.map(|w| w.saturating_duration_since(now))
+    }
+
+    /// Frees what a burst grew and the idle connections it left do not need: the
+    /// dispatcher's batch buffers and the reactor's reused lists. Each is freed on this
+    /// thread, which allocated it.
+    fn went_idle(&mut self) {
+        self.dispatcher.release_spares();
+        self.wheel.release_spare();
+        for list in [&mut self.dirty, &mut self.slots, &mut self.read_again] {
+            if list.is_empty() {
+                list.shrink_to(IDLE_ROOM);
+            }
+        }
+        self.due.shrink_to(IDLE_ROOM);
+        self.own_commands.shrink_to(IDLE_ROOM);
     }
 
     fn shutdown_done(&self) -> bool {
@@ -499,8 +537,15 @@ impl Reactor {
         }
         loop {
             let Some(listener) = &self.listener else { return };
+            if self.accepts_left == 0 {
+                self.accept_again = true;
+                return;
+            }
             match listener.accept() {
-                Ok((stream, _)) => self.admit(stream),
+                Ok((stream, _)) => {
+                    self.accepts_left -= 1;
+                    self.admit(stream);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,

@@ -96,6 +96,14 @@ impl TimerWheel {
         }
     }
 
+    /// Frees the pooled chunks beyond a few: for a reactor gone idle, so the chunks a
+    /// burst of reminders needed go back to the allocator.
+    pub(crate) fn release_spare(&mut self) {
+        const IDLE_SPARE: usize = 4;
+        self.spare.truncate(IDLE_SPARE);
+        self.spare.shrink_to_fit();
+    }
+
     /// Gives an emptied chunk back to the pool, or to the allocator when the pool is full.
     fn recycle(&mut self, chunk: Chunk) {
         if self.spare.len() < SPARE_CHUNKS {
@@ -243,6 +251,10 @@ mod tests {
         let live_buckets = w.buckets.iter().filter(|b| !b.is_empty()).count();
         let bound = 10_000 + (live_buckets + SPARE_CHUNKS) * CHUNK;
         assert!(w.room() <= bound, "room for {} reminders, bound {bound}", w.room());
+        // Once the reminders are gone, an idle wheel keeps only a few chunks.
+        w.expire(10_000, &mut due);
+        w.release_spare();
+        assert!(w.room() <= 4 * CHUNK, "room for {} reminders", w.room());
     }
 
     #[test]
