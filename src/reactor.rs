@@ -39,7 +39,7 @@ use crate::accept_backoff::AcceptBackoff;
 use crate::client;
 use crate::client::Clients;
 use crate::config::Config;
-use crate::conn::{self, Conn, Flushed, Transport};
+use crate::conn::{self, Conn, Flushed, Transport, Transports};
 use crate::dispatch::Dispatcher;
 use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, MessageRef};
 use crate::handle::{Command, Remote, Shared};
@@ -93,6 +93,8 @@ pub(crate) struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
+    /// Each connection's transport (plain or TLS), beside the slab.
+    transports: Transports,
     /// Reads land after `front` bytes, so a carried partial head or frame can be put in
     /// front of them and parsed as one slice.
     scratch: Vec<u8>,
@@ -321,6 +323,7 @@ impl Reactor {
             poll: parts.poll,
             listener: Some(parts.listener),
             conns: Slab::new(),
+            transports: Transports::default(),
             scratch: vec![0; front + READ_CHUNK],
             front,
             index: parts.index,
@@ -472,6 +475,7 @@ impl Reactor {
     ) -> Option<T> {
         let Reactor {
             conns,
+            transports,
             shared,
             config,
             dispatcher,
@@ -486,8 +490,10 @@ impl Reactor {
             ..
         } = self;
         let conn = conns.get_mut(slot)?;
-        let Conn { stream, transport, session, generation, timer_tick } = conn;
+        let Conn { stream, session, generation, timer_tick } = conn;
         let worker = dispatcher.worker_of(*generation);
+        let mut plain = Transport::Plain;
+        let transport = transports.get_mut(slot).unwrap_or(&mut plain);
         let mut host = ConnHost {
             shared,
             shared_arc: shared,
@@ -597,7 +603,8 @@ impl Reactor {
         let generation = self.next_generation;
         self.next_generation = liveness::next_generation(generation);
         let session = Session::server(&self.env);
-        self.conns.insert(Conn::new(stream, transport, session, generation));
+        self.conns.insert(Conn::new(stream, session, generation));
+        self.transports.set(slot, transport);
         self.remote().live.set(ConnId::new(self.index, generation, slot), Liveness::Handshake);
         self.with_session(slot, |_, _, _| ());
     }
@@ -636,7 +643,9 @@ impl Reactor {
             }
             let front = self.front;
             let handshaking = conn.session.phase() == Phase::Handshake;
-            let got = match conn.receive(&mut self.scratch[front..], &mut self.tls_scratch) {
+            let transport = self.transports.get_mut(slot);
+            let got = match conn.receive(transport, &mut self.scratch[front..], &mut self.tls_scratch)
+            {
                 Ok(got) if got.wire == 0 => {
                     return self.close_now(slot, DisconnectReason::Abnormal);
                 }
@@ -701,7 +710,7 @@ impl Reactor {
     fn open_reply_window(&mut self, slot: usize) {
         let Some(conn) = self.conns.get(slot) else { return };
         if !(self.dispatcher.is_inline()
-            && matches!(conn.transport, Transport::Plain)
+            && self.transports.is_plain(slot)
             && conn.session.lends_replies())
         {
             return;
@@ -750,7 +759,7 @@ impl Reactor {
 
     fn write_ready(&mut self, slot: usize) {
         let Some(conn) = self.conns.get(slot) else { return };
-        if (conn.session.has_output() || conn.transport.has_pending())
+        if (conn.session.has_output() || self.transports.has_pending(slot))
             && self.dirty_marks.insert(slot)
         {
             self.dirty.push(slot);
@@ -826,15 +835,17 @@ impl Reactor {
         };
         self.with_session(slot, |session, _, host| session.end(host, reason));
         let mut conn = self.conns.remove(slot);
-        self.forget_marks(slot);
+        self.forget_slot(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
         self.remote().live.set(id, Liveness::Gone);
     }
 
-    /// Clears a freed slot's marks, so its next connection starts unmarked. (It may still
-    /// be listed in `dirty` or `paused`: those lists skip slots that are not marked.)
-    fn forget_marks(&mut self, slot: usize) {
+    /// Clears what a freed slot kept beside the slab (its transport, its marks), so its
+    /// next connection starts plain and unmarked. (It may still be listed in `dirty` or
+    /// `paused`: those lists skip slots that are not marked.)
+    fn forget_slot(&mut self, slot: usize) {
+        self.transports.clear(slot);
         self.dirty_marks.remove(slot);
         self.read_paused.remove(slot);
     }

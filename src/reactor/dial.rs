@@ -51,7 +51,8 @@ impl Reactor {
         let generation = self.next_generation;
         self.next_generation = liveness::next_generation(generation);
         let parked = Session::parked(&self.env);
-        self.conns.insert(Conn::new(stream, Transport::Plain, parked, generation));
+        self.conns.insert(Conn::new(stream, parked, generation));
+        self.transports.set(slot, Transport::Plain);
         let id = ConnId::new(self.index, generation, slot);
         self.remote().live.set(id, Liveness::Handshake);
         let offline = Arc::new(Offline::new(dial.options.offline_queue_bytes));
@@ -142,10 +143,10 @@ impl Reactor {
         self.read_paused.remove(slot);
         let Some(conn) = self.conns.get_mut(slot) else { return };
         conn.stream = stream;
-        conn.transport = transport;
+        self.transports.set(slot, transport);
         // The client speaks first: its hello goes out (or waits for the connect to
         // finish) before any read could move the handshake on.
-        if let Transport::Tls(tls) = &mut conn.transport
+        if let Some(Transport::Tls(tls)) = self.transports.get_mut(slot)
             && let Err(e) = tls.start(&conn.stream)
         {
             return self.client_down(slot, DisconnectReason::Io(e.kind()));
@@ -224,7 +225,7 @@ impl Reactor {
         let id = client.id;
         self.shared.offline.remove(id);
         let mut conn = self.conns.remove(slot);
-        self.forget_marks(slot);
+        self.forget_slot(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
         self.remote().live.set(id, Liveness::Gone);
