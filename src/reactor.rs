@@ -644,8 +644,9 @@ impl Reactor {
             let front = self.front;
             let handshaking = conn.session.phase() == Phase::Handshake;
             let transport = self.transports.get_mut(slot);
-            let got = match conn.receive(transport, &mut self.scratch[front..], &mut self.tls_scratch)
-            {
+            let received =
+                conn.receive(transport, &mut self.scratch[front..], &mut self.tls_scratch);
+            let got = match received {
                 Ok(got) if got.wire == 0 => {
                     return self.close_now(slot, DisconnectReason::Abnormal);
                 }

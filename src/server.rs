@@ -218,7 +218,9 @@ fn dispatchers(
     match (outlet, config.dispatch) {
         (Outlet::Channel(tx, budget), _) => {
             let reactors = Arc::new(AtomicUsize::new(0));
-            Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()], budget.clone(), reactors.clone())))
+            Ok(Box::new(move || {
+                Dispatcher::queued(vec![tx.clone()], budget.clone(), reactors.clone())
+            }))
         }
         (Outlet::Handler(handler), Dispatch::Inline) => {
             let handle = handle.clone();
@@ -240,7 +242,9 @@ fn dispatchers(
                 })?);
             }
             let reactors = Arc::new(AtomicUsize::new(0));
-            Ok(Box::new(move || Dispatcher::queued(senders.clone(), budget.clone(), reactors.clone())))
+            Ok(Box::new(move || {
+                Dispatcher::queued(senders.clone(), budget.clone(), reactors.clone())
+            }))
         }
     }
 }
