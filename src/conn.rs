@@ -245,4 +245,27 @@ mod tests {
         // A TLS connection's state is one allocation apart, its pointer in `Transports`.
         assert_eq!(std::mem::size_of::<super::Transport>(), 8);
     }
+
+    #[test]
+    fn a_freed_slot_keeps_no_tls_state_and_plain_slots_cost_nothing() {
+        use super::{Transport, Transports};
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        let tls = crate::TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
+        let state = crate::tls::TlsState::server(tls.server).unwrap();
+
+        let mut transports = Transports::default();
+        transports.set(40, Transport::Plain);
+        assert!(transports.by_slot.is_empty(), "plain slots keep nothing");
+        assert!(transports.is_plain(40) && transports.get_mut(40).is_none());
+
+        transports.set(3, Transport::Tls(Box::new(state)));
+        assert!(!transports.is_plain(3));
+        assert!(matches!(transports.get_mut(3), Some(Transport::Tls(_))));
+        assert!(transports.is_plain(2) && transports.is_plain(4));
+        // The slot is freed, then reused by a plain connection.
+        transports.clear(3);
+        assert!(transports.is_plain(3) && transports.get_mut(3).is_none());
+        assert!(!transports.has_pending(3));
+    }
 }
