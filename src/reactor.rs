@@ -886,6 +886,11 @@ impl Reactor {
             let keep = self.with_session(slot, |session, env, host| session.on_deadline(env, host));
             if keep == Some(false) {
                 self.close_now(slot, DisconnectReason::Abnormal);
+            } else if self.dirty_marks.contains(slot) {
+                // A heartbeat's ping (or a close) goes now, so its queue is freed at once:
+                // a cohort of connections due in one tick does not hold a queue each until
+                // the end of the turn (and leave that peak resident in the arena).
+                self.flush(slot);
             }
         }
         self.due = due;
