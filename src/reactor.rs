@@ -19,7 +19,8 @@
 //! # A turn
 //! poll → read the clock once (`Env::now`, the tick every deadline of the turn is set
 //! from and checked against) → accept (at most [`ACCEPTS_PER_TURN`]) / read / write per
-//! event → read the budget-limited connections again → fire timers → mark asleep →
+//! event → read the budget-limited connections again → fire timers (writing what a
+//! deadline queued at once) → mark asleep →
 //! drain commands (after the mark, which closes the race with senders) → write every
 //! connection that has frames queued, one `writev` each → send the turn's event batches
 //! to workers → poll, for at most the time until the next timer tick or the shutdown
