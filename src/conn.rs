@@ -8,7 +8,9 @@
 //!
 //! The [`Transport`] is the one seam between the socket and the session: plain bytes, or
 //! TLS (src/tls/), whose records are read and written through the reactor's shared
-//! buffers. Both roles of TLS plug in there.
+//! buffers. Both roles of TLS plug in there. Transports live beside the slab
+//! ([`Transports`]), not in its entries: a plain connection (every one of a server
+//! without TLS) pays nothing for the seam.
 
 use std::io::{self, IoSlice, Read, Write};
 
@@ -20,15 +22,9 @@ use crate::tls::{Received, TlsScratch, TlsState};
 pub(crate) struct Conn {
     pub(crate) stream: TcpStream,
     pub(crate) session: Session,
-    pub(crate) transport: Transport,
     /// The full generation of this slot's connection: what a `ConnId` must carry to
-    /// reach it.
+    /// reach it. It also picks the connection's worker (`Dispatcher::worker_of`).
     pub(crate) generation: u64,
-    pub(crate) worker: u16,
-    /// Not read while its worker's queue is over budget.
-    pub(crate) read_paused: bool,
-    /// In the reactor's list of connections to flush this turn.
-    pub(crate) dirty: bool,
     /// The tick of this connection's live timer-wheel entry; 0 when none.
     pub(crate) timer_tick: u32,
 }
@@ -58,6 +54,48 @@ impl Transport {
     }
 }
 
+/// Each slot's [`Transport`], by slot. Slots past the end are plain, so a server with no
+/// TLS connection keeps nothing here; with TLS it holds a pointer per slot up to the
+/// highest TLS slot (bounded by the slab's, like the slab it never shrinks).
+#[derive(Default)]
+pub(crate) struct Transports {
+    by_slot: Vec<Transport>,
+}
+
+impl Transports {
+    /// Gives `slot` its transport. Every slot that opens or reopens sets one, and
+    /// [`Transports::clear`] ends it, so a reused slot never finds an old TLS state.
+    pub(crate) fn set(&mut self, slot: usize, transport: Transport) {
+        if slot >= self.by_slot.len() {
+            if matches!(transport, Transport::Plain) {
+                return;
+            }
+            self.by_slot.resize_with(slot + 1, || Transport::Plain);
+        }
+        self.by_slot[slot] = transport;
+    }
+
+    /// Drops `slot`'s transport (its TLS state, if any).
+    pub(crate) fn clear(&mut self, slot: usize) {
+        self.set(slot, Transport::Plain);
+    }
+
+    /// `slot`'s transport when it is not plain.
+    pub(crate) fn get_mut(&mut self, slot: usize) -> Option<&mut Transport> {
+        self.by_slot.get_mut(slot).filter(|t| !matches!(t, Transport::Plain))
+    }
+
+    /// Whether `slot` carries plain bytes.
+    pub(crate) fn is_plain(&self, slot: usize) -> bool {
+        self.by_slot.get(slot).is_none_or(|t| matches!(t, Transport::Plain))
+    }
+
+    /// Whether bytes below `slot`'s session (TLS records) wait for its socket.
+    pub(crate) fn has_pending(&self, slot: usize) -> bool {
+        self.by_slot.get(slot).is_some_and(Transport::has_pending)
+    }
+}
+
 /// How a flush ended.
 pub(crate) enum Flushed {
     /// The socket took everything.
@@ -67,40 +105,27 @@ pub(crate) enum Flushed {
 }
 
 impl Conn {
-    pub(crate) fn new(
-        stream: TcpStream,
-        transport: Transport,
-        session: Session,
-        generation: u64,
-        worker: u16,
-    ) -> Conn {
-        Conn {
-            stream,
-            session,
-            transport,
-            generation,
-            worker,
-            read_paused: false,
-            dirty: false,
-            timer_tick: 0,
-        }
+    pub(crate) fn new(stream: TcpStream, session: Session, generation: u64) -> Conn {
+        Conn { stream, session, generation, timer_tick: 0 }
     }
 
-    /// Reads once into `plain` (after TLS, the plaintext of the complete records).
+    /// Reads once into `plain` (after TLS, the plaintext of the complete records) over
+    /// this connection's `transport` (`None`: plain).
     ///
     /// # Errors
     /// The socket's, or `InvalidData` when the peer broke TLS (its alert was sent).
     pub(crate) fn receive(
         &mut self,
+        transport: Option<&mut Transport>,
         plain: &mut [u8],
         scratch: &mut TlsScratch,
     ) -> io::Result<Received> {
-        match &mut self.transport {
-            Transport::Plain => {
+        match transport {
+            Some(Transport::Tls(tls)) => tls.receive(&self.stream, scratch, plain),
+            Some(Transport::Plain) | None => {
                 let n = self.read(plain)?;
                 Ok(Received { wire: n, plain: n, full: n == plain.len(), peer_closed: false })
             }
-            Transport::Tls(tls) => tls.receive(&self.stream, scratch, plain),
         }
     }
 
@@ -210,10 +235,37 @@ mod tests {
     fn a_slab_entry_stays_small() {
         // mio's socket is 4 bytes in release builds, more with debug assertions.
         let socket = std::mem::size_of::<mio::net::TcpStream>();
-        let size = std::mem::size_of::<super::Conn>() - socket;
-        // 124: the transport's pointer (plain or TLS) is 8 of them.
-        assert!(size <= 124, "Conn is {size} bytes besides its socket");
-        // A TLS connection's state is one allocation apart; a plain one pays the pointer.
+        let size = std::mem::size_of::<super::Conn>();
+        // 108 besides the socket, 112 in all (the slab's entry: a vacant slot fits in
+        // the connection's niche). The transport (plain or TLS) is kept beside the slab
+        // (`Transports`), so are the flags the reactor keeps per connection
+        // (reactor/slot_set.rs), and its worker follows from its generation.
+        let bound = (108 + socket).next_multiple_of(8);
+        assert!(size <= bound, "Conn is {size} bytes, {socket} of them its socket");
+        // A TLS connection's state is one allocation apart, its pointer in `Transports`.
         assert_eq!(std::mem::size_of::<super::Transport>(), 8);
+    }
+
+    #[test]
+    fn a_freed_slot_keeps_no_tls_state_and_plain_slots_cost_nothing() {
+        use super::{Transport, Transports};
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+        let tls = crate::TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
+        let state = crate::tls::TlsState::server(tls.server).unwrap();
+
+        let mut transports = Transports::default();
+        transports.set(40, Transport::Plain);
+        assert!(transports.by_slot.is_empty(), "plain slots keep nothing");
+        assert!(transports.is_plain(40) && transports.get_mut(40).is_none());
+
+        transports.set(3, Transport::Tls(Box::new(state)));
+        assert!(!transports.is_plain(3));
+        assert!(matches!(transports.get_mut(3), Some(Transport::Tls(_))));
+        assert!(transports.is_plain(2) && transports.is_plain(4));
+        // The slot is freed, then reused by a plain connection.
+        transports.clear(3);
+        assert!(transports.is_plain(3) && transports.get_mut(3).is_none());
+        assert!(!transports.has_pending(3));
     }
 }

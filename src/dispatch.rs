@@ -255,8 +255,9 @@ pub(crate) struct Queues {
     unsent: Vec<usize>,
     batches: Vec<Vec<Envelope>>,
     backlog: Vec<VecDeque<Vec<Envelope>>>,
-    /// Shared by every reactor, so connections spread over workers evenly.
-    next: Arc<AtomicUsize>,
+    /// Where this reactor's round of workers starts, so the reactors' first connections
+    /// go to different workers.
+    offset: usize,
 }
 
 impl Queues {
@@ -270,10 +271,12 @@ impl Queues {
 }
 
 impl Dispatcher {
+    /// A reactor's dispatcher to `senders`; `reactors` counts the reactors made so far
+    /// (shared by all of them), to start each one's round of workers elsewhere.
     pub(crate) fn queued(
         senders: Vec<Sender<Vec<Envelope>>>,
         budget: Arc<Budget>,
-        next: Arc<AtomicUsize>,
+        reactors: Arc<AtomicUsize>,
     ) -> Dispatcher {
         let n = senders.len();
         Dispatcher::Queued(Queues {
@@ -282,16 +285,20 @@ impl Dispatcher {
             unsent: vec![0; n],
             batches: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
-            next,
+            offset: reactors.fetch_add(1, Ordering::Relaxed),
         })
     }
 
-    /// The worker for a new connection (round-robin).
-    pub(crate) fn assign(&mut self) -> u16 {
+    /// The worker of the connection with `generation`. A reactor numbers its
+    /// connections one after another, so they go round its workers in turn; the worker
+    /// is computed, not stored, so a slab entry does not carry it, and a client
+    /// connection keeps it across reconnects with its generation.
+    pub(crate) fn worker_of(&self, generation: u64) -> u16 {
         match self {
             Dispatcher::Inline { .. } => 0,
             Dispatcher::Queued(q) => {
-                (q.next.fetch_add(1, Ordering::Relaxed) % q.senders.len()) as u16
+                let n = q.senders.len().max(1) as u64;
+                ((generation.wrapping_add(q.offset as u64)) % n) as u16
             }
         }
     }
@@ -371,6 +378,20 @@ impl Dispatcher {
             }
             if was_congested && backlog.is_empty() {
                 relieved.push(w as u16);
+            }
+        }
+    }
+
+    /// Frees the batch buffers a burst left: the kept spares, and this reactor's empty
+    /// batches grown past a few entries. For a reactor that has gone idle.
+    pub(crate) fn release_spares(&mut self) {
+        /// Entries an empty batch may keep room for (448 bytes).
+        const KEPT_ROOM: usize = 8;
+        let Dispatcher::Queued(q) = self else { return };
+        q.budget.spares.release();
+        for batch in &mut q.batches {
+            if batch.is_empty() && batch.capacity() > KEPT_ROOM {
+                *batch = Vec::new();
             }
         }
     }

@@ -18,11 +18,14 @@
 //!
 //! # A turn
 //! poll → read the clock once (`Env::now`, the tick every deadline of the turn is set
-//! from and checked against) → accept / read / write per event → read the budget-limited
-//! connections again → fire timers → mark asleep → drain commands (after the mark, which
-//! closes the race with senders) → write every connection that has frames queued, one
-//! `writev` each → send the turn's event batches to workers → poll, for at most the time
-//! until the next timer tick or the shutdown deadline.
+//! from and checked against) → accept (at most [`ACCEPTS_PER_TURN`]) / read / write per
+//! event → read the budget-limited connections again → fire timers (writing what a
+//! deadline queued at once) → mark asleep →
+//! drain commands (after the mark, which closes the race with senders) → write every
+//! connection that has frames queued, one `writev` each → send the turn's event batches
+//! to workers → poll, for at most the time until the next timer tick or the shutdown
+//! deadline (at once when reads or accepts were left for this turn). A poll that slept
+//! [`IDLE_SLEEP`] and found nothing makes the reactor free what the last burst grew.
 
 use std::io;
 use std::sync::Arc;
@@ -39,7 +42,7 @@ use crate::accept_backoff::AcceptBackoff;
 use crate::client;
 use crate::client::Clients;
 use crate::config::Config;
-use crate::conn::{self, Conn, Flushed, Transport};
+use crate::conn::{self, Conn, Flushed, Transport, Transports};
 use crate::dispatch::Dispatcher;
 use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, MessageRef};
 use crate::handle::{Command, Remote, Shared};
@@ -53,6 +56,9 @@ use crate::tls::{TlsScratch, TlsState};
 use crate::upgrade::Reject;
 
 mod dial;
+mod slot_set;
+
+use slot_set::SlotSet;
 
 pub(crate) const LISTENER: Token = Token(usize::MAX - 1);
 pub(crate) const WAKER: Token = Token(usize::MAX - 2);
@@ -63,8 +69,19 @@ const READ_BUDGET: usize = 256 << 10;
 const READ_CHUNK: usize = 64 << 10;
 /// How many frames' room the reusable run of one connection's sends keeps (512 bytes).
 const SEND_RUN_KEPT: usize = 16;
+/// Connections accepted per turn. A connect storm is admitted in steps, so the
+/// connections already open are read between them, and what a turn's handshakes hold
+/// until a worker takes their events (entries, `ConnectInfo`s) stays small: a large
+/// batch of them would push the reactor's malloc arena up, and the idle connections
+/// that follow would keep that peak resident around their own long-lived memory.
+const ACCEPTS_PER_TURN: usize = 64;
 /// How soon a reactor looks again at connections paused for a busy worker.
 const RECHECK: Duration = Duration::from_millis(1);
+/// A reactor that slept this long and found nothing to do is idle: it frees what the
+/// last burst grew (`Reactor::went_idle`).
+const IDLE_SLEEP: Duration = Duration::from_millis(50);
+/// Entries the reactor's reused lists keep room for while idle.
+const IDLE_ROOM: usize = 64;
 
 /// A reactor's parts, made on the starting thread so errors surface from `Server::start`.
 pub(crate) struct ReactorParts {
@@ -79,6 +96,8 @@ pub(crate) struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
+    /// Each connection's transport (plain or TLS), beside the slab.
+    transports: Transports,
     /// Reads land after `front` bytes, so a carried partial head or frame can be put in
     /// front of them and parsed as one slice.
     scratch: Vec<u8>,
@@ -92,8 +111,10 @@ pub(crate) struct Reactor {
     env: Env,
     wheel: TimerWheel,
     next_generation: u64,
-    /// Connections with frames queued this turn, written at its end.
+    /// Connections with frames queued this turn, written at its end...
     dirty: Vec<usize>,
+    /// ...and the same as marks, so each is listed once and skipped once written.
+    dirty_marks: SlotSet,
     /// A reply window is open (src/outbox.rs): set only while a session receives.
     reply_window: bool,
     /// A connection's consecutive sends from a worker batch, queued together (reused).
@@ -102,8 +123,10 @@ pub(crate) struct Reactor {
     cork: Vec<u8>,
     /// Connections whose read budget ran out, or whose reading resumed.
     read_again: Vec<usize>,
-    /// Connections not read while their worker is over its budget.
+    /// Connections not read while their worker is over its budget...
     paused: Vec<usize>,
+    /// ...and the same as marks; unmarked when reading may resume.
+    read_paused: SlotSet,
     shutdown_deadline: Option<Instant>,
     /// Reused buffers: the commands this thread sent itself, due timer entries, slots.
     own_commands: Vec<Command>,
@@ -111,6 +134,11 @@ pub(crate) struct Reactor {
     slots: Vec<usize>,
     /// Out of file descriptors: stop accepting for a moment (src/accept_backoff.rs).
     accept_backoff: AcceptBackoff,
+    /// Accepts this turn may still make ([`ACCEPTS_PER_TURN`]).
+    accepts_left: usize,
+    /// The listener had more when the turn's accepts ran out: accept again next turn
+    /// (no new readiness edge would say so).
+    accept_again: bool,
     /// Outgoing connections by slot (reactor/dial.rs).
     clients: Clients,
     /// TLS records in and out of every connection pass through these (empty without TLS).
@@ -125,10 +153,10 @@ struct ConnHost<'a> {
     remote: &'a Remote,
     dispatcher: &'a mut Dispatcher,
     dirty: &'a mut Vec<usize>,
+    dirty_marks: &'a mut SlotSet,
     stream: &'a TcpStream,
     transport: &'a mut Transport,
     tls_scratch: &'a mut TlsScratch,
-    conn_dirty: &'a mut bool,
     slot: usize,
     id: ConnId,
     worker: u16,
@@ -171,8 +199,7 @@ impl Host for ConnHost<'_> {
             // after it must follow it through the queue.
             outbox::seal_window();
         }
-        if !*self.conn_dirty {
-            *self.conn_dirty = true;
+        if self.dirty_marks.insert(self.slot) {
             self.dirty.push(self.slot);
         }
     }
@@ -299,6 +326,7 @@ impl Reactor {
             poll: parts.poll,
             listener: Some(parts.listener),
             conns: Slab::new(),
+            transports: Transports::default(),
             scratch: vec![0; front + READ_CHUNK],
             front,
             index: parts.index,
@@ -310,16 +338,20 @@ impl Reactor {
             wheel: TimerWheel::new(started),
             next_generation: 1,
             dirty: Vec::new(),
+            dirty_marks: SlotSet::default(),
             reply_window: false,
             cork: Vec::with_capacity(CORK_BYTES),
             read_again: Vec::new(),
             paused: Vec::new(),
+            read_paused: SlotSet::default(),
             shutdown_deadline: None,
             own_commands: Vec::new(),
             send_run: Vec::new(),
             due: Vec::new(),
             slots: Vec::new(),
             accept_backoff: AcceptBackoff::default(),
+            accepts_left: ACCEPTS_PER_TURN,
+            accept_again: false,
             clients: Clients::default(),
             tls_scratch,
         }
@@ -354,10 +386,15 @@ impl Reactor {
                 }
                 break;
             }
+            if events.is_empty() && timeout.is_none_or(|t| t >= IDLE_SLEEP) {
+                self.went_idle();
+            }
             self.remote().awake.store(true, Ordering::SeqCst);
             let now = Instant::now();
             turn_started = Some(now);
             self.env.now = self.wheel.tick_at(now);
+            let accept_again = std::mem::take(&mut self.accept_again);
+            self.accepts_left = ACCEPTS_PER_TURN;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
@@ -373,7 +410,7 @@ impl Reactor {
                     }
                 }
             }
-            if self.accept_backoff.resume_due(Instant::now()) {
+            if self.accept_backoff.resume_due(Instant::now()) || accept_again {
                 self.accept_all();
             }
             self.read_again();
@@ -388,7 +425,7 @@ impl Reactor {
     /// How long to sleep: until the next timer tick, a recheck of paused connections, or
     /// the shutdown deadline, whichever comes first; not at all with reads pending.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.read_again.is_empty() {
+        if !self.read_again.is_empty() || self.accept_again {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -406,6 +443,21 @@ impl Reactor {
             wake = Some(wake.map_or(now + wait, |w| w.min(now + wait)));
         }
         wake.map(|w| w.saturating_duration_since(now))
+    }
+
+    /// Frees what a burst grew and the idle connections it left do not need: the
+    /// dispatcher's batch buffers and the reactor's reused lists. Each is freed on this
+    /// thread, which allocated it.
+    fn went_idle(&mut self) {
+        self.dispatcher.release_spares();
+        self.wheel.release_spare();
+        for list in [&mut self.dirty, &mut self.slots, &mut self.read_again] {
+            if list.is_empty() {
+                list.shrink_to(IDLE_ROOM);
+            }
+        }
+        self.due.shrink_to(IDLE_ROOM);
+        self.own_commands.shrink_to(IDLE_ROOM);
     }
 
     fn shutdown_done(&self) -> bool {
@@ -426,10 +478,12 @@ impl Reactor {
     ) -> Option<T> {
         let Reactor {
             conns,
+            transports,
             shared,
             config,
             dispatcher,
             dirty,
+            dirty_marks,
             env,
             wheel,
             index,
@@ -439,16 +493,10 @@ impl Reactor {
             ..
         } = self;
         let conn = conns.get_mut(slot)?;
-        let Conn {
-            stream,
-            transport,
-            session,
-            generation,
-            worker,
-            dirty: conn_dirty,
-            timer_tick,
-            ..
-        } = conn;
+        let Conn { stream, session, generation, timer_tick } = conn;
+        let worker = dispatcher.worker_of(*generation);
+        let mut plain = Transport::Plain;
+        let transport = transports.get_mut(slot).unwrap_or(&mut plain);
         let mut host = ConnHost {
             shared,
             shared_arc: shared,
@@ -456,13 +504,13 @@ impl Reactor {
             remote: &shared.reactors[*index],
             dispatcher,
             dirty,
+            dirty_marks,
             stream,
             transport,
             tls_scratch,
-            conn_dirty,
             slot,
             id: ConnId::new(*index, *generation, slot),
-            worker: *worker,
+            worker,
             clients,
             messages_in: 0,
             reply_window: *reply_window,
@@ -498,8 +546,15 @@ impl Reactor {
         }
         loop {
             let Some(listener) = &self.listener else { return };
+            if self.accepts_left == 0 {
+                self.accept_again = true;
+                return;
+            }
             match listener.accept() {
-                Ok((stream, _)) => self.admit(stream),
+                Ok((stream, _)) => {
+                    self.accepts_left -= 1;
+                    self.admit(stream);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
@@ -550,9 +605,9 @@ impl Reactor {
         };
         let generation = self.next_generation;
         self.next_generation = liveness::next_generation(generation);
-        let worker = self.dispatcher.assign();
         let session = Session::server(&self.env);
-        self.conns.insert(Conn::new(stream, transport, session, generation, worker));
+        self.conns.insert(Conn::new(stream, session, generation));
+        self.transports.set(slot, transport);
         self.remote().live.set(ConnId::new(self.index, generation, slot), Liveness::Handshake);
         self.with_session(slot, |_, _, _| ());
     }
@@ -576,11 +631,11 @@ impl Reactor {
                 phase if !phase.parses_input() => return,
                 _ => {}
             }
-            if conn.read_paused {
+            if self.read_paused.contains(slot) {
                 return;
             }
-            if self.dispatcher.is_congested(conn.worker) {
-                conn.read_paused = true;
+            if self.dispatcher.is_congested(self.dispatcher.worker_of(conn.generation)) {
+                self.read_paused.insert(slot);
                 Counters::bump(&self.shared.counters.reads_paused);
                 self.paused.push(slot);
                 return;
@@ -591,7 +646,10 @@ impl Reactor {
             }
             let front = self.front;
             let handshaking = conn.session.phase() == Phase::Handshake;
-            let got = match conn.receive(&mut self.scratch[front..], &mut self.tls_scratch) {
+            let transport = self.transports.get_mut(slot);
+            let received =
+                conn.receive(transport, &mut self.scratch[front..], &mut self.tls_scratch);
+            let got = match received {
                 Ok(got) if got.wire == 0 => {
                     return self.close_now(slot, DisconnectReason::Abnormal);
                 }
@@ -618,9 +676,8 @@ impl Reactor {
                 self.with_session(slot, |session, env, host| session.receive(env, host, data));
                 self.close_reply_window();
                 self.scratch = scratch;
-            } else if conn.session.has_output() && !conn.dirty {
+            } else if conn.session.has_output() && self.dirty_marks.insert(slot) {
                 // A TLS handshake moved on: what waited for it (a client's request) may go.
-                conn.dirty = true;
                 self.dirty.push(slot);
             }
             if !self.clients.opened.is_empty() {
@@ -630,10 +687,10 @@ impl Reactor {
                 // The handler already answered: write now, not after every other socket
                 // of this turn has been read. Still one write for what this read produced.
                 self.drain_own_commands();
-                if !self.cork.is_empty() || self.conns.get(slot).is_some_and(|c| c.dirty) {
+                if !self.cork.is_empty() || self.dirty_marks.contains(slot) {
                     self.flush(slot);
                 }
-            } else if handshaking && self.conns.get(slot).is_some_and(|c| c.dirty) {
+            } else if handshaking && self.dirty_marks.contains(slot) {
                 // A handshake's answer goes now, so its queue returns to the pool at once:
                 // a storm of connects does not hold a queue and a 101 per connection until
                 // the end of the turn (and leave that peak in the allocator's arena).
@@ -658,7 +715,7 @@ impl Reactor {
     fn open_reply_window(&mut self, slot: usize) {
         let Some(conn) = self.conns.get(slot) else { return };
         if !(self.dispatcher.is_inline()
-            && matches!(conn.transport, Transport::Plain)
+            && self.transports.is_plain(slot)
             && conn.session.lends_replies())
         {
             return;
@@ -706,9 +763,10 @@ impl Reactor {
     // ---- writing ----
 
     fn write_ready(&mut self, slot: usize) {
-        let Some(conn) = self.conns.get_mut(slot) else { return };
-        if (conn.session.has_output() || conn.transport.has_pending()) && !conn.dirty {
-            conn.dirty = true;
+        let Some(conn) = self.conns.get(slot) else { return };
+        if (conn.session.has_output() || self.transports.has_pending(slot))
+            && self.dirty_marks.insert(slot)
+        {
             self.dirty.push(slot);
         }
     }
@@ -717,7 +775,7 @@ impl Reactor {
         let mut slots = std::mem::take(&mut self.dirty);
         for &slot in &slots {
             // Inline dispatch may have written it already, right after its read.
-            if self.conns.get(slot).is_some_and(|c| c.dirty) {
+            if self.dirty_marks.contains(slot) {
                 self.flush(slot);
             }
         }
@@ -731,7 +789,7 @@ impl Reactor {
     fn flush(&mut self, slot: usize) {
         let mut cork = std::mem::take(&mut self.cork);
         let after = self.with_session(slot, |session, env, host| {
-            *host.conn_dirty = false;
+            host.dirty_marks.remove(host.slot);
             let stream = host.stream;
             match host.write_out(session, &mut cork) {
                 Ok(Flushed::All) => match session.flushed(env, host) {
@@ -782,9 +840,19 @@ impl Reactor {
         };
         self.with_session(slot, |session, _, host| session.end(host, reason));
         let mut conn = self.conns.remove(slot);
+        self.forget_slot(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
         self.remote().live.set(id, Liveness::Gone);
+    }
+
+    /// Clears what a freed slot kept beside the slab (its transport, its marks), so its
+    /// next connection starts plain and unmarked. (It may still be listed in `dirty` or
+    /// `paused`: those lists skip slots that are not marked.)
+    fn forget_slot(&mut self, slot: usize) {
+        self.transports.clear(slot);
+        self.dirty_marks.remove(slot);
+        self.read_paused.remove(slot);
     }
 
     fn close_all(&mut self, reason: DisconnectReason) {
@@ -820,6 +888,11 @@ impl Reactor {
             let keep = self.with_session(slot, |session, env, host| session.on_deadline(env, host));
             if keep == Some(false) {
                 self.close_now(slot, DisconnectReason::Abnormal);
+            } else if self.dirty_marks.contains(slot) {
+                // A heartbeat's ping (or a close) goes now, so its queue is freed at once:
+                // a cohort of connections due in one tick does not hold a queue each until
+                // the end of the turn (and leave that peak resident in the arena).
+                self.flush(slot);
             }
         }
         self.due = due;
@@ -992,11 +1065,10 @@ impl Reactor {
         }
         let paused = std::mem::take(&mut self.paused);
         for slot in paused {
-            let Some(conn) = self.conns.get_mut(slot) else { continue };
-            if self.dispatcher.is_congested(conn.worker) {
+            let Some(conn) = self.conns.get(slot) else { continue };
+            if self.dispatcher.is_congested(self.dispatcher.worker_of(conn.generation)) {
                 self.paused.push(slot);
-            } else if conn.read_paused {
-                conn.read_paused = false;
+            } else if self.read_paused.remove(slot) {
                 self.read_again.push(slot);
             }
         }

@@ -217,8 +217,10 @@ fn dispatchers(
 ) -> Result<Box<dyn Fn() -> Dispatcher>, Error> {
     match (outlet, config.dispatch) {
         (Outlet::Channel(tx, budget), _) => {
-            let next = Arc::new(AtomicUsize::new(0));
-            Ok(Box::new(move || Dispatcher::queued(vec![tx.clone()], budget.clone(), next.clone())))
+            let reactors = Arc::new(AtomicUsize::new(0));
+            Ok(Box::new(move || {
+                Dispatcher::queued(vec![tx.clone()], budget.clone(), reactors.clone())
+            }))
         }
         (Outlet::Handler(handler), Dispatch::Inline) => {
             let handle = handle.clone();
@@ -239,8 +241,10 @@ fn dispatchers(
                     dispatch::run_worker(handler, handle, rx, budget)
                 })?);
             }
-            let next = Arc::new(AtomicUsize::new(0));
-            Ok(Box::new(move || Dispatcher::queued(senders.clone(), budget.clone(), next.clone())))
+            let reactors = Arc::new(AtomicUsize::new(0));
+            Ok(Box::new(move || {
+                Dispatcher::queued(senders.clone(), budget.clone(), reactors.clone())
+            }))
         }
     }
 }

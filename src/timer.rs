@@ -14,12 +14,25 @@
 //! whoever sets a deadline counts from the end of it (`session::env::deadline_after`):
 //! a reminder fires at the start of its tick, never before the duration it stands for
 //! has passed, and at most one tick after.
+//!
+//! Buckets hold their reminders in fixed chunks of [`CHUNK`] entries, drawn from and
+//! given back to one pool per wheel, rather than in a vector each. A vector per bucket
+//! keeps the capacity of the most reminders it ever held: a connect storm fills a few
+//! buckets with thousands of reminders, its heartbeats move to other buckets every
+//! interval, and after a while every bucket of the wheel would keep a storm's worth of
+//! capacity for idle connections. With chunks a bucket holds at most one partly filled
+//! chunk, emptied chunks serve the next bucket, and the pool keeps at most
+//! [`SPARE_CHUNKS`] of them.
 
 use std::time::{Duration, Instant};
 
 /// The wheel's resolution.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
 const SLOTS: usize = 1024;
+/// Reminders per chunk: 512 bytes, so a bucket's unused room stays small.
+const CHUNK: usize = 64;
+/// Emptied chunks kept for reuse (32 KiB); more go back to the allocator.
+const SPARE_CHUNKS: usize = 64;
 
 /// A reminder to look at the connection in `slot` at `tick`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +41,15 @@ pub(crate) struct Entry {
     pub(crate) tick: u32,
 }
 
+/// Up to [`CHUNK`] reminders; never grows past that.
+type Chunk = Vec<Entry>;
+
 pub(crate) struct TimerWheel {
     start: Instant,
-    buckets: Vec<Vec<Entry>>,
+    /// Per bucket, its chunks; only the last may be partly filled.
+    buckets: Vec<Vec<Chunk>>,
+    /// Emptied chunks, for the next bucket that needs one.
+    spare: Vec<Chunk>,
     /// The last tick whose bucket was emptied.
     done: u32,
     len: usize,
@@ -38,7 +57,13 @@ pub(crate) struct TimerWheel {
 
 impl TimerWheel {
     pub(crate) fn new(start: Instant) -> TimerWheel {
-        TimerWheel { start, buckets: (0..SLOTS).map(|_| Vec::new()).collect(), done: 0, len: 0 }
+        TimerWheel {
+            start,
+            buckets: (0..SLOTS).map(|_| Vec::new()).collect(),
+            spare: Vec::new(),
+            done: 0,
+            len: 0,
+        }
     }
 
     /// The tick `now` falls in (rounded down: `now` may be anywhere in it).
@@ -56,9 +81,37 @@ impl TimerWheel {
     /// returns the tick it was filed under (the connection must record that one).
     pub(crate) fn schedule(&mut self, slot: u32, tick: u32) -> u32 {
         let tick = tick.max(self.done.saturating_add(1));
-        self.buckets[tick as usize % SLOTS].push(Entry { slot, tick });
+        self.file(Entry { slot, tick });
         self.len += 1;
         tick
+    }
+
+    /// Puts `entry` in its bucket's last chunk, starting a chunk when that one is full.
+    fn file(&mut self, entry: Entry) {
+        let chunks = &mut self.buckets[entry.tick as usize % SLOTS];
+        match chunks.last_mut() {
+            Some(last) if last.len() < CHUNK => last.push(entry),
+            _ => {
+                let mut chunk = self.spare.pop().unwrap_or_else(|| Vec::with_capacity(CHUNK));
+                chunk.push(entry);
+                chunks.push(chunk);
+            }
+        }
+    }
+
+    /// Frees the pooled chunks beyond a few: for a reactor gone idle, so the chunks a
+    /// burst of reminders needed go back to the allocator.
+    pub(crate) fn release_spare(&mut self) {
+        const IDLE_SPARE: usize = 4;
+        self.spare.truncate(IDLE_SPARE);
+        self.spare.shrink_to_fit();
+    }
+
+    /// Gives an emptied chunk back to the pool, or to the allocator when the pool is full.
+    fn recycle(&mut self, chunk: Chunk) {
+        if self.spare.len() < SPARE_CHUNKS {
+            self.spare.push(chunk);
+        }
     }
 
     /// Makes sure a reminder for `slot` comes by `deadline` (0: none wanted). One that
@@ -74,18 +127,30 @@ impl TimerWheel {
         // Past one turn of the wheel every bucket has been visited once.
         let from = self.done.saturating_add(1).max(now.saturating_sub(SLOTS as u32 - 1));
         for tick in from..=now {
-            let bucket = &mut self.buckets[tick as usize % SLOTS];
-            let before = due.len();
-            bucket.retain(|e| {
-                let is_due = e.tick <= now;
-                if is_due {
-                    due.push(*e);
-                }
-                !is_due
-            });
-            self.len -= due.len() - before;
+            self.expire_bucket(tick as usize % SLOTS, now, due);
         }
         self.done = self.done.max(now);
+    }
+
+    /// Moves the bucket's entries due at `now` into `due` and files the others again, in
+    /// order, into as few chunks as they need.
+    fn expire_bucket(&mut self, bucket: usize, now: u32, due: &mut Vec<Entry>) {
+        let chunks = std::mem::take(&mut self.buckets[bucket]);
+        if chunks.is_empty() {
+            return;
+        }
+        let before = due.len();
+        for mut chunk in chunks {
+            for entry in chunk.drain(..) {
+                if entry.tick <= now {
+                    due.push(entry);
+                } else {
+                    self.file(entry);
+                }
+            }
+            self.recycle(chunk);
+        }
+        self.len -= due.len() - before;
     }
 
     /// The tick of the next turn that could find entries due, when there are any.
@@ -97,6 +162,13 @@ impl TimerWheel {
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The reminders the wheel has room for, in its buckets and its pool.
+    #[cfg(test)]
+    fn room(&self) -> usize {
+        let filed: usize = self.buckets.iter().flatten().map(Vec::capacity).sum();
+        filed + self.spare.iter().map(Vec::capacity).sum::<usize>()
     }
 }
 
@@ -156,6 +228,36 @@ mod tests {
         assert!(due.is_empty());
         w.expire(far, &mut due);
         assert_eq!(due, vec![Entry { slot: 1, tick: far }]);
+    }
+
+    #[test]
+    fn heartbeats_moving_round_the_wheel_keep_only_what_they_fill() {
+        // A storm: 10,000 connections over 20 ticks, then a heartbeat every 300 ticks
+        // that files each reminder in a bucket it never used before.
+        let mut w = wheel();
+        let mut ticks = vec![0u32; 10_000];
+        for (slot, tick) in ticks.iter_mut().enumerate() {
+            w.arm(slot as u32, tick, 1 + slot as u32 / 500);
+        }
+        let mut due = Vec::new();
+        for now in 1..5_000 {
+            due.clear();
+            w.expire(now, &mut due);
+            for entry in &due {
+                let tick = &mut ticks[entry.slot as usize];
+                assert!(settle(&mut w, *entry, tick, entry.tick, now));
+                w.arm(entry.slot, tick, now + 300);
+            }
+        }
+        assert_eq!(w.len, 10_000);
+        // Each live bucket has at most one chunk partly filled; the pool is bounded.
+        let live_buckets = w.buckets.iter().filter(|b| !b.is_empty()).count();
+        let bound = 10_000 + (live_buckets + SPARE_CHUNKS) * CHUNK;
+        assert!(w.room() <= bound, "room for {} reminders, bound {bound}", w.room());
+        // Once the reminders are gone, an idle wheel keeps only a few chunks.
+        w.expire(10_000, &mut due);
+        w.release_spare();
+        assert!(w.room() <= 4 * CHUNK, "room for {} reminders", w.room());
     }
 
     #[test]

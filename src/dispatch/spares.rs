@@ -80,6 +80,16 @@ impl<T> Spares<T> {
         }
     }
 
+    /// Frees every kept buffer and forgets the recent load: called by a reactor that has
+    /// gone idle, so a burst's buffers do not stay with the connections it left behind.
+    /// Frees on the calling thread, which is one that fills buffers.
+    pub(crate) fn release(&self) {
+        self.recent.store(0, Ordering::Relaxed);
+        while let Ok(spare) = self.channel.1.try_recv() {
+            self.kept.fetch_sub(bytes(&spare), Ordering::Relaxed);
+        }
+    }
+
     /// Counts a batch of `carried` entries into the recent length; returns the new one.
     fn note(&self, carried: usize) -> usize {
         let before = self.recent.load(Ordering::Relaxed);
@@ -153,6 +163,21 @@ mod tests {
         // What stays is a few small batches' worth, not the storm's buffers.
         assert!(spares.kept() <= limit_of::<Entry>(MIN_RECENT), "{}", spares.kept());
         assert!(spares.take().capacity() <= MAX_GROWTH * MIN_RECENT);
+    }
+
+    #[test]
+    fn going_idle_frees_what_the_last_burst_left() {
+        let spares = Spares::<Entry>::new();
+        for _ in 0..8 {
+            spares.give_back(emptied(1024), 1000);
+        }
+        assert!(spares.kept() >= 8 * 1024 * size_of::<Entry>());
+        spares.release();
+        assert_eq!(spares.kept(), 0);
+        assert_eq!(spares.take().capacity(), 0, "nothing kept: a fresh buffer");
+        // The burst's length is forgotten too: its buffers are no longer kept.
+        spares.give_back(emptied(1024), 4);
+        assert_eq!(spares.kept(), 0);
     }
 
     #[test]

@@ -50,9 +50,9 @@ impl Reactor {
         };
         let generation = self.next_generation;
         self.next_generation = liveness::next_generation(generation);
-        let worker = self.dispatcher.assign();
         let parked = Session::parked(&self.env);
-        self.conns.insert(Conn::new(stream, Transport::Plain, parked, generation, worker));
+        self.conns.insert(Conn::new(stream, parked, generation));
+        self.transports.set(slot, Transport::Plain);
         let id = ConnId::new(self.index, generation, slot);
         self.remote().live.set(id, Liveness::Handshake);
         let offline = Arc::new(Offline::new(dial.options.offline_queue_bytes));
@@ -140,13 +140,13 @@ impl Reactor {
                 }
             },
         };
+        self.read_paused.remove(slot);
         let Some(conn) = self.conns.get_mut(slot) else { return };
         conn.stream = stream;
-        conn.transport = transport;
-        conn.read_paused = false;
+        self.transports.set(slot, transport);
         // The client speaks first: its hello goes out (or waits for the connect to
         // finish) before any read could move the handshake on.
-        if let Transport::Tls(tls) = &mut conn.transport
+        if let Some(Transport::Tls(tls)) = self.transports.get_mut(slot)
             && let Err(e) = tls.start(&conn.stream)
         {
             return self.client_down(slot, DisconnectReason::Io(e.kind()));
@@ -210,7 +210,7 @@ impl Reactor {
             return self.finish_client(slot, why);
         };
         let id = client.id;
-        let worker = self.conns.get(slot).map_or(0, |c| c.worker);
+        let worker = self.conns.get(slot).map_or(0, |c| self.dispatcher.worker_of(c.generation));
         client.offline.down();
         log::debug!("client {id:?}: {why:?}; attempt {attempt} in {wait:?}");
         self.remote().live.set(id, Liveness::Handshake);
@@ -225,11 +225,13 @@ impl Reactor {
         let id = client.id;
         self.shared.offline.remove(id);
         let mut conn = self.conns.remove(slot);
+        self.forget_slot(slot);
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.shared.sockets.fetch_sub(1, Ordering::AcqRel);
         self.remote().live.set(id, Liveness::Gone);
         log::debug!("client {id:?}: ended, {why:?}");
-        self.dispatcher.emit(conn.worker, Event::Disconnect { id, reason: why });
+        let worker = self.dispatcher.worker_of(conn.generation);
+        self.dispatcher.emit(worker, Event::Disconnect { id, reason: why });
     }
 
     /// Starts the attempts whose wait is over.
