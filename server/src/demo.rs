@@ -2,7 +2,7 @@
 //! every message out to every `/broadcast` connection (the sender included), `/chat` is
 //! a JSON chat with rooms.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use wsloop::{
@@ -56,6 +56,9 @@ thread_local! {
     /// Initialised at compile time: the echo route's lookup in the empty map checks
     /// nothing else.
     static ROUTES: RefCell<BTreeMap<ConnId, Route>> = const { RefCell::new(BTreeMap::new()) };
+    /// How many entries `ROUTES` holds: a thread with only echo connections answers
+    /// from this alone (a `Cell` without destructor, the cheapest thread-local to read).
+    static OTHER_ROUTES: Cell<usize> = const { Cell::new(0) };
 }
 
 impl Demo {
@@ -65,7 +68,19 @@ impl Demo {
     }
 
     fn route(id: ConnId) -> Route {
+        if OTHER_ROUTES.get() == 0 {
+            return Route::Echo;
+        }
         ROUTES.with(|routes| routes.borrow().get(&id).copied()).unwrap_or(Route::Echo)
+    }
+
+    /// Changes this thread's routes with `change`, keeping `OTHER_ROUTES` in step.
+    fn change_routes(change: impl FnOnce(&mut BTreeMap<ConnId, Route>)) {
+        ROUTES.with(|routes| {
+            let mut routes = routes.borrow_mut();
+            change(&mut routes);
+            OTHER_ROUTES.set(routes.len());
+        });
     }
 }
 
@@ -76,7 +91,9 @@ impl Handler for Demo {
             "/chat" => Route::Chat,
             _ => return,
         };
-        ROUTES.with(|routes| routes.borrow_mut().insert(info.id, route));
+        Demo::change_routes(|routes| {
+            routes.insert(info.id, route);
+        });
         if route == Route::Chat {
             chat::welcome(handle, info.id);
         }
@@ -106,6 +123,8 @@ impl Handler for Demo {
     }
 
     fn on_disconnect(&self, _: &Handle, id: ConnId, _: DisconnectReason) {
-        ROUTES.with(|routes| routes.borrow_mut().remove(&id));
+        Demo::change_routes(|routes| {
+            routes.remove(&id);
+        });
     }
 }
