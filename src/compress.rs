@@ -15,7 +15,6 @@ use crate::config::Config;
 use crate::protocol::ProtocolError;
 use crate::protocol::deflate::{Agreed, Deflater, Inflater, MAX_WINDOW_BITS};
 use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode};
-use crate::wire;
 
 /// A connection's codecs for the directions that keep their context.
 #[derive(Default)]
@@ -34,7 +33,7 @@ pub(crate) struct Compressor {
     /// messages longer than that window.
     small_window: HashMap<u8, Deflater>,
     body: Vec<u8>,
-    /// Where messages are inflated before they are copied out at their exact size.
+    /// Where messages are inflated, and lent from (`Session` takes it for one message).
     inflated: Vec<u8>,
 }
 
@@ -54,17 +53,18 @@ impl Compressor {
         }
     }
 
-    /// Inflates a compressed message from a connection into a new buffer of its exact
-    /// size plus a frame header's room: an echo of it is framed in place, and no spare
-    /// capacity outlives the message.
-    pub(crate) fn inflate(
+    /// Inflates a compressed message from a connection into `out` (emptied first): the
+    /// buffer from [`Compressor::lend_inflate_buffer`], so the message is lent from it
+    /// like a plain one is lent from the read buffer, and nothing is allocated per
+    /// message once the buffer has grown.
+    pub(crate) fn inflate_into(
         &mut self,
         agreed: &Agreed,
         own: &mut Option<Box<OwnCodecs>>,
         body: &[u8],
         max: usize,
-    ) -> Result<Vec<u8>, ProtocolError> {
-        let mut out = std::mem::take(&mut self.inflated);
+        out: &mut Vec<u8>,
+    ) -> Result<(), ProtocolError> {
         out.clear();
         let inflater = if agreed.client_no_context_takeover {
             self.shared_inflater.get_or_insert_with(|| Inflater::new(MAX_WINDOW_BITS, true))
@@ -72,12 +72,19 @@ impl Compressor {
             let own = own.get_or_insert_with(Default::default);
             own.inflater.get_or_insert_with(|| agreed.inflater())
         };
-        let result = inflater.decompress(body, max, &mut out);
-        let message = result.map(|()| wire::with_frame_room(&out));
+        inflater.decompress(body, max, out)
+    }
+
+    /// The reactor's inflate buffer, lent for one message ([`Compressor::inflate_into`]).
+    pub(crate) fn lend_inflate_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.inflated)
+    }
+
+    /// Takes the inflate buffer back, unless a large message grew it past what is kept.
+    pub(crate) fn return_inflate_buffer(&mut self, out: Vec<u8>) {
         if out.capacity() <= KEPT_INFLATE_BYTES {
             self.inflated = out;
         }
-        message
     }
 
     /// A compressed frame for one connection.

@@ -124,3 +124,28 @@ fn a_deflate_bomb_closes_1009_without_inflating_it() {
     s.write_all(&junk).unwrap();
     assert_eq!(read_close_code(&mut s), Some(1007));
 }
+
+/// Inflated messages are lent from the reactor's inflate buffer (to an inline handler in
+/// place, to a worker as one copy): in both dispatch modes a compressed text must still
+/// be checked as UTF-8 once inflated, and good ones, large and small, echo whole.
+#[test]
+fn inflated_messages_echo_and_bad_utf8_closes_1007_in_both_dispatch_modes() {
+    let _w = Watchdog::new("inflated_lent", Duration::from_secs(30));
+    for dispatch in [wsloop::Dispatch::Inline, wsloop::Dispatch::Workers] {
+        let server = echo_server(config().dispatch(dispatch));
+        let (mut s, _) = open_offering(server.local_addr(), "/");
+        for text in ["tiny", "κόσμε €", &"a".repeat(900)] {
+            s.write_all(&compressed(0x1, text.as_bytes())).unwrap();
+            assert_eq!(
+                read_frame(&mut s),
+                Some((true, 0x1, text.as_bytes().to_vec())),
+                "{dispatch:?}"
+            );
+        }
+        s.write_all(&compressed(0x2, &[0xff; 300])).unwrap();
+        assert_eq!(read_frame(&mut s), Some((true, 0x2, vec![0xff; 300])), "{dispatch:?}");
+        // Valid deflate, not valid UTF-8 once inflated.
+        s.write_all(&compressed(0x1, b"ok \xff")).unwrap();
+        assert_eq!(read_close_code(&mut s), Some(1007), "{dispatch:?}");
+    }
+}

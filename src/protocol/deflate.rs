@@ -187,7 +187,16 @@ impl Agreed {
     /// 15; `client_max_window_bits` appears when it is below 15 (only ever the case when
     /// the client offered it, §7.1.2.2: the server must not send it otherwise).
     pub fn response_header(&self) -> String {
-        let mut out = String::from(EXTENSION_NAME);
+        /// The longest value this writes: the name, both takeover flags and both window
+        /// sizes at two digits.
+        const LONGEST: usize = EXTENSION_NAME.len()
+            + "; server_no_context_takeover; client_no_context_takeover".len()
+            + "; server_max_window_bits=15; client_max_window_bits=15".len();
+        // One allocation of one size, written in place: a connect storm makes one per
+        // connection, and allocations of varied sizes freed among the connections'
+        // long-lived ones leave holes behind them.
+        let mut out = String::with_capacity(LONGEST);
+        out.push_str(EXTENSION_NAME);
         if self.server_no_context_takeover {
             out.push_str("; server_no_context_takeover");
         }
@@ -195,13 +204,12 @@ impl Agreed {
             out.push_str("; client_no_context_takeover");
         }
         if self.server_window_offered || self.server_max_window_bits < MAX_WINDOW_BITS {
-            out.push_str("; server_max_window_bits=");
-            out.push_str(&self.server_max_window_bits.to_string());
+            push_window_bits(&mut out, "; server_max_window_bits=", self.server_max_window_bits);
         }
         if self.client_max_window_bits < MAX_WINDOW_BITS {
-            out.push_str("; client_max_window_bits=");
-            out.push_str(&self.client_max_window_bits.to_string());
+            push_window_bits(&mut out, "; client_max_window_bits=", self.client_max_window_bits);
         }
+        debug_assert!(out.len() <= LONGEST);
         out
     }
 
@@ -791,6 +799,15 @@ fn grow(out: &mut Vec<u8>, start: usize, limit: usize, body_len: usize) {
     let step = (len - start).max(body_len.saturating_mul(2)).max(INFLATE_CHUNK);
     let target = len.saturating_add(step).min(limit.saturating_add(1)).max(len + 1);
     out.reserve_exact(target - len);
+}
+
+/// Appends `name` and `bits` (8–15) in decimal, without a temporary string.
+fn push_window_bits(out: &mut String, name: &str, bits: u8) {
+    out.push_str(name);
+    if bits >= 10 {
+        out.push(char::from(b'0' + bits / 10));
+    }
+    out.push(char::from(b'0' + bits % 10));
 }
 
 #[cfg(test)]

@@ -378,16 +378,6 @@ impl Partial {
     }
 }
 
-/// `bytes` as a `String`, with SIMD validation (`String::from_utf8` uses the slower
-/// scalar check, and would redo what reassembly already checked).
-pub(crate) fn into_text(bytes: Vec<u8>) -> Result<String, ProtocolError> {
-    // SAFETY: an empty prefix is trivially UTF-8.
-    #[allow(unsafe_code)]
-    unsafe {
-        string_after(bytes, 0)
-    }
-}
-
 /// `bytes` as a `String`, validating only `bytes[known_valid..]`; a code point left
 /// incomplete at the end fails.
 ///
@@ -1177,15 +1167,6 @@ mod tests {
                     "byte {bad} broken, cut at {cut}"
                 );
             }
-        }
-    }
-
-    #[test]
-    fn into_text_checks_everything() {
-        assert_eq!(into_text("κόσμε €".as_bytes().to_vec()), Ok("κόσμε €".to_owned()));
-        assert_eq!(into_text(Vec::new()), Ok(String::new()));
-        for bad in [&b"ab\xFF"[..], b"\xE2\x82", b"\xED\xA0\x80", b"\xC0\xAF"] {
-            assert_eq!(into_text(bad.to_vec()), Err(ProtocolError::InvalidUtf8), "{bad:?}");
         }
     }
 

@@ -39,7 +39,7 @@ use crate::event::{DisconnectReason, Message, MessageRef};
 use crate::liveness::Liveness;
 use crate::protocol::deflate::Agreed;
 use crate::protocol::frame::OpCode;
-use crate::protocol::message::{self, Decoder, Incoming, Role, Whole};
+use crate::protocol::message::{Decoder, Incoming, Role, Whole};
 use crate::protocol::{CloseCode, ProtocolError};
 use crate::wire;
 
@@ -336,19 +336,15 @@ impl Session {
             return self.fail(env, host, ProtocolError::ReservedBits);
         };
         let max = env.config.max_message_size;
-        let data = match env.compressor.inflate(&agreed, &mut self.codecs, body, max) {
-            Ok(data) => data,
-            Err(error) => return self.fail(env, host, error),
-        };
-        let message = if text {
-            match message::into_text(data) {
-                Ok(s) => Message::Text(s),
-                Err(error) => return self.fail(env, host, error),
-            }
-        } else {
-            Message::Binary(data)
-        };
-        self.deliver(env, host, message);
+        let mut out = env.compressor.lend_inflate_buffer();
+        let inflated = env.compressor.inflate_into(&agreed, &mut self.codecs, body, max, &mut out);
+        match inflated.and_then(|()| lent(text, &out)) {
+            // Lent like a plain message: an inline handler reads it in place (and its
+            // echo is framed into the reply window); a worker gets one copy.
+            Ok(message) => self.deliver_lent(env, host, message),
+            Err(error) => self.fail(env, host, error),
+        }
+        env.compressor.return_inflate_buffer(out);
     }
 
     // ---- output ----
@@ -777,4 +773,12 @@ impl Session {
         }
         host.set_liveness(Liveness::Open);
     }
+}
+
+/// An inflated message's bytes as a message to lend: text is validated (§8.1).
+fn lent(text: bool, data: &[u8]) -> Result<MessageRef<'_>, ProtocolError> {
+    if !text {
+        return Ok(MessageRef::Binary(data));
+    }
+    simdutf8::basic::from_utf8(data).map(MessageRef::Text).map_err(|_| ProtocolError::InvalidUtf8)
 }
