@@ -26,6 +26,9 @@
 //! to workers → poll, for at most the time until the next timer tick or the shutdown
 //! deadline (at once when reads or accepts were left for this turn). A poll that slept
 //! [`IDLE_SLEEP`] and found nothing makes the reactor free what the last burst grew.
+//! With a busy-poll window ([`Config::busy_poll`](crate::Config::busy_poll)), a reactor
+//! that had events polls with a zero timeout instead, until the window passes; an empty
+//! poll there is no turn, just a yield of the core (reactor/busy_poll.rs).
 
 use std::io;
 use std::sync::Arc;
@@ -55,8 +58,11 @@ use crate::timer::{self, Entry, TimerWheel};
 use crate::tls::{TlsScratch, TlsState};
 use crate::upgrade::Reject;
 
+mod busy_poll;
 mod dial;
 mod slot_set;
+
+use busy_poll::BusyPoll;
 
 use slot_set::SlotSet;
 
@@ -134,6 +140,8 @@ pub(crate) struct Reactor {
     slots: Vec<usize>,
     /// Out of file descriptors: stop accepting for a moment (src/accept_backoff.rs).
     accept_backoff: AcceptBackoff,
+    /// Whether the next poll may sleep (reactor/busy_poll.rs).
+    busy_poll: BusyPoll,
     /// Accepts this turn may still make ([`ACCEPTS_PER_TURN`]).
     accepts_left: usize,
     /// The listener had more when the turn's accepts ran out: accept again next turn
@@ -312,6 +320,7 @@ enum AfterWrite {
 impl Reactor {
     pub(crate) fn new(parts: ReactorParts, shared: Arc<Shared>, config: Arc<Config>) -> Reactor {
         let front = config.max_header_bytes.max(256);
+        let busy_poll = BusyPoll::new(config.busy_poll);
         let tls_scratch = match &config.tls {
             Some(tls) => {
                 let fragment = tls.get_max_fragment_size().unwrap_or(16 << 10);
@@ -350,6 +359,7 @@ impl Reactor {
             due: Vec::new(),
             slots: Vec::new(),
             accept_backoff: AcceptBackoff::default(),
+            busy_poll,
             accepts_left: ACCEPTS_PER_TURN,
             accept_again: false,
             clients: Clients::default(),
@@ -379,18 +389,27 @@ impl Reactor {
                 let (sockets, paused) = (self.conns.len(), self.paused.len());
                 self.shared.counters.turn_ended(self.index, started.elapsed(), sockets, paused);
             }
-            let timeout = self.poll_timeout();
+            let sleep = self.poll_timeout();
+            let timeout = self.busy_poll.timeout(Instant::now(), sleep);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 break;
             }
+            let now = Instant::now();
+            self.busy_poll.polled(now, !events.is_empty());
+            if events.is_empty() && timeout != sleep {
+                // A busy poll found nothing, and nothing else is due (it would have made
+                // `sleep` zero): no turn. Let a thread sharing this core (a worker) run
+                // before polling again.
+                std::thread::yield_now();
+                continue;
+            }
             if events.is_empty() && timeout.is_none_or(|t| t >= IDLE_SLEEP) {
                 self.went_idle();
             }
             self.remote().awake.store(true, Ordering::SeqCst);
-            let now = Instant::now();
             turn_started = Some(now);
             self.env.now = self.wheel.tick_at(now);
             let accept_again = std::mem::take(&mut self.accept_again);

@@ -94,6 +94,12 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pong_timeout: Option<f64>,
+    /// Microseconds a reactor keeps polling without sleeping after it had events (0: it
+    /// sleeps at once). Lowers latency at low load by the wake-up time of a sleeping
+    /// thread, for the CPU the polls burn [default: 0].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_poll_us: Option<u64>,
     /// permessage-deflate: off, shared (no memory per connection) or dedicated (context
     /// takeover, ~340 KB per connection) [default: shared].
     #[arg(long, value_enum)]

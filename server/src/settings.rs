@@ -65,6 +65,8 @@ pub struct Settings {
     pub idle_timeout: f64,
     pub ping_interval: f64,
     pub pong_timeout: f64,
+    /// Microseconds of busy polling after events; 0: none.
+    pub busy_poll_us: u64,
     pub compression: CompressionMode,
     pub compression_window_bits: u8,
     pub compression_threshold: usize,
@@ -117,6 +119,7 @@ impl Default for Settings {
             idle_timeout: 0.0,
             ping_interval: 30.0,
             pong_timeout: 10.0,
+            busy_poll_us: 0,
             compression: CompressionMode::Shared,
             compression_window_bits: 15,
             compression_threshold: 1024,
@@ -272,6 +275,7 @@ impl Settings {
             .idle_timeout(optional("idle_timeout", self.idle_timeout)?)
             .ping_interval(optional("ping_interval", self.ping_interval)?)
             .pong_timeout(seconds("pong_timeout", self.pong_timeout)?)
+            .busy_poll(Duration::from_micros(self.busy_poll_us))
             .close_timeout(seconds("close_timeout", self.close_timeout)?)
             .compression(match self.compression {
                 CompressionMode::Off => Compression::Disabled,

@@ -180,9 +180,9 @@ mod tests {
     #[test]
     fn the_default_matrix_reads() {
         let m = Matrix::parse(DEFAULT).expect("loadtest/suite.toml is valid");
-        assert_eq!(m.servers.len(), 5);
+        assert_eq!(m.servers.len(), 7);
         assert_eq!(m.servers[0].key, "wsloop-inline");
-        assert!(m.servers[0].subject && !m.servers[2].subject);
+        assert!(m.servers[3].subject && !m.servers[4].subject);
         assert_eq!(m.scenarios.echo_sizes, [32, 1024]);
         assert_eq!((m.settings.server_core, m.settings.client_core), (0, 1));
     }
