@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use serde::Serialize;
 
-use crate::settings::{BackpressureMode, CompressionMode, DispatchMode, Layer};
+use crate::settings::{BackpressureMode, CompressionMode, DispatchMode, Layer, SettingsError};
 
 /// A WebSocket server on wsloop: echo on / and /echo, fan-out on /broadcast, chat rooms on
 /// /chat; /healthz, /readyz, /metrics and /admin over plain HTTP on the same port.
@@ -199,7 +199,25 @@ pub struct Flags {
 
 impl Flags {
     /// The flags that were given, as a settings layer.
-    pub fn layer(&self) -> Layer {
-        Layer::try_from(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// A value TOML cannot hold (an integer past `i64::MAX`), naming its flag's key.
+    pub fn layer(&self) -> Result<Layer, SettingsError> {
+        // Through JSON, one key at a time: a value TOML refuses is named, and never
+        // silently drops the other flags with it.
+        let serde_json::Value::Object(given) = serde_json::to_value(self).unwrap_or_default()
+        else {
+            return Ok(Layer::new());
+        };
+        let mut layer = Layer::new();
+        for (key, value) in given {
+            let value = toml::Value::try_from(&value).map_err(|e| SettingsError::Key {
+                source: "flags".to_owned(),
+                key: key.clone(),
+                error: e.to_string(),
+            })?;
+            layer.insert(key, value);
+        }
+        Ok(layer)
     }
 }

@@ -56,7 +56,7 @@ fn effective_settings(flags: &Flags) -> Result<Settings, SettingsError> {
         log::warn!("{name} names no setting; ignored");
     }
     let file_source = if flags.config.is_some() { "config file" } else { "no config file" };
-    settings::merge([(file, file_source), (env, "environment"), (flags.layer(), "flags")])
+    settings::merge([(file, file_source), (env, "environment"), (flags.layer()?, "flags")])
 }
 
 fn run(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {

@@ -99,6 +99,15 @@ fn an_unknown_key_or_a_bad_value_is_an_error_naming_the_key() {
     let out = wsloop(&["--addr", "127.0.0.1:0", "--idle-timeout=-1"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("idle_timeout"), "{stderr}");
+    // Past what TOML holds: refused by name, not dropped with every other flag (which
+    // started a server on the default address and settings).
+    let huge = u64::MAX.to_string();
+    for flag in ["--max-connections", "--busy-poll-us"] {
+        let out = wsloop(&["--addr", "127.0.0.1:0", flag, &huge, "--print-config"], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let key = flag.trim_start_matches("--").replace('-', "_");
+        assert!(!out.status.success() && stderr.contains(&format!("`{key}`")), "{stderr}");
+    }
 }
 
 /// A server started through `bash -c "<prefix>; exec wsloop ..."`, its stderr collected.
