@@ -201,23 +201,21 @@ impl Flags {
     /// The flags that were given, as a settings layer.
     ///
     /// # Errors
-    /// A value TOML cannot hold (an integer past `i64::MAX`), naming its flag's key.
+    /// A value TOML cannot hold (an integer past `i64::MAX`), naming its flag's key:
+    /// never a layer that silently lacks every flag.
     pub fn layer(&self) -> Result<Layer, SettingsError> {
-        // Through JSON, one key at a time: a value TOML refuses is named, and never
-        // silently drops the other flags with it.
-        let serde_json::Value::Object(given) = serde_json::to_value(self).unwrap_or_default()
-        else {
-            return Ok(Layer::new());
+        Layer::try_from(self).map_err(|e| SettingsError::Key {
+            source: "flags".to_owned(),
+            key: self.refused_key().unwrap_or_default(),
+            error: e.to_string(),
+        })
+    }
+
+    /// The key of the flag TOML refuses, found one key at a time through JSON.
+    fn refused_key(&self) -> Option<String> {
+        let serde_json::Value::Object(given) = serde_json::to_value(self).ok()? else {
+            return None;
         };
-        let mut layer = Layer::new();
-        for (key, value) in given {
-            let value = toml::Value::try_from(&value).map_err(|e| SettingsError::Key {
-                source: "flags".to_owned(),
-                key: key.clone(),
-                error: e.to_string(),
-            })?;
-            layer.insert(key, value);
-        }
-        Ok(layer)
+        given.into_iter().find(|(_, value)| toml::Value::try_from(value).is_err()).map(|(k, _)| k)
     }
 }
