@@ -390,7 +390,7 @@ impl Reactor {
                 self.shared.counters.turn_ended(self.index, started.elapsed(), sockets, paused);
             }
             let sleep = self.poll_timeout();
-            let timeout = self.busy_poll.timeout(Instant::now(), sleep);
+            let timeout = self.busy_poll.timeout(Instant::now, sleep);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;

@@ -43,7 +43,7 @@ fn busy_share(threads: &[String], window: Duration) -> f64 {
     (cpu_ns(threads) - cpu) as f64 / wall.elapsed().as_nanos() as f64
 }
 
-/// Echoes `count` messages one at a time; returns the reactor's CPU share in the
+/// Echoes `count` messages one at a time; returns the server threads' CPU share in the
 /// `window` right after the last one.
 fn share_after_echoes(config: Config, count: usize, window: Duration) -> f64 {
     let (server, threads) = start(config.reactors(1).workers(1));
