@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 
 use crate::event::{ConnId, ConnectInfo, DisconnectReason, Event, Message, MessageRef};
@@ -21,8 +22,10 @@ use crate::handle::Handle;
 use crate::outbox;
 use crate::wire;
 
+mod recycled;
 mod spares;
 
+use recycled::Recycled;
 use spares::Spares;
 
 /// The application's side of a server: called for every event.
@@ -258,6 +261,8 @@ pub(crate) struct Queues {
     /// Where this reactor's round of workers starts, so the reactors' first connections
     /// go to different workers.
     offset: usize,
+    /// Written frames' buffers, for the next messages copied out for the workers.
+    recycled: Recycled,
 }
 
 impl Queues {
@@ -286,6 +291,7 @@ impl Dispatcher {
             batches: (0..n).map(|_| Vec::new()).collect(),
             backlog: (0..n).map(|_| VecDeque::new()).collect(),
             offset: reactors.fetch_add(1, Ordering::Relaxed),
+            recycled: Recycled::default(),
         })
     }
 
@@ -309,8 +315,17 @@ impl Dispatcher {
         match self {
             Dispatcher::Inline { handler, handle } => handler.on_message_ref(handle, id, message),
             Dispatcher::Queued(q) => {
-                q.push(worker, Envelope::Message { id, message: wire::owned_with_room(message) })
+                let message = wire::owned_in(message, |capacity| q.recycled.take(capacity));
+                q.push(worker, Envelope::Message { id, message })
             }
+        }
+    }
+
+    /// Takes the buffer of a frame the socket has taken whole, to copy a later message
+    /// into for a worker (inline handlers borrow messages: nothing to keep it for).
+    pub(crate) fn recycle(&mut self, frame: Bytes) {
+        if let Dispatcher::Queued(q) = self {
+            q.recycled.keep(frame);
         }
     }
 
@@ -389,6 +404,7 @@ impl Dispatcher {
         const KEPT_ROOM: usize = 8;
         let Dispatcher::Queued(q) = self else { return };
         q.budget.spares.release();
+        q.recycled.release();
         for batch in &mut q.batches {
             if batch.is_empty() && batch.capacity() > KEPT_ROOM {
                 *batch = Vec::new();

@@ -260,6 +260,10 @@ impl Host for ConnHost<'_> {
         self.dispatcher.lend(self.worker, self.id, message);
     }
 
+    fn recycle(&mut self, frame: Bytes) {
+        self.dispatcher.recycle(frame);
+    }
+
     fn drain(&mut self) {
         self.dispatcher.emit(self.worker, Event::Drain { id: self.id });
     }

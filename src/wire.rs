@@ -91,7 +91,7 @@ pub(crate) fn message_frame(message: &Message) -> Bytes {
 
 /// The frame carrying a data message, built inside the message's own buffer when that
 /// has exactly the room for the header (every message the reactor receives does, see
-/// [`with_frame_room`]): an echo then allocates nothing, and its buffer is freed by the
+/// [`owned_with_room`]): an echo then allocates nothing, and its buffer is freed by the
 /// reactor that allocated it rather than by a worker. Otherwise it is copied.
 pub(crate) fn into_frame(message: Message) -> Bytes {
     let (opcode, mut buf) = match message {
@@ -111,26 +111,38 @@ pub(crate) fn into_frame(message: Message) -> Bytes {
     Bytes::from(buf)
 }
 
-/// A received payload copied into a buffer with room for its reply's frame header, so
-/// that echoing it ([`into_frame`]) needs no second allocation.
-pub(crate) fn with_frame_room(payload: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(frame_len(payload.len()));
-    buf.extend_from_slice(payload);
-    buf
-}
-
-/// [`with_frame_room`] for text.
+/// Text copied into a buffer with room for its reply's frame header, so that echoing it
+/// ([`into_frame`]) needs no second allocation.
 pub(crate) fn text_with_frame_room(text: &str) -> String {
     let mut owned = String::with_capacity(frame_len(text.len()));
     owned.push_str(text);
     owned
 }
 
-/// A lent message owned, with room for its reply's frame header ([`with_frame_room`]).
+/// A lent message owned, with room for its reply's frame header, so that echoing it
+/// ([`into_frame`]) needs no second allocation.
 pub(crate) fn owned_with_room(message: MessageRef<'_>) -> Message {
+    owned_in(message, Vec::with_capacity)
+}
+
+/// [`owned_with_room`], copied into a buffer `empty` gives for a capacity (a recycled
+/// one, src/dispatch/recycled.rs).
+pub(crate) fn owned_in(message: MessageRef<'_>, empty: impl FnOnce(usize) -> Vec<u8>) -> Message {
     match message {
-        MessageRef::Text(text) => Message::Text(text_with_frame_room(text)),
-        MessageRef::Binary(data) => Message::Binary(with_frame_room(data)),
+        MessageRef::Text(text) => {
+            let mut buf = empty(frame_len(text.len()));
+            buf.extend_from_slice(text.as_bytes());
+            // The bytes came from a `str`: this cannot fail, and costs a scan of them.
+            match String::from_utf8(buf) {
+                Ok(owned) => Message::Text(owned),
+                Err(_) => Message::Text(text_with_frame_room(text)),
+            }
+        }
+        MessageRef::Binary(data) => {
+            let mut buf = empty(frame_len(data.len()));
+            buf.extend_from_slice(data);
+            Message::Binary(buf)
+        }
     }
 }
 
@@ -206,6 +218,13 @@ mod tests {
         }
     }
 
+    fn lent(message: &Message) -> MessageRef<'_> {
+        match message {
+            Message::Text(s) => MessageRef::Text(s),
+            Message::Binary(b) => MessageRef::Binary(b),
+        }
+    }
+
     #[test]
     fn frames_built_in_place_equal_copied_ones() {
         for len in [0, 1, 32, 125, 126, 127, 1000, 0xffff, 0x10000, 200_000] {
@@ -213,10 +232,7 @@ mod tests {
                 let m = message(text, len);
                 let copied = message_frame(&m);
                 // With exactly the room, as the reactor makes them: built in place.
-                let roomy = match &m {
-                    Message::Text(s) => Message::Text(text_with_frame_room(s)),
-                    Message::Binary(b) => Message::Binary(with_frame_room(b)),
-                };
+                let roomy = owned_with_room(lent(&m));
                 let ptr = roomy.as_bytes().as_ptr();
                 let in_place = into_frame(roomy);
                 assert_eq!(in_place, copied, "len {len}, text {text}");
@@ -231,8 +247,14 @@ mod tests {
     #[test]
     fn room_is_exactly_one_header() {
         for len in [0, 125, 126, 0xffff, 0x10000] {
-            let buf = with_frame_room(&vec![7; len]);
-            assert_eq!(buf.capacity() - buf.len(), frame_len(len) - len);
+            for text in [false, true] {
+                let owned = owned_with_room(lent(&message(text, len)));
+                let (held, room) = match &owned {
+                    Message::Text(s) => (s.len(), s.capacity() - s.len()),
+                    Message::Binary(b) => (b.len(), b.capacity() - b.len()),
+                };
+                assert_eq!(room, frame_len(held) - held, "len {len}, text {text}");
+            }
         }
     }
 }

@@ -44,6 +44,10 @@ pub(crate) trait Host {
     fn lend_message(&mut self, message: MessageRef<'_>) {
         self.message(crate::wire::owned_with_room(message));
     }
+    /// A frame the socket has taken whole: its buffer may hold the next message.
+    fn recycle(&mut self, frame: bytes::Bytes) {
+        drop(frame);
+    }
     /// A write queue that had filled has emptied.
     fn drain(&mut self);
     /// Sends a barrier through the connection's handler; the session is told

@@ -522,7 +522,7 @@ impl Session {
 
     /// The socket took `n` bytes.
     pub(crate) fn written(&mut self, host: &mut impl Host, n: usize) {
-        let freed = self.out.consume(n);
+        let freed = self.out.consume(n, |frame| host.recycle(frame));
         self.release(host, freed);
         host.sent(n);
     }

@@ -105,16 +105,19 @@ impl Outbound {
         taken
     }
 
-    /// Drops `written` bytes from the front; returns the cost freed (bytes written, plus
-    /// [`FRAME_COST`] for every frame finished).
-    pub(crate) fn consume(&mut self, mut written: usize) -> usize {
+    /// Drops `written` bytes from the front, handing each finished frame to `finished`;
+    /// returns the cost freed (bytes written, plus [`FRAME_COST`] for every frame
+    /// finished).
+    pub(crate) fn consume(&mut self, mut written: usize, mut finished: impl FnMut(Bytes)) -> usize {
         let mut freed = written;
         let Some(frames) = self.frames.as_mut() else { return freed };
         while written > 0 {
             let Some(front) = frames.front_mut() else { break };
             if front.len() <= written {
                 written -= front.len();
-                frames.pop_front();
+                if let Some(frame) = frames.pop_front() {
+                    finished(frame);
+                }
                 freed += FRAME_COST;
             } else {
                 front.advance(written);
@@ -148,7 +151,7 @@ impl Outbound {
         for frame in self.iter() {
             out.extend_from_slice(frame);
         }
-        let freed = self.consume(out.len());
+        let freed = self.consume(out.len(), drop);
         (out, freed)
     }
 }
@@ -170,7 +173,7 @@ mod tests {
         // In awkward pieces: the sum of what is freed is what was charged.
         let mut freed = 0;
         for piece in [3, 7, 1, 150, 149, 1, 2, 1] {
-            freed += q.consume(piece);
+            freed += q.consume(piece, drop);
         }
         assert_eq!(freed, charged);
         assert!(q.is_empty());
@@ -189,12 +192,12 @@ mod tests {
         assert_eq!(q.gather(&mut cork), 1 + fit);
         assert_eq!(cork.len(), 10 + fit * 4000);
         assert_eq!(&cork[..10], &[10; 10]);
-        q.consume(cork.len());
+        q.consume(cork.len(), drop);
         cork.clear();
         assert_eq!(q.gather(&mut cork), 1);
         assert!(cork.is_empty(), "a lone frame is not copied");
         q.push(Bytes::from(vec![0; CORK_FRAME_BYTES + 1]));
-        q.consume(4000);
+        q.consume(4000, drop);
         assert_eq!(q.gather(&mut cork), 0, "a frame past the per-frame limit is not copied");
     }
 
@@ -216,10 +219,10 @@ mod tests {
         let mut q = Outbound::default();
         q.push(Bytes::from(vec![1; 100]));
         q.push(Bytes::from(vec![2; 100]));
-        let freed = q.consume(40);
+        let freed = q.consume(40, drop);
         assert_eq!(freed, 40);
         assert_eq!(q.drop_unstarted(true), cost(100));
-        assert_eq!(q.consume(60), 60 + FRAME_COST);
+        assert_eq!(q.consume(60, drop), 60 + FRAME_COST);
         assert!(q.is_empty());
     }
 }
