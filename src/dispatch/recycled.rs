@@ -15,7 +15,7 @@
 use bytes::Bytes;
 
 /// The bytes of buffers kept at most.
-const MAX_KEPT_BYTES: usize = 256 * 1024;
+const MAX_KEPT_BYTES: usize = 1 << 20;
 
 /// The largest buffer kept: larger messages are rarer, and their allocation costs little
 /// next to copying them.
