@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::event::{Message, MessageRef};
 use crate::protocol::CloseCode;
-use crate::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
+use crate::protocol::frame::{FIN, FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
 
 /// One whole unmasked frame: header and payload in one allocation.
 pub(crate) fn frame(opcode: OpCode, payload: &[u8]) -> Bytes {
@@ -148,6 +148,14 @@ pub(crate) fn owned_in(message: MessageRef<'_>, empty: impl FnOnce(usize) -> Vec
 
 /// Appends the unmasked frame carrying `payload` to `out`.
 pub(crate) fn frame_into(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    // The common reply, a payload with a 7-bit length: two header bytes, FIN and the
+    // opcode then the length, without the general encoder's cases.
+    if let Ok(len @ 0..=125) = u8::try_from(payload.len()) {
+        out.reserve(2 + payload.len());
+        out.extend_from_slice(&[FIN | opcode.as_u8(), len]);
+        out.extend_from_slice(payload);
+        return;
+    }
     let (head, n) = header(opcode, payload.len());
     let start = out.len();
     out.reserve(MAX_HEADER_LEN + payload.len());
@@ -240,6 +248,19 @@ mod tests {
                 // Without the room (a user's message): copied, same bytes.
                 assert_eq!(into_frame(m.clone()), copied, "len {len}, text {text}");
                 assert_eq!(unframe(&copied), m, "round trip, len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn frames_appended_equal_whole_ones() {
+        for len in [0, 1, 32, 125, 126, 127, 0xffff, 0x10000] {
+            for opcode in [OpCode::Text, OpCode::Binary] {
+                let payload = vec![b'x'; len];
+                let mut out = b"ahead".to_vec();
+                frame_into(&mut out, opcode, &payload);
+                assert_eq!(&out[..5], b"ahead");
+                assert_eq!(out[5..], frame(opcode, &payload), "len {len}, {opcode:?}");
             }
         }
     }
