@@ -153,8 +153,11 @@ fn without_redis_publishes_queue_within_a_bound_then_fail_and_readyz_says_why() 
     let handle = server.handle();
     let mut member = connect_path(server.local_addr(), "/t/t");
     wait_until("readyz 503", || http(server.local_addr(), "GET", "/readyz", "").status == 503);
-    let reason = handle.unready_reason().unwrap();
-    assert!(reason.contains("unreachable"), "{reason}");
+    // Between attempts the reason is "unreachable", during one "connecting": wait for
+    // the first (reading it once raced with an attempt now and then).
+    wait_until("the reason: Redis unreachable", || {
+        handle.unready_reason().is_some_and(|reason| reason.contains("unreachable"))
+    });
 
     let payload = "x".repeat(1024);
     let mut queued = 0;
