@@ -122,24 +122,31 @@ pub(crate) fn text_with_frame_room(text: &str) -> String {
 /// A lent message owned, with room for its reply's frame header, so that echoing it
 /// ([`into_frame`]) needs no second allocation.
 pub(crate) fn owned_with_room(message: MessageRef<'_>) -> Message {
-    owned_in(message, Vec::with_capacity)
+    owned_in(message, |_| None)
 }
 
-/// [`owned_with_room`], copied into a buffer `empty` gives for a capacity (a recycled
-/// one, src/dispatch/recycled.rs).
-pub(crate) fn owned_in(message: MessageRef<'_>, empty: impl FnOnce(usize) -> Vec<u8>) -> Message {
+/// [`owned_with_room`], copied into the buffer `kept` has for a capacity (a recycled one,
+/// src/dispatch/recycled.rs), or into a new one.
+pub(crate) fn owned_in(
+    message: MessageRef<'_>,
+    kept: impl FnOnce(usize) -> Option<Vec<u8>>,
+) -> Message {
     match message {
-        MessageRef::Text(text) => {
-            let mut buf = empty(frame_len(text.len()));
-            buf.extend_from_slice(text.as_bytes());
-            // The bytes came from a `str`: this cannot fail, and costs a scan of them.
-            match String::from_utf8(buf) {
-                Ok(owned) => Message::Text(owned),
-                Err(_) => Message::Text(text_with_frame_room(text)),
+        MessageRef::Text(text) => match kept(frame_len(text.len())) {
+            Some(mut buf) => {
+                buf.extend_from_slice(text.as_bytes());
+                // From a `str`: this cannot fail. It scans the bytes again, which only a
+                // kept buffer (at most 4 KiB) pays.
+                match String::from_utf8(buf) {
+                    Ok(owned) => Message::Text(owned),
+                    Err(_) => Message::Text(text_with_frame_room(text)),
+                }
             }
-        }
+            None => Message::Text(text_with_frame_room(text)),
+        },
         MessageRef::Binary(data) => {
-            let mut buf = empty(frame_len(data.len()));
+            let capacity = frame_len(data.len());
+            let mut buf = kept(capacity).unwrap_or_else(|| Vec::with_capacity(capacity));
             buf.extend_from_slice(data);
             Message::Binary(buf)
         }
