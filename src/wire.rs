@@ -132,18 +132,15 @@ pub(crate) fn owned_in(
     kept: impl FnOnce(usize) -> Option<Vec<u8>>,
 ) -> Message {
     match message {
-        MessageRef::Text(text) => match kept(frame_len(text.len())) {
-            Some(mut buf) => {
+        MessageRef::Text(text) => {
+            // From a `str`, the check cannot fail. It scans the bytes again, which only a
+            // kept buffer (at most 4 KiB) pays.
+            let reused = kept(frame_len(text.len())).and_then(|mut buf| {
                 buf.extend_from_slice(text.as_bytes());
-                // From a `str`: this cannot fail. It scans the bytes again, which only a
-                // kept buffer (at most 4 KiB) pays.
-                match String::from_utf8(buf) {
-                    Ok(owned) => Message::Text(owned),
-                    Err(_) => Message::Text(text_with_frame_room(text)),
-                }
-            }
-            None => Message::Text(text_with_frame_room(text)),
-        },
+                String::from_utf8(buf).ok()
+            });
+            Message::Text(reused.unwrap_or_else(|| text_with_frame_room(text)))
+        }
         MessageRef::Binary(data) => {
             let capacity = frame_len(data.len());
             let mut buf = kept(capacity).unwrap_or_else(|| Vec::with_capacity(capacity));
@@ -233,13 +230,6 @@ mod tests {
         }
     }
 
-    fn lent(message: &Message) -> MessageRef<'_> {
-        match message {
-            Message::Text(s) => MessageRef::Text(s),
-            Message::Binary(b) => MessageRef::Binary(b),
-        }
-    }
-
     #[test]
     fn frames_built_in_place_equal_copied_ones() {
         for len in [0, 1, 32, 125, 126, 127, 1000, 0xffff, 0x10000, 200_000] {
@@ -247,7 +237,7 @@ mod tests {
                 let m = message(text, len);
                 let copied = message_frame(&m);
                 // With exactly the room, as the reactor makes them: built in place.
-                let roomy = owned_with_room(lent(&m));
+                let roomy = owned_with_room(m.view());
                 let ptr = roomy.as_bytes().as_ptr();
                 let in_place = into_frame(roomy);
                 assert_eq!(in_place, copied, "len {len}, text {text}");
@@ -273,10 +263,20 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_buffer_holds_the_copy() {
+        for m in [Message::Text("héllo".into()), Message::Binary(vec![1, 2, 3])] {
+            let kept = Vec::with_capacity(frame_len(m.as_bytes().len()));
+            let at = kept.as_ptr();
+            let owned = owned_in(m.view(), |_| Some(kept));
+            assert_eq!((owned.as_bytes().as_ptr(), &owned), (at, &m));
+        }
+    }
+
+    #[test]
     fn room_is_exactly_one_header() {
         for len in [0, 125, 126, 0xffff, 0x10000] {
             for text in [false, true] {
-                let owned = owned_with_room(lent(&message(text, len)));
+                let owned = owned_with_room(message(text, len).view());
                 let (held, room) = match &owned {
                     Message::Text(s) => (s.len(), s.capacity() - s.len()),
                     Message::Binary(b) => (b.len(), b.capacity() - b.len()),

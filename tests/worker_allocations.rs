@@ -9,13 +9,15 @@
 //! steady echo, what is allocated is per batch (a command list, a turn's lists), not per
 //! message.
 
+mod util;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server};
+use util::{Echo, config, frame, masked, raw_open};
+use wsloop::{Dispatch, Server};
 
 /// The system allocator, counting allocations (reallocations included).
 struct Counting;
@@ -46,48 +48,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Sends every message back to its sender.
-struct Echo;
-
-impl Handler for Echo {
-    fn on_message(&self, handle: &Handle, id: ConnId, message: Message) {
-        let _ = handle.send(id, message);
-    }
-}
-
 const PAYLOAD: usize = 32;
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 /// Messages written at once, as a load generator keeps them in flight.
 const WINDOW: usize = 16;
-
-const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
-    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-    Sec-WebSocket-Version: 13\r\n\r\n";
 
 /// `WINDOW` masked binary frames of `PAYLOAD` bytes, and the server's replies to them.
 fn frames() -> (Vec<u8>, Vec<u8>) {
     let payload: [u8; PAYLOAD] = std::array::from_fn(|i| i as u8);
-    let mut request = vec![0x82, 0x80 | PAYLOAD as u8];
-    request.extend_from_slice(&MASK);
-    request.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    let mut reply = vec![0x82, PAYLOAD as u8];
-    reply.extend_from_slice(&payload);
+    let (request, reply) = (masked(true, 0x2, &payload), frame(true, 0x2, &payload, None));
     (request.repeat(WINDOW), reply.repeat(WINDOW))
-}
-
-fn open(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    stream.write_all(UPGRADE).expect("write upgrade");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("read response");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "), "{}", String::from_utf8_lossy(&head));
-    stream
 }
 
 /// Writes `rounds` windows of messages, reading each window's echoes before the next.
@@ -102,13 +71,9 @@ fn echo_rounds(stream: &mut TcpStream, request: &[u8], expected: &[u8], rounds: 
 
 #[test]
 fn a_worker_echo_allocates_per_batch_not_per_message() {
-    let config = Config::default()
-        .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .reactors(1)
-        .workers(1)
-        .dispatch(Dispatch::Workers);
+    let config = config().reactors(1).workers(1).dispatch(Dispatch::Workers);
     let server = Server::start(config, Echo).expect("server starts");
-    let mut stream = open(server.local_addr());
+    let mut stream = raw_open(server.local_addr());
     let (request, expected) = frames();
     // Warm: the reactor's lists and kept buffers reach their working size.
     echo_rounds(&mut stream, &request, &expected, 200);
