@@ -85,11 +85,6 @@ impl Transports {
         self.by_slot.get_mut(slot).filter(|t| !matches!(t, Transport::Plain))
     }
 
-    /// Whether `slot` carries plain bytes.
-    pub(crate) fn is_plain(&self, slot: usize) -> bool {
-        self.by_slot.get(slot).is_none_or(|t| matches!(t, Transport::Plain))
-    }
-
     /// Whether bytes below `slot`'s session (TLS records) wait for its socket.
     pub(crate) fn has_pending(&self, slot: usize) -> bool {
         self.by_slot.get(slot).is_some_and(Transport::has_pending)
@@ -140,7 +135,8 @@ impl Conn {
     }
 }
 
-/// Writes the session's queue over `transport`; see [`write_queue`].
+/// Writes the session's queue over `transport`, after the frames `cork` may hold (see
+/// [`write_queue`]); `cork` is left empty.
 pub(crate) fn write_out(
     stream: &TcpStream,
     transport: &mut Transport,
@@ -151,7 +147,11 @@ pub(crate) fn write_out(
 ) -> io::Result<Flushed> {
     match transport {
         Transport::Plain => write_queue(stream, session, host, cork),
-        Transport::Tls(tls) => tls.write_queue(stream, session, host, scratch),
+        Transport::Tls(tls) => {
+            let written = tls.write_queue(stream, session, host, cork, scratch);
+            cork.clear();
+            written
+        }
     }
 }
 
@@ -257,15 +257,14 @@ mod tests {
         let mut transports = Transports::default();
         transports.set(40, Transport::Plain);
         assert!(transports.by_slot.is_empty(), "plain slots keep nothing");
-        assert!(transports.is_plain(40) && transports.get_mut(40).is_none());
+        assert!(transports.get_mut(40).is_none());
 
         transports.set(3, Transport::Tls(Box::new(state)));
-        assert!(!transports.is_plain(3));
         assert!(matches!(transports.get_mut(3), Some(Transport::Tls(_))));
-        assert!(transports.is_plain(2) && transports.is_plain(4));
+        assert!(transports.get_mut(2).is_none() && transports.get_mut(4).is_none());
         // The slot is freed, then reused by a plain connection.
         transports.clear(3);
-        assert!(transports.is_plain(3) && transports.get_mut(3).is_none());
+        assert!(transports.get_mut(3).is_none());
         assert!(!transports.has_pending(3));
     }
 }

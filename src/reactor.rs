@@ -734,13 +734,11 @@ impl Reactor {
 
     /// Lends this thread the cork buffer for an inline handler's replies to the
     /// connection in `slot` while its bytes are handled (src/outbox.rs), when they may be
-    /// written ahead of its queue: a plain open server connection with nothing queued.
+    /// written ahead of its queue: an open server connection (`ws://` or `wss://`) with
+    /// nothing queued.
     fn open_reply_window(&mut self, slot: usize) {
         let Some(conn) = self.conns.get(slot) else { return };
-        if !(self.dispatcher.is_inline()
-            && self.transports.is_plain(slot)
-            && conn.session.lends_replies())
-        {
+        if !(self.dispatcher.is_inline() && conn.session.lends_replies()) {
             return;
         }
         let id = ConnId::new(self.index, conn.generation, slot);

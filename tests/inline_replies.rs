@@ -1,13 +1,16 @@
 //! Inline handlers answering the connection they handle: replies framed straight into the
 //! reactor's write buffer (src/outbox.rs), checked over real sockets with the tungstenite
-//! client for order, for what a full socket refuses, and against the queue's other users.
+//! client for order, for what a full socket refuses, and against the queue's other users;
+//! the first two over `wss://` as well, where the replies are encrypted ahead of the queue.
 
+#[path = "util/trust.rs"]
+mod trust;
 mod util;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Duration;
 
-use tungstenite::Message as WsMessage;
+use tungstenite::{Message as WsMessage, WebSocket};
 use util::*;
 use wsloop::{
     CloseCode, ConnId, ConnectInfo, Dispatch, Handle, Handler, Message, MessageRef, Server,
@@ -44,7 +47,20 @@ fn replies_keep_their_order_when_one_cannot_go_ahead() {
     let _w = Watchdog::new("sandwich", Duration::from_secs(30));
     let server =
         Server::start(inline().max_backpressure(64 << 20), Sandwich).expect("server starts");
-    let mut client = connect(server.local_addr());
+    sandwiches_in_order(&server, &mut connect(server.local_addr()));
+}
+
+#[test]
+fn replies_keep_their_order_when_one_cannot_go_ahead_over_tls() {
+    let _w = Watchdog::new("sandwich over tls", Duration::from_secs(30));
+    let id = trust::identity();
+    let config = inline().max_backpressure(64 << 20).tls(id.tls.clone());
+    let server = Server::start(config, Sandwich).expect("server starts");
+    sandwiches_in_order(&server, &mut trust::wss(server.local_addr(), &id.cert));
+}
+
+/// Sends pipelined messages to a [`Sandwich`] and checks its three replies to each.
+fn sandwiches_in_order<S: Read + Write>(server: &Server, client: &mut WebSocket<S>) {
     // Pipelined, so that one read carries many messages and one window many replies.
     const N: usize = 200;
     for i in 0..N {
@@ -53,15 +69,15 @@ fn replies_keep_their_order_when_one_cannot_go_ahead() {
     client.flush().unwrap();
     for i in 0..N {
         let text = format!("m{i}");
-        assert_eq!(next_message(&mut client), WsMessage::text(text.clone()));
-        match next_message(&mut client) {
+        assert_eq!(next_message(client), WsMessage::text(text.clone()));
+        match next_message(client) {
             WsMessage::Binary(large) => {
                 assert_eq!(large.len(), LARGE);
                 assert_eq!(&large[..text.len()], text.as_bytes(), "large reply {i}");
             }
             other => panic!("expected the large reply to m{i}, got {other:?}"),
         }
-        assert_eq!(next_message(&mut client), WsMessage::text(text));
+        assert_eq!(next_message(client), WsMessage::text(text));
     }
     let stats = server.handle().stats();
     assert_eq!(stats.messages_in, N as u64);
@@ -89,9 +105,23 @@ impl Handler for LentEcho {
 fn replies_a_full_socket_refuses_are_queued_whole_and_in_order() {
     let _w = Watchdog::new("refused", Duration::from_secs(60));
     let server = Server::start(inline().max_backpressure(64 << 20), LentEcho).expect("starts");
-    let mut client = connect(server.local_addr());
-    // 12 MiB of echoes with nobody reading: the socket fills while replies are written
-    // ahead of an empty queue, so its first refusal cuts through the window's frames.
+    refused_echoes_arrive_in_order(&server, &mut connect(server.local_addr()));
+}
+
+#[test]
+fn replies_a_full_socket_refuses_are_queued_whole_and_in_order_over_tls() {
+    let _w = Watchdog::new("refused over tls", Duration::from_secs(60));
+    let id = trust::identity();
+    let config = inline().max_backpressure(64 << 20).tls(id.tls.clone());
+    let server = Server::start(config, LentEcho).expect("starts");
+    refused_echoes_arrive_in_order(&server, &mut trust::wss(server.local_addr(), &id.cert));
+}
+
+/// Sends 12 MiB of messages to a [`LentEcho`] before reading any echo: the socket fills
+/// while replies are written ahead of an empty queue, so its first refusal cuts through
+/// the window's frames. Every echo must still arrive, whole and in order, and nothing stay
+/// buffered.
+fn refused_echoes_arrive_in_order<S: Read + Write>(server: &Server, client: &mut WebSocket<S>) {
     const N: u32 = 3000;
     let body = |i: u32| -> Vec<u8> {
         let mut b: Vec<u8> = (0..4096u32).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
@@ -103,9 +133,9 @@ fn replies_a_full_socket_refuses_are_queued_whole_and_in_order() {
     }
     client.flush().unwrap();
     for i in 0..N {
-        assert_eq!(next_message(&mut client), WsMessage::binary(body(i)), "echo {i}");
+        assert_eq!(next_message(client), WsMessage::binary(body(i)), "echo {i}");
     }
-    assert_nothing_stays_buffered(&server);
+    assert_nothing_stays_buffered(server);
 }
 
 /// Asserts the server's only connection soon holds nothing: every frame it queued was

@@ -13,60 +13,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
-use trust::trusting;
+use trust::{Identity, identity, tls_stream, trusting, wss};
 use util::*;
-use wsloop::{Config, Dispatch, Server, TlsConfig};
-
-type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-type WssClient = tungstenite::WebSocket<TlsStream>;
-
-/// A certificate for `localhost` made for this test, and the server config serving it.
-struct Identity {
-    cert: CertificateDer<'static>,
-    tls: TlsConfig,
-}
-
-fn identity() -> Identity {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
-    let tls = TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
-    Identity { cert: made.cert.der().clone(), tls }
-}
+use wsloop::{Config, Dispatch, Server};
 
 fn tls_server(identity: &Identity, config: Config) -> Server {
     echo_server(config.tls(identity.tls.clone()))
 }
 
-/// A TLS stream to `addr`, its handshake done.
-fn tls_stream(addr: SocketAddr, cert: &CertificateDer<'static>) -> TlsStream {
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(trusting(cert), name).unwrap();
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut stream = rustls::StreamOwned::new(conn, tcp);
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock).expect("TLS handshake");
-    }
-    stream
-}
-
-fn wss(addr: SocketAddr, cert: &CertificateDer<'static>) -> WssClient {
-    let url = format!("wss://localhost:{}/", addr.port());
-    let (client, response) =
-        tungstenite::client(url.as_str(), tls_stream(addr, cert)).expect("upgrade");
-    assert_eq!(response.status(), 101);
-    client
-}
-
 fn echo<S: Read + Write>(client: &mut tungstenite::WebSocket<S>, message: tungstenite::Message) {
     client.send(message.clone()).unwrap();
-    let back = loop {
-        match client.read().expect("read") {
-            m @ (tungstenite::Message::Text(_) | tungstenite::Message::Binary(_)) => break m,
-            _ => continue,
-        }
-    };
-    assert_eq!(back, message);
+    assert_eq!(next_message(client), message);
 }
 
 #[test]

@@ -172,34 +172,65 @@ impl TlsState {
 
     // ---- writing ----
 
-    /// Writes the ciphertext waiting, then encrypts and writes the session's queue, a
-    /// batch at a time; what the socket refuses stays in `pending` (one batch at most:
-    /// nothing more is encrypted until the socket has taken it).
+    /// Writes the ciphertext waiting, then encrypts and writes `ahead` and the session's
+    /// queue, a batch at a time; what the socket refuses stays in `pending` (one batch at
+    /// most: nothing more is encrypted until the socket has taken it).
+    ///
+    /// `ahead` holds frames to send before the queue, unqueued and uncharged (an inline
+    /// handler's replies, src/outbox.rs); what of them is not encrypted when the socket
+    /// refuses more goes to the front of the queue, charged.
     pub(crate) fn write_queue(
         &mut self,
         mut stream: impl Write,
         session: &mut Session,
         host: &mut impl Host,
+        ahead: &[u8],
+        scratch: &mut TlsScratch,
+    ) -> io::Result<Flushed> {
+        let mut ahead = ahead;
+        let flushed = self.write_batches(&mut stream, session, host, &mut ahead, scratch)?;
+        if !ahead.is_empty() {
+            session.keep_unsent(host, ahead);
+        }
+        Ok(flushed)
+    }
+
+    /// [`TlsState::write_queue`]'s loop: `ahead` is left holding what was not encrypted.
+    fn write_batches(
+        &mut self,
+        stream: &mut impl Write,
+        session: &mut Session,
+        host: &mut impl Host,
+        ahead: &mut &[u8],
         scratch: &mut TlsScratch,
     ) -> io::Result<Flushed> {
         loop {
-            if let Flushed::Partly = self.write_pending(&mut stream)? {
+            if let Flushed::Partly = self.write_pending(stream)? {
                 return Ok(Flushed::Partly);
             }
-            if !session.has_output() {
+            let TlsScratch { plain, cipher } = scratch;
+            let (batch, from_ahead) = if !ahead.is_empty() {
+                (&ahead[..ahead.len().min(PLAIN_BATCH)], true)
+            } else if session.has_output() {
+                let taken = gather(session, plain);
+                (&plain[..taken], false)
+            } else {
                 return Ok(Flushed::All);
-            }
-            let taken = gather(session, &mut scratch.plain);
-            let Some(made) =
-                self.encrypt(Seal::Data(&scratch.plain[..taken]), &mut scratch.cipher)?
-            else {
+            };
+            let taken = batch.len();
+            let Some(made) = self.encrypt(Seal::Data(batch), cipher)? else {
                 // A client's handshake is under way (its hello is in `pending`): the
                 // queue waits, and is written once the server's answer is read.
-                self.write_pending(&mut stream)?;
+                self.write_pending(stream)?;
                 return Ok(Flushed::Partly);
             };
-            session.written(host, taken);
-            self.send_or_keep(&mut stream, &scratch.cipher[..made])?;
+            if from_ahead {
+                host.sent(taken);
+                *ahead = &ahead[taken..];
+            } else {
+                session.written(host, taken);
+            }
+            self.send_or_keep(stream, &cipher[..made])?;
         }
     }
 

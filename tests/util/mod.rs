@@ -69,7 +69,9 @@ pub fn set_timeout(client: &Client) {
 }
 
 /// Reads the next data message, answering nothing else.
-pub fn next_message(client: &mut Client) -> tungstenite::Message {
+pub fn next_message<S: Read + Write>(
+    client: &mut tungstenite::WebSocket<S>,
+) -> tungstenite::Message {
     loop {
         match client.read().expect("read") {
             m @ (tungstenite::Message::Text(_) | tungstenite::Message::Binary(_)) => return m,
