@@ -127,16 +127,21 @@ fn sees_eof_within(s: &mut TcpStream, limit: Duration) -> bool {
 fn tls_connections_count_websocket_bytes_both_ways_not_records() {
     let _w = Watchdog::new("tls byte counts", Duration::from_secs(30));
     let id = identity();
-    let server = tls_server(&id, config().reactors(1));
-    let mut client = wss(server.local_addr(), &id.cert);
-    echo(&mut client, tungstenite::Message::text("settle the handshake's counts"));
-    let before = settled_bytes(&server, None);
-    let payload = vec![7u8; 1000];
-    echo(&mut client, tungstenite::Message::binary(payload));
-    // In: 2 + 2 (126: 16-bit length) header bytes, the 4-byte mask, the payload. Out: the
-    // same unmasked. A record's header, type and tag (22 bytes in TLS 1.3) are not counted.
-    let after = settled_bytes(&server, Some(before.1 + 1004));
-    assert_eq!((after.0 - before.0, after.1 - before.1), (1008, 1004));
+    // Inline, the echo is encrypted from the reply window; with workers, from the queue.
+    for dispatch in [Dispatch::Workers, Dispatch::Inline] {
+        let server = tls_server(&id, config().reactors(1).dispatch(dispatch));
+        let mut client = wss(server.local_addr(), &id.cert);
+        echo(&mut client, tungstenite::Message::text("settle the handshake's counts"));
+        let before = settled_bytes(&server, None);
+        let payload = vec![7u8; 1000];
+        echo(&mut client, tungstenite::Message::binary(payload));
+        // In: 2 + 2 (126: 16-bit length) header bytes, the 4-byte mask, the payload. Out:
+        // the same unmasked. A record's header, type and tag (22 bytes in TLS 1.3) are
+        // not counted.
+        let after = settled_bytes(&server, Some(before.1 + 1004));
+        let counted = (after.0 - before.0, after.1 - before.1);
+        assert_eq!(counted, (1008, 1004), "{dispatch:?}");
+    }
 }
 
 /// `(bytes_in, bytes_out)` once `bytes_out` is `out` (the count follows the write the
