@@ -13,17 +13,25 @@
 //! reads them in one call and answers in one write, so the figure (messages/s) shows the
 //! per-message cost of decoding, handling and framing more than the hops' wake-ups.
 //!
+//! `echo/burst-tls-*` is the burst over `wss://` (a certificate made for the run, a
+//! rustls client): the server decrypts the burst's record, and encrypts its replies
+//! together. The client's TLS work is in the figure too, and with inline dispatch all 256
+//! replies leave as one record and one write (fewest syscalls), so the client starts
+//! decrypting only once the server has encrypted the last of them.
+//!
 //! Timings are short (1 s warm-up, 2 s measurement, 20 samples); command-line flags still
 //! apply.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server};
+use rustls::pki_types::ServerName;
+use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server, TlsConfig};
 
 /// Sends every message back to its sender.
 struct Echo;
@@ -67,14 +75,19 @@ fn reply_frame() -> [u8; 2 + PAYLOAD_LEN] {
     frame
 }
 
-/// Connects and completes the upgrade, reading the response up to its blank line.
+/// Connects with `TCP_NODELAY` and a read timeout (a stuck server fails the bench
+/// instead of hanging it).
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+}
+
+/// Completes the upgrade, reading the response up to its blank line.
 ///
 /// Panics if the server does not answer 101 within the read timeout.
-fn open(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    // A stuck server fails the bench instead of hanging it.
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+fn upgrade<S: Read + Write>(mut stream: S) -> S {
     stream.write_all(UPGRADE).expect("write upgrade");
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -91,9 +104,40 @@ fn open(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// A certificate for `localhost` made for this run: the server's config, and a client
+/// config trusting it alone.
+fn tls_pair() -> (TlsConfig, Arc<rustls::ClientConfig>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let server = TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).expect("tls config");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (server, Arc::new(client))
+}
+
+/// A TLS stream to `addr`, its handshake done.
+fn tls_connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> TlsStream {
+    let name = ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(config, name).expect("client");
+    let mut stream = rustls::StreamOwned::new(conn, connect(addr));
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).expect("TLS handshake");
+    }
+    stream
+}
+
 /// Writes one frame and reads its echo.
-fn round_trip(stream: &mut TcpStream, frame: &[u8], reply: &mut [u8]) {
+fn round_trip(stream: &mut (impl Write + Read), frame: &[u8], reply: &mut [u8]) {
     stream.write_all(frame).expect("write frame");
+    stream.flush().expect("flush frame");
     stream.read_exact(reply).expect("read echo");
 }
 
@@ -103,7 +147,10 @@ const BURST: usize = 256;
 
 fn echo(c: &mut Criterion) {
     let mut group = c.benchmark_group("echo");
-    for (kind, frames) in [("", 1), ("burst-", BURST)] {
+    let (server_tls, client_tls) = tls_pair();
+    for (kind, frames, tls) in
+        [("", 1, false), ("burst-", BURST, false), ("burst-tls-", BURST, true)]
+    {
         let request = request_frame().repeat(frames);
         let expected = reply_frame().repeat(frames);
         group.throughput(Throughput::Elements(frames as u64));
@@ -116,43 +163,53 @@ fn echo(c: &mut Criterion) {
                     format!("{frames}x{PAYLOAD_LEN}B")
                 },
             );
-            bench_server(&mut group, id, dispatch, &request, &expected);
+            let mut config = Config::default()
+                .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .reactors(1)
+                .workers(1)
+                .dispatch(dispatch);
+            if tls {
+                config = config.tls(server_tls.clone());
+            }
+            // One server per benchmark, alive for all of it.
+            let server = Server::start(config, Echo).expect("server starts");
+            let addr = server.local_addr();
+            let bench = Bench { id, request: &request, expected: &expected };
+            if tls {
+                bench.run(&mut group, upgrade(tls_connect(addr, client_tls.clone())));
+            } else {
+                bench.run(&mut group, upgrade(connect(addr)));
+            }
+            server.stop();
         }
     }
     group.finish();
 }
 
-/// Times round trips of `request` against a fresh server of `dispatch`, checking the
-/// replies are `expected` before and after.
-fn bench_server(
-    group: &mut BenchmarkGroup<'_, WallTime>,
+/// One benchmark: round trips of `request`, answered by `expected`.
+struct Bench<'a> {
     id: BenchmarkId,
-    dispatch: Dispatch,
-    request: &[u8],
-    expected: &[u8],
-) {
-    // One server per benchmark, alive for all of it.
-    let config = Config::default()
-        .addr(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .reactors(1)
-        .workers(1)
-        .dispatch(dispatch);
-    let server = Server::start(config, Echo).expect("server starts");
-    let mut stream = open(server.local_addr());
-    let mut replies = vec![0u8; expected.len()];
-    round_trip(&mut stream, request, &mut replies);
-    assert_eq!(replies, expected);
-    group.bench_function(id, |b| {
-        b.iter(|| {
-            round_trip(&mut stream, black_box(request), &mut replies);
-            black_box(&replies);
+    request: &'a [u8],
+    expected: &'a [u8],
+}
+
+impl Bench<'_> {
+    /// Times round trips on `stream`, checking the replies before and after.
+    fn run(self, group: &mut BenchmarkGroup<'_, WallTime>, mut stream: impl Read + Write) {
+        let (request, expected) = (self.request, self.expected);
+        let mut replies = vec![0u8; expected.len()];
+        round_trip(&mut stream, request, &mut replies);
+        assert_eq!(replies, expected);
+        group.bench_function(self.id, |b| {
+            b.iter(|| {
+                round_trip(&mut stream, black_box(request), &mut replies);
+                black_box(&replies);
+            });
         });
-    });
-    // Still in step after every timed round trip.
-    round_trip(&mut stream, request, &mut replies);
-    assert_eq!(replies, expected);
-    drop(stream);
-    server.stop();
+        // Still in step after every timed round trip.
+        round_trip(&mut stream, request, &mut replies);
+        assert_eq!(replies, expected);
+    }
 }
 
 fn main() {
