@@ -99,6 +99,9 @@ pub struct CpuWindow {
     /// How busy the server's core was in it, percent (by anything: the server and
     /// whatever else ran there).
     pub core_busy_pct: Option<f64>,
+    /// The share of the server's core the hypervisor took (steal time), percent: a
+    /// server's own CPU time may count it, as it ran while the core was taken.
+    pub core_steal_pct: Option<f64>,
 }
 
 impl CpuWindow {
@@ -249,13 +252,17 @@ fn cpu_window(
     let (t0, a, core_a) = (Instant::now(), CpuTicks::of(pid)?, core_ticks(core));
     sleep_until(close);
     let (t1, b, core_b) = (Instant::now(), CpuTicks::of(pid)?, core_ticks(core));
-    let core_busy_pct = match (core_a, core_b) {
-        (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
-            Some(100.0 * (busy1 - busy0) as f64 / (total1 - total0) as f64)
+    let (core_busy_pct, core_steal_pct) = match (core_a, core_b) {
+        (Some(a), Some(b)) if b.total > a.total => {
+            let pct = |x0: u64, x1: u64| {
+                Some(100.0 * x1.saturating_sub(x0) as f64 / (b.total - a.total) as f64)
+            };
+            (pct(a.busy, b.busy), pct(a.steal, b.steal))
         }
-        _ => None,
+        _ => (None, None),
     };
-    Some(CpuWindow { secs: (t1 - t0).as_secs_f64(), ticks: b.since(a), core_busy_pct })
+    let (secs, ticks) = ((t1 - t0).as_secs_f64(), b.since(a));
+    Some(CpuWindow { secs, ticks, core_busy_pct, core_steal_pct })
 }
 
 fn sleep_until(t: Instant) {
@@ -271,8 +278,12 @@ mod tests {
 
     #[test]
     fn cpu_per_message_splits_user_and_system() {
-        let w =
-            CpuWindow { secs: 2.0, ticks: CpuTicks { user: 150, system: 50 }, core_busy_pct: None };
+        let w = CpuWindow {
+            secs: 2.0,
+            ticks: CpuTicks { user: 150, system: 50 },
+            core_busy_pct: None,
+            core_steal_pct: None,
+        };
         // 1.5 s user + 0.5 s system over 2 s at 1M msg/s: 750 + 250 ns per message.
         let (user, system) = w.ns_per_msg(1_000_000.0).expect("messages");
         assert!((user - 750.0).abs() < 1e-6 && (system - 250.0).abs() < 1e-6);

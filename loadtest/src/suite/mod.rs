@@ -271,12 +271,20 @@ fn run_one(
         if s != Scenario::Idle && meas.cpu.is_none() {
             o.notes.push("the server never held every connection at once: no CPU figures".into());
         }
+        let core = m.settings.server_core;
         if let Some(others) = meas.cpu.and_then(|c| contention(&c)) {
             o.notes.insert(
                 0,
                 format!(
-                    "other processes took {others:.0}% of core {}: msg/s and latency show the machine's load",
-                    m.settings.server_core
+                    "other work (processes, interrupts, the hypervisor) took {others:.0}% of core {core}: msg/s and latency show the machine's load"
+                ),
+            );
+        }
+        if let Some(steal) = meas.cpu.and_then(|c| stolen(&c)) {
+            o.notes.insert(
+                0,
+                format!(
+                    "the hypervisor took {steal:.0}% of core {core} (steal time): the server's CPU figures may count it, and msg/s and latency show the host's load"
                 ),
             );
         }
@@ -293,6 +301,12 @@ fn run_one(
 fn contention(c: &measure::CpuWindow) -> Option<f64> {
     let others = c.core_busy_pct? - c.percent();
     (others > 20.0).then_some(others)
+}
+
+/// The share of the server's core the hypervisor took in the CPU window, percent, when it
+/// is 10% or more: the host's other work then shows in the run's figures.
+fn stolen(c: &measure::CpuWindow) -> Option<f64> {
+    c.core_steal_pct.filter(|&steal| steal >= 10.0)
 }
 
 /// Builds what the matrix needs (each distinct command once); returns the servers that

@@ -40,20 +40,32 @@ pub fn parse_stat(line: &str) -> Option<CpuTicks> {
     Some(CpuTicks { user, system })
 }
 
-/// One core's (busy, total) ticks so far, from `/proc/stat`: how much of the core anything
-/// used, to tell the server's share from other processes competing for it.
-pub fn core_ticks(core: usize) -> Option<(u64, u64)> {
+/// One core's ticks so far, from `/proc/stat`: how much of the core anything used, to tell
+/// the server's share from other work competing for it.
+pub fn core_ticks(core: usize) -> Option<CoreTicks> {
     parse_core(&std::fs::read_to_string("/proc/stat").ok()?, core)
 }
 
-/// Reads the `cpuN` line of `/proc/stat` text: busy = total − idle − iowait.
-pub fn parse_core(stat: &str, core: usize) -> Option<(u64, u64)> {
+/// A core's ticks, as `/proc/stat` counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreTicks {
+    /// Not idle: total − idle − iowait (steal included: the core was not ours then).
+    pub busy: u64,
+    /// Stolen: the hypervisor ran something else while this virtual core had work.
+    pub steal: u64,
+    /// Every tick of the first eight fields (user to steal).
+    pub total: u64,
+}
+
+/// Reads the `cpuN` line of `/proc/stat` text.
+pub fn parse_core(stat: &str, core: usize) -> Option<CoreTicks> {
     let name = format!("cpu{core}");
     let line = stat.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
     let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
-    Some((total.saturating_sub(idle), total))
+    let steal = v.get(7).copied().unwrap_or(0);
+    Some(CoreTicks { busy: total.saturating_sub(idle), steal, total })
 }
 
 /// Open descriptors of `pid`; `None` when they cannot be listed.
@@ -75,8 +87,8 @@ mod tests {
         let later = CpuTicks { user: own.user + 3, system: own.system };
         assert_eq!(later.since(own), CpuTicks { user: 3, system: 0 });
         assert!(fd_count(std::process::id()).is_some_and(|n| n > 0));
-        let stat = "cpu  9 9 9 9 9 0 0 0\ncpu0 10 2 8 70 10 0 0 0 0 0\ncpu1 1 1 1 1 1 0 0 0\n";
-        assert_eq!(parse_core(stat, 0), Some((20, 100)));
+        let stat = "cpu  9 9 9 9 9 0 0 0\ncpu0 10 2 8 60 10 0 0 10 0 0\ncpu1 1 1 1 1 1 0 0 0\n";
+        assert_eq!(parse_core(stat, 0), Some(CoreTicks { busy: 30, steal: 10, total: 100 }));
         assert_eq!(parse_core(stat, 2), None);
         assert!(core_ticks(0).is_some());
     }

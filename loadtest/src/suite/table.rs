@@ -273,9 +273,10 @@ fn how_to_read(t: &mut String, r: &Results) {
         "- **ratios** come from one run on a machine that may run other work: differences under \
          ~10–15% are noise. The per-run details show how busy the server's core was in each \
          CPU window (`/proc/stat`); \"others\" is the part the server did not use: other \
-         processes competing with it. A server at well under 100% CPU while the generator is \
-         not busy either was starved by them, and its msg/s and latency say more about the \
-         machine than about the server.\n"
+         processes, interrupts; \"steal\" is the part the hypervisor gave to other work \
+         while this virtual core had some (a server's own CPU time may count it). A server at \
+         well under 100% CPU while the generator is not busy either was starved by them, and \
+         its msg/s and latency say more about the machine than about the server.\n"
     );
     let _ = writeln!(t, "![throughput per server and size](throughput.svg)\n");
     let _ = writeln!(t, "![latency distribution at the latency scenario's load](latency.svg)\n");
@@ -286,7 +287,7 @@ fn details(t: &mut String, r: &Results) {
     let core = r.matrix.settings.server_core;
     let _ = writeln!(
         t,
-        "| server | scenario | msg/s | CPU window s | server CPU % | core {core} busy % (others) \
+        "| server | scenario | msg/s | CPU window s | server CPU % | core {core} busy % (others; steal) \
          | user ns/msg | sys ns/msg | generator busy | notes |"
     );
     let _ = writeln!(t, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
@@ -296,8 +297,9 @@ fn details(t: &mut String, r: &Results) {
             Ok(m) => {
                 let split = m.cpu_split();
                 let core_pct = m.cpu.and_then(|c| {
-                    let busy = c.core_busy_pct?;
-                    Some(format!("{busy:.0}% ({:.0}%)", (busy - c.percent()).max(0.0)))
+                    let (busy, steal) = (c.core_busy_pct?, c.core_steal_pct.unwrap_or(0.0));
+                    let others = (busy - c.percent()).max(0.0);
+                    Some(format!("{busy:.0}% ({others:.0}%; {steal:.0}%)"))
                 });
                 (
                     if o.scenario == Scenario::Idle {

@@ -75,6 +75,7 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
                 secs: 1.0,
                 ticks: procfs::CpuTicks { user: 60, system: 40 },
                 core_busy_pct: Some(100.0),
+                core_steal_pct: Some(12.0),
             }),
             percentiles: vec![(0.5, 0.02), (0.99, 0.05)],
         })
@@ -116,7 +117,7 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
     let cells: Vec<usize> =
         details.lines().filter(|l| l.starts_with('|')).map(|l| l.matches('|').count()).collect();
     assert!(cells.len() == 6 && cells.iter().all(|&n| n == cells[0]), "{details}");
-    assert!(details.contains("| 100% (0%) |"), "{details}");
+    assert!(details.contains("| 100% (0%; 12%) |"), "{details}");
     assert!(text.contains("p50 / p99 µs at 10,000 msg/s"));
     let dir = std::env::temp_dir().join(format!("wsloop-suite-charts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -125,4 +126,19 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
     assert!(svg.contains("wsloop, inline dispatch") && svg.contains("echo 1 KiB"));
     assert!(svg.contains("messages echoed per second"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn steal_from_a_tenth_of_the_core_is_noted() {
+    let window = |steal| measure::CpuWindow {
+        secs: 1.0,
+        ticks: procfs::CpuTicks { user: 50, system: 20 },
+        core_busy_pct: Some(95.0),
+        core_steal_pct: steal,
+    };
+    assert_eq!(super::stolen(&window(Some(12.5))), Some(12.5));
+    assert_eq!(super::stolen(&window(Some(9.9))), None);
+    assert_eq!(super::stolen(&window(None)), None);
+    // 95% busy, 70% the server's: 25% went to other work.
+    assert_eq!(super::contention(&window(None)).map(f64::round), Some(25.0));
 }
