@@ -118,8 +118,9 @@ else
 fi
 
 # wss:// with a certificate made for the run (rcgen): Python websockets trusting it, Node
-# ws trusting it (NODE_EXTRA_CA_CERTS), and Chromium told to accept it.
-begin "interop over TLS (python websockets, node ws, headless chromium)"
+# ws trusting it (NODE_EXTRA_CA_CERTS), and Chromium told to accept it; then Python and
+# Node again with inline dispatch, whose replies are encrypted from the reply window.
+begin "interop over TLS (python websockets, node ws, headless chromium; inline too)"
 if [[ -z ${WSLOOP_SERVER_CMD:-} ]]; then
   cargo run -q --example tls_cert -- target/tls
   export NODE_EXTRA_CA_CERTS=$PWD/target/tls/cert.pem
@@ -129,6 +130,11 @@ if [[ -z ${WSLOOP_SERVER_CMD:-} ]]; then
   timeout 120 .venv-test/bin/python scripts/interop_python.py "wss://127.0.0.1:$port" --ca target/tls/cert.pem --deflate
   timeout 120 node scripts/node/interop.js "wss://127.0.0.1:$port"
   timeout 180 node scripts/browser/browser_test.js "https://127.0.0.1:$port" browser-test target/browser/admin-tls.png
+  stop_server
+  start_server --tls-cert target/tls/cert.pem --tls-key target/tls/key.pem --dispatch inline
+  timeout 120 .venv-test/bin/python scripts/interop_python.py "wss://127.0.0.1:$port" --ca target/tls/cert.pem
+  timeout 120 .venv-test/bin/python scripts/interop_python.py "wss://127.0.0.1:$port" --ca target/tls/cert.pem --deflate
+  timeout 120 node scripts/node/interop.js "wss://127.0.0.1:$port"
   stop_server
   unset NODE_EXTRA_CA_CERTS
   ok
