@@ -25,13 +25,14 @@
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use rustls::pki_types::ServerName;
-use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server, TlsConfig};
+use wsloop::{Config, ConnId, Dispatch, Handle, Handler, Message, Server};
+
+#[path = "../tests/util/trust.rs"]
+mod trust;
 
 /// Sends every message back to its sender.
 struct Echo;
@@ -104,36 +105,6 @@ fn upgrade<S: Read + Write>(mut stream: S) -> S {
     stream
 }
 
-type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-/// A certificate for `localhost` made for this run: the server's config, and a client
-/// config trusting it alone.
-fn tls_pair() -> (TlsConfig, Arc<rustls::ClientConfig>) {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let (chain, key) = (made.cert.pem(), made.signing_key.serialize_pem());
-    let server = TlsConfig::from_pem(chain.as_bytes(), key.as_bytes()).expect("tls config");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(made.cert.der().clone()).expect("root");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    (server, Arc::new(client))
-}
-
-/// A TLS stream to `addr`, its handshake done.
-fn tls_connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> TlsStream {
-    let name = ServerName::try_from("localhost").expect("name");
-    let conn = rustls::ClientConnection::new(config, name).expect("client");
-    let mut stream = rustls::StreamOwned::new(conn, connect(addr));
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock).expect("TLS handshake");
-    }
-    stream
-}
-
 /// Writes one frame and reads its echo.
 fn round_trip(stream: &mut (impl Write + Read), frame: &[u8], reply: &mut [u8]) {
     stream.write_all(frame).expect("write frame");
@@ -147,7 +118,7 @@ const BURST: usize = 256;
 
 fn echo(c: &mut Criterion) {
     let mut group = c.benchmark_group("echo");
-    let (server_tls, client_tls) = tls_pair();
+    let identity = trust::identity();
     for (kind, frames, tls) in
         [("", 1, false), ("burst-", BURST, false), ("burst-tls-", BURST, true)]
     {
@@ -169,14 +140,14 @@ fn echo(c: &mut Criterion) {
                 .workers(1)
                 .dispatch(dispatch);
             if tls {
-                config = config.tls(server_tls.clone());
+                config = config.tls(identity.tls.clone());
             }
             // One server per benchmark, alive for all of it.
             let server = Server::start(config, Echo).expect("server starts");
             let addr = server.local_addr();
             let bench = Bench { id, request: &request, expected: &expected };
             if tls {
-                bench.run(&mut group, upgrade(tls_connect(addr, client_tls.clone())));
+                bench.run(&mut group, upgrade(trust::tls_stream(addr, &identity.cert)));
             } else {
                 bench.run(&mut group, upgrade(connect(addr)));
             }

@@ -22,7 +22,6 @@ mod util;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -87,30 +86,34 @@ fn frames() -> (Vec<u8>, Vec<u8>) {
     (request.repeat(WINDOW), reply.repeat(WINDOW))
 }
 
-/// Writes `rounds` windows of messages, reading each window's echoes before the next.
-fn echo_rounds(stream: &mut TcpStream, request: &[u8], expected: &[u8], rounds: usize) {
-    let mut replies = vec![0u8; expected.len()];
-    for round in 0..rounds {
-        stream.write_all(request).expect("write frames");
-        stream.read_exact(&mut replies).expect("read echoes");
-        assert!(replies == expected, "round {round}: the echoes differ from the messages");
+/// Allocations per message (counted by `counter`) of a steady echo: `round` echoes
+/// `WINDOW` messages; 200 rounds warm up (the reactor's lists and kept buffers reach their
+/// working size), then `rounds` are counted.
+fn per_message(counter: &AtomicUsize, rounds: usize, mut round: impl FnMut()) -> f64 {
+    for _ in 0..200 {
+        round();
     }
-}
-
-/// Allocations per message (counted by `counter`) of a steady echo of `WINDOW` messages at
-/// a time over a raw socket, after a warm-up in which the reactor's lists and kept
-/// buffers reach their working size.
-fn allocations_per_message(server: &Server, counter: &AtomicUsize) -> f64 {
-    let mut stream = raw_open(server.local_addr());
-    let (request, expected) = frames();
-    echo_rounds(&mut stream, &request, &expected, 200);
-    const ROUNDS: usize = 1000;
     let before = counter.load(Ordering::Relaxed);
-    echo_rounds(&mut stream, &request, &expected, ROUNDS);
+    for _ in 0..rounds {
+        round();
+    }
     let allocations = counter.load(Ordering::Relaxed) - before;
-    let messages = ROUNDS * WINDOW;
+    let messages = rounds * WINDOW;
     eprintln!("{allocations} allocations for {messages} echoed messages");
     allocations as f64 / messages as f64
+}
+
+/// [`per_message`] over a raw socket to `server`, counting every allocation.
+fn allocations_per_message(server: &Server) -> f64 {
+    let mut stream = raw_open(server.local_addr());
+    let (request, expected) = frames();
+    // One buffer for every window's echoes: the client allocates nothing per round.
+    let mut replies = vec![0u8; expected.len()];
+    per_message(&ALLOCATIONS, 1000, || {
+        stream.write_all(&request).expect("write frames");
+        stream.read_exact(&mut replies).expect("read echoes");
+        assert!(replies == expected, "the echoes differ from the messages");
+    })
 }
 
 #[test]
@@ -118,7 +121,7 @@ fn a_worker_echo_allocates_per_batch_not_per_message() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let config = config().reactors(1).workers(1).dispatch(Dispatch::Workers);
     let server = Server::start(config, Echo).expect("server starts");
-    let per_message = allocations_per_message(&server, &ALLOCATIONS);
+    let per_message = allocations_per_message(&server);
     server.stop();
     // Copying each message into a new buffer alone made one per message.
     assert!(per_message < 0.5, "{per_message:.2} allocations per message");
@@ -149,7 +152,7 @@ fn inline() -> wsloop::Config {
 fn an_inline_echo_allocates_nothing_per_message() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(inline(), LentEcho).expect("server starts");
-    let per_message = allocations_per_message(&server, &ALLOCATIONS);
+    let per_message = allocations_per_message(&server);
     server.stop();
     // A reply through the command queue allocated its frame: one per message.
     assert!(per_message < 0.1, "{per_message:.2} allocations per message");
@@ -162,7 +165,8 @@ fn an_inline_echo_over_tls_allocates_per_record_not_per_message() {
     let server = Server::start(inline().tls(id.tls.clone()), LentEcho).expect("starts");
     let mut client = trust::wss(server.local_addr(), &id.cert);
     let payload = tungstenite::Message::binary(vec![7u8; PAYLOAD]);
-    let mut round = || {
+    // Only the reactor's thread counts: the client's allocations are its own.
+    let per_message = per_message(&ON_MARKED_THREADS, 500, || {
         for _ in 0..WINDOW {
             client.write(payload.clone()).expect("write");
         }
@@ -170,20 +174,8 @@ fn an_inline_echo_over_tls_allocates_per_record_not_per_message() {
         for _ in 0..WINDOW {
             assert_eq!(util::next_message(&mut client), payload);
         }
-    };
-    for _ in 0..200 {
-        round();
-    }
-    const ROUNDS: usize = 500;
-    let before = ON_MARKED_THREADS.load(Ordering::Relaxed);
-    for _ in 0..ROUNDS {
-        round();
-    }
-    let allocations = ON_MARKED_THREADS.load(Ordering::Relaxed) - before;
+    });
     server.stop();
-    let messages = ROUNDS * WINDOW;
-    eprintln!("{allocations} allocations on the reactor for {messages} echoed messages");
-    let per_message = allocations as f64 / messages as f64;
     // rustls allocates for each record it decrypts or encrypts: each round's 16
     // messages come in one record and leave in another (0.125 per message). A reply
     // through the command queue allocated its frame besides: over one per message.

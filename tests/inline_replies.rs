@@ -20,6 +20,20 @@ fn inline() -> wsloop::Config {
     config().dispatch(Dispatch::Inline).reactors(1)
 }
 
+/// Inline, with room for every reply a test leaves queued (64 MiB).
+fn roomy() -> wsloop::Config {
+    inline().max_backpressure(64 << 20)
+}
+
+/// A [`roomy`] server over `wss://` (a certificate made for the test) running `handler`,
+/// and a client of it.
+fn over_tls(handler: impl Handler) -> (Server, trust::WssClient) {
+    let id = trust::identity();
+    let server = Server::start(roomy().tls(id.tls.clone()), handler).expect("server starts");
+    let client = trust::wss(server.local_addr(), &id.cert);
+    (server, client)
+}
+
 /// A reply larger than what a window holds (64 KiB): it must take the queue.
 const LARGE: usize = 70 * 1024;
 
@@ -45,18 +59,15 @@ impl Handler for Sandwich {
 #[test]
 fn replies_keep_their_order_when_one_cannot_go_ahead() {
     let _w = Watchdog::new("sandwich", Duration::from_secs(30));
-    let server =
-        Server::start(inline().max_backpressure(64 << 20), Sandwich).expect("server starts");
+    let server = Server::start(roomy(), Sandwich).expect("server starts");
     sandwiches_in_order(&server, &mut connect(server.local_addr()));
 }
 
 #[test]
 fn replies_keep_their_order_when_one_cannot_go_ahead_over_tls() {
     let _w = Watchdog::new("sandwich over tls", Duration::from_secs(30));
-    let id = trust::identity();
-    let config = inline().max_backpressure(64 << 20).tls(id.tls.clone());
-    let server = Server::start(config, Sandwich).expect("server starts");
-    sandwiches_in_order(&server, &mut trust::wss(server.local_addr(), &id.cert));
+    let (server, mut client) = over_tls(Sandwich);
+    sandwiches_in_order(&server, &mut client);
 }
 
 /// Sends pipelined messages to a [`Sandwich`] and checks its three replies to each.
@@ -104,17 +115,15 @@ impl Handler for LentEcho {
 #[test]
 fn replies_a_full_socket_refuses_are_queued_whole_and_in_order() {
     let _w = Watchdog::new("refused", Duration::from_secs(60));
-    let server = Server::start(inline().max_backpressure(64 << 20), LentEcho).expect("starts");
+    let server = Server::start(roomy(), LentEcho).expect("server starts");
     refused_echoes_arrive_in_order(&server, &mut connect(server.local_addr()));
 }
 
 #[test]
 fn replies_a_full_socket_refuses_are_queued_whole_and_in_order_over_tls() {
     let _w = Watchdog::new("refused over tls", Duration::from_secs(60));
-    let id = trust::identity();
-    let config = inline().max_backpressure(64 << 20).tls(id.tls.clone());
-    let server = Server::start(config, LentEcho).expect("starts");
-    refused_echoes_arrive_in_order(&server, &mut trust::wss(server.local_addr(), &id.cert));
+    let (server, mut client) = over_tls(LentEcho);
+    refused_echoes_arrive_in_order(&server, &mut client);
 }
 
 /// Sends 12 MiB of messages to a [`LentEcho`] before reading any echo: the socket fills

@@ -1,6 +1,6 @@
-//! A TLS client's trust for the tests that talk to wsloop over TLS (kept out of `util`,
-//! which the server crate's tests share without rustls), and the `wss://` clients made
-//! with it.
+//! A TLS client's trust for the tests (and benches/echo.rs) that talk to wsloop over TLS
+//! (kept out of `util`, which the server crate's tests share without rustls), and the
+//! `wss://` clients made with it.
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpStream};
@@ -45,6 +45,8 @@ pub fn tls_stream(addr: SocketAddr, cert: &CertificateDer<'static>) -> TlsStream
     let name = ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(trusting(cert), name).unwrap();
     let tcp = TcpStream::connect(addr).unwrap();
+    // No Nagle delay on a small write (benches/echo.rs times round trips over it).
+    tcp.set_nodelay(true).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut stream = rustls::StreamOwned::new(conn, tcp);
     while stream.conn.is_handshaking() {
