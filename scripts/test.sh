@@ -42,7 +42,9 @@ ok
 begin "cargo test"
 # The cluster tests start their own redis-server (Debian's package).
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
-# The load generator's tests also drive a peer server that is not ours.
+# The load generator's tests also drive peer servers that are not ours; the uWebSockets one
+# is C++ (Debian's g++).
+command -v c++ >/dev/null || { apt-get update -qq && apt-get install -y -qq g++; }
 scripts/build-peers.sh
 cargo test --workspace
 ok

@@ -180,7 +180,8 @@ mod tests {
     #[test]
     fn the_default_matrix_reads() {
         let m = Matrix::parse(DEFAULT).expect("loadtest/suite.toml is valid");
-        assert_eq!(m.servers.len(), 7);
+        assert_eq!(m.servers.len(), 8);
+        assert_eq!(m.servers[4].key, "uwebsockets");
         assert_eq!(m.servers[0].key, "wsloop-inline");
         assert!(m.servers[3].subject && !m.servers[4].subject);
         assert_eq!(m.scenarios.echo_sizes, [32, 1024]);

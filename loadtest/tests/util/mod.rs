@@ -211,13 +211,13 @@ fn sink_server_with(
 
 /// Where the peer binaries are built (`scripts/test.sh` builds them into `target/peers`):
 /// `$WSLOOP_PEERS_TARGET`, else the workspace's `target/peers`.
-fn peer_binary(name: &str) -> Option<PathBuf> {
+fn peer_binary(path: &str) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(d) = std::env::var("WSLOOP_PEERS_TARGET") {
         dirs.push(PathBuf::from(d));
     }
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/peers"));
-    dirs.into_iter().map(|d| d.join("release").join(name)).find(|p| p.is_file())
+    dirs.into_iter().map(|d| d.join(path)).find(|p| p.is_file())
 }
 
 fn free_port() -> u16 {
@@ -227,21 +227,42 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The tokio-tungstenite peer echo server on a free port, built with
-/// `scripts/build-peers.sh` first when its binary is missing (a test never skips it).
-pub fn peer_echo_server() -> TestServer {
-    let bin = match peer_binary("tokio-tungstenite-echo") {
+/// A peer echo server of `peers/`.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer {
+    /// tokio-tungstenite, one worker thread.
+    TokioTungstenite,
+    /// uWebSockets (C++), one event loop.
+    UWebSockets,
+}
+
+impl Peer {
+    /// Its binary under `target/peers`, and the arguments after `--port N`.
+    fn binary_and_args(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Peer::TokioTungstenite => ("release/tokio-tungstenite-echo", &["--threads", "1"]),
+            Peer::UWebSockets => ("uwebsockets-echo/uwebsockets-echo", &[]),
+        }
+    }
+}
+
+/// `peer`'s echo server on a free port, built with `scripts/build-peers.sh` first when its
+/// binary is missing (a test never skips it).
+pub fn peer_echo_server(peer: Peer) -> TestServer {
+    let (path, args) = peer.binary_and_args();
+    let bin = match peer_binary(path) {
         Some(bin) => bin,
         None => {
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-peers.sh");
             let status = Command::new("bash").arg(&script).status().expect("build-peers.sh runs");
             assert!(status.success(), "scripts/build-peers.sh failed: {status}");
-            peer_binary("tokio-tungstenite-echo").expect("build-peers.sh built the peer")
+            peer_binary(path).expect("build-peers.sh built the peer")
         }
     };
     let port = free_port();
     let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--threads", "1"])
+        .args(["--port", &port.to_string()])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
