@@ -166,7 +166,7 @@ fn ratios(t: &mut String, r: &Results) {
         return;
     }
     let _ = writeln!(t, "## Each subject ÷ each peer\n");
-    let _ = writeln!(t, "msg/s: higher is better. ns/msg and p99: lower is better.\n");
+    let _ = writeln!(t, "msg/s: higher is better. ns/msg, p50 and p99: lower is better.\n");
     let mut head = String::from("| subject | ÷ peer |");
     for &n in sizes {
         let _ = write!(head, " msg/s {} |", size_label(n));
@@ -174,16 +174,13 @@ fn ratios(t: &mut String, r: &Results) {
     for &n in sizes {
         let _ = write!(head, " ns/msg {} |", size_label(n));
     }
-    let _ = writeln!(
-        t,
-        "{head} p99 at {} msg/s |",
-        crate::progress::group(r.latency_rate().round() as u64)
-    );
-    let _ = writeln!(t, "|---|---|{}", "--:|".repeat(2 * sizes.len() + 1));
+    let rate = crate::progress::group(r.latency_rate().round() as u64);
+    let _ = writeln!(t, "{head} p50 at {rate} msg/s | p99 at {rate} msg/s |");
+    let _ = writeln!(t, "|---|---|{}", "--:|".repeat(2 * sizes.len() + 2));
     for a in &subjects {
         for b in &others {
             if r.skipped_reason(&a.key).is_some() || r.skipped_reason(&b.key).is_some() {
-                let blanks = " |".repeat(2 * sizes.len());
+                let blanks = " |".repeat(2 * sizes.len() + 1);
                 let _ = writeln!(t, "| {} | {} | skipped |{blanks}", a.label, b.label);
                 continue;
             }
@@ -208,12 +205,12 @@ fn ratios(t: &mut String, r: &Results) {
                     ratio(fig(&a.key, Scenario::Echo(n), &f), fig(&b.key, Scenario::Echo(n), &f))
                 );
             }
-            let f = |m: &super::measure::Measured| Some(m.report.latency_us.p99_us);
-            let _ = writeln!(
-                t,
-                "{row} {} |",
-                ratio(fig(&a.key, Scenario::Latency, &f), fig(&b.key, Scenario::Latency, &f))
-            );
+            let p50 = |m: &super::measure::Measured| Some(m.report.latency_us.p50_us);
+            let p99 = |m: &super::measure::Measured| Some(m.report.latency_us.p99_us);
+            let latency = |f: &dyn Fn(&super::measure::Measured) -> Option<f64>| {
+                ratio(fig(&a.key, Scenario::Latency, f), fig(&b.key, Scenario::Latency, f))
+            };
+            let _ = writeln!(t, "{row} {} | {} |", latency(&p50), latency(&p99));
         }
     }
     let _ = writeln!(t);

@@ -112,6 +112,14 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
         "{text}"
     );
     assert!(text.contains("FAILED: the server did not start"));
+    // The ratio table too, its skipped rows included; latency has a p50 and a p99 column.
+    let ratios = text.split("## Each subject ÷ each peer").nth(1).expect("ratios");
+    let ratios = ratios.split("\n## ").next().expect("the section");
+    assert!(ratios.contains("| p50 at 10,000 msg/s | p99 at 10,000 msg/s |"), "{ratios}");
+    assert!(ratios.contains("| Node ws | skipped |"), "{ratios}");
+    let cells: Vec<usize> =
+        ratios.lines().filter(|l| l.starts_with('|')).map(|l| l.matches('|').count()).collect();
+    assert!(cells.len() == 4 && cells.iter().all(|&n| n == cells[0]), "{ratios}");
     // Every details row has as many cells as its header.
     let details = text.split("## Per-run details").nth(1).expect("details");
     let cells: Vec<usize> =
