@@ -36,6 +36,10 @@ pub struct Settings {
     pub server_core: usize,
     /// The core the generator and the suite are pinned to.
     pub client_core: usize,
+    /// Rounds of the echo and latency runs. A round runs every server once, in matrix
+    /// order, so a server's rounds are spread over the suite's time and each round's
+    /// ratios compare runs minutes apart at most; figures are the median round's.
+    pub rounds: u32,
 }
 
 /// Scenario sizes.
@@ -114,6 +118,9 @@ impl Matrix {
         if !(0.1..=60.0).contains(&s.hold_s) {
             return bad("settings.hold_s must be 0.1..60");
         }
+        if !(1..=20).contains(&s.rounds) {
+            return bad("settings.rounds must be 1..20");
+        }
         if s.server_core == s.client_core {
             return bad("settings.server_core and client_core must differ");
         }
@@ -158,6 +165,7 @@ impl Matrix {
     pub fn quick(&mut self) {
         self.settings.duration_s = self.settings.duration_s.min(3.0);
         self.settings.hold_s = self.settings.hold_s.min(1.0);
+        self.settings.rounds = 1;
     }
 
     /// Keeps only the servers named in `keys`.
@@ -195,6 +203,8 @@ mod tests {
         assert!(e.to_string().contains("hold_s"), "{e}");
         let unknown = DEFAULT.replace("hold_s = 2.0", "hold_s = 2.0\nhodl_s = 3");
         assert!(Matrix::parse(&unknown).expect_err("unknown").to_string().contains("hodl_s"));
+        let no_rounds = DEFAULT.replace("rounds = 3", "rounds = 0");
+        assert!(matches!(Matrix::parse(&no_rounds), Err(MatrixError::Invalid(_))));
         let same_core = DEFAULT.replace("client_core = 1", "client_core = 0");
         assert!(matches!(Matrix::parse(&same_core), Err(MatrixError::Invalid(_))));
         let no_port = DEFAULT.replace("\"--port\", \"{port}\", \"--threads\"", "\"--threads\"");
@@ -205,7 +215,7 @@ mod tests {
     fn quick_and_only() {
         let mut m = Matrix::parse(DEFAULT).expect("valid");
         m.quick();
-        assert_eq!((m.settings.duration_s, m.settings.hold_s), (3.0, 1.0));
+        assert_eq!((m.settings.duration_s, m.settings.hold_s, m.settings.rounds), (3.0, 1.0, 1));
         m.only(&["node-ws".into(), "wsloop-inline".into()]).expect("known");
         assert_eq!(
             m.servers.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),

@@ -144,9 +144,9 @@ pub struct Files {
 }
 
 impl Files {
-    /// The files of `server`'s `scenario` in `dir`.
-    pub fn new(dir: &Path, server: &str, scenario: Scenario) -> Files {
-        let stem = format!("{server}.{}", scenario.key());
+    /// The files of `server`'s `scenario` in round `round` in `dir`.
+    pub fn new(dir: &Path, server: &str, scenario: Scenario, round: u32) -> Files {
+        let stem = format!("{server}.{}.r{round}", scenario.key());
         Files {
             json: dir.join(format!("{stem}.json")),
             hgrm: dir.join(format!("{stem}.hgrm")),

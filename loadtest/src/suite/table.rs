@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::measure::Scenario;
+use super::measure::{Measured, Scenario};
 use super::{Meta, Results, RunOutcome};
 
 /// `32` → `32 B`, `1024` → `1 KiB`.
@@ -19,20 +19,34 @@ fn int(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| crate::progress::group(v.max(0.0).round() as u64))
 }
 
+/// A ratio with three significant digits or so.
+fn factor(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.1}")
+    } else if r >= 0.1 {
+        format!("{r:.2}")
+    } else {
+        format!("{r:.3}")
+    }
+}
+
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => {
-            let r = a / b;
-            if r >= 10.0 {
-                format!("{r:.1}×")
-            } else if r >= 0.1 {
-                format!("{r:.2}×")
-            } else {
-                format!("{r:.3}×")
-            }
-        }
+        (Some(a), Some(b)) if b > 0.0 => format!("{}×", factor(a / b)),
         _ => "–".into(),
     }
+}
+
+/// With two rounds or more that both servers measured: the median of the per-round ratios,
+/// and in brackets the lowest and highest of them. Otherwise `fallback`.
+fn ratio_of_rounds(mut per_round: Vec<f64>, fallback: String) -> String {
+    if per_round.len() < 2 {
+        return fallback;
+    }
+    per_round.sort_by(f64::total_cmp);
+    let n = per_round.len();
+    let median = (per_round[(n - 1) / 2] + per_round[n / 2]) / 2.0;
+    format!("{}× ({}–{})", factor(median), factor(per_round[0]), factor(per_round[n - 1]))
 }
 
 /// The whole Markdown document.
@@ -66,12 +80,14 @@ fn header(t: &mut String, r: &Results) {
     let _ = writeln!(
         t,
         "- **setup**: each server pinned to core {} (`taskset -c {}`), `wsloop-loadtest` pinned to core {}, \
-         a fresh server process per scenario; echo ({}): {} connections × {} binary messages in flight, \
+         a fresh server process per scenario; {}, each running every server once in turn \
+         (figures: the median round's, by msg/s for echo and by p50 for latency); echo ({}): {} connections × {} binary messages in flight, \
          {} s after {} s warmup; latency: `rate -c {} -i {}` ({} msg/s, 32 B), {} s after {} s warmup; \
          idle: `hold -c {} -d {} --server-pid PID`",
         s.server_core,
         s.server_core,
         s.client_core,
+        if s.rounds == 1 { "1 round".to_string() } else { format!("{} rounds", s.rounds) },
         sizes.join(", "),
         c.echo_connections,
         c.echo_window,
@@ -185,35 +201,45 @@ fn ratios(t: &mut String, r: &Results) {
                 continue;
             }
             let mut row = format!("| {} | {} |", a.label, b.label);
-            let fig =
-                |key: &str, s: Scenario, f: &dyn Fn(&super::measure::Measured) -> Option<f64>| {
-                    r.run(key, s).and_then(|o| o.result.as_ref().ok()).and_then(f)
-                };
-            for &n in sizes {
-                let f = |m: &super::measure::Measured| Some(m.msgs_per_sec());
-                let _ = write!(
-                    row,
-                    " {} |",
-                    ratio(fig(&a.key, Scenario::Echo(n), &f), fig(&b.key, Scenario::Echo(n), &f))
-                );
-            }
-            for &n in sizes {
-                let f = |m: &super::measure::Measured| m.cpu_split().map(|(u, s)| u + s);
-                let _ = write!(
-                    row,
-                    " {} |",
-                    ratio(fig(&a.key, Scenario::Echo(n), &f), fig(&b.key, Scenario::Echo(n), &f))
-                );
-            }
-            let p50 = |m: &super::measure::Measured| Some(m.report.latency_us.p50_us);
-            let p99 = |m: &super::measure::Measured| Some(m.report.latency_us.p99_us);
-            let latency = |f: &dyn Fn(&super::measure::Measured) -> Option<f64>| {
-                ratio(fig(&a.key, Scenario::Latency, f), fig(&b.key, Scenario::Latency, f))
+            let cell = |s: Scenario, f: &Figure| {
+                let one = ratio(median_figure(r, &a.key, s, f), median_figure(r, &b.key, s, f));
+                ratio_of_rounds(per_round_ratios(r, (&a.key, &b.key), s, f), one)
             };
-            let _ = writeln!(t, "{row} {} | {} |", latency(&p50), latency(&p99));
+            let msgs = |m: &Measured| Some(m.msgs_per_sec());
+            let cpu = |m: &Measured| m.cpu_split().map(|(u, s)| u + s);
+            let p50 = |m: &Measured| Some(m.report.latency_us.p50_us);
+            let p99 = |m: &Measured| Some(m.report.latency_us.p99_us);
+            for f in [&msgs as &Figure, &cpu] {
+                for &n in sizes {
+                    let _ = write!(row, " {} |", cell(Scenario::Echo(n), f));
+                }
+            }
+            let (p50, p99) = (cell(Scenario::Latency, &p50), cell(Scenario::Latency, &p99));
+            let _ = writeln!(t, "{row} {p50} | {p99} |");
         }
     }
     let _ = writeln!(t);
+}
+
+/// A figure of a run, when it has one.
+type Figure = dyn Fn(&Measured) -> Option<f64>;
+
+/// `f` of `key`'s median round of `s`.
+fn median_figure(r: &Results, key: &str, s: Scenario, f: &Figure) -> Option<f64> {
+    r.run(key, s).and_then(|o| o.result.as_ref().ok()).and_then(f)
+}
+
+/// `f` of `a` ÷ `f` of `b`, per round where both have it.
+fn per_round_ratios(r: &Results, (a, b): (&str, &str), s: Scenario, f: &Figure) -> Vec<f64> {
+    let theirs = r.rounds_of(b, s);
+    r.rounds_of(a, s)
+        .into_iter()
+        .filter_map(|ours| {
+            let peer = theirs.iter().find(|o| o.round == ours.round)?;
+            let (x, y) = (f(ours.result.as_ref().ok()?)?, f(peer.result.as_ref().ok()?)?);
+            (y > 0.0).then(|| x / y)
+        })
+        .collect()
 }
 
 fn skipped(t: &mut String, r: &Results) {
@@ -267,8 +293,10 @@ fn how_to_read(t: &mut String, r: &Results) {
     );
     let _ = writeln!(
         t,
-        "- **ratios** come from one run on a machine that may run other work: differences under \
-         ~10–15% are noise. The per-run details show how busy the server's core was in each \
+        "- **ratios**: the median of the per-round ratios (a round's subject ÷ the same round's \
+         peer, measured minutes apart at most), and in brackets the lowest and highest of \
+         them; with one round, the ratio of the two runs. The machine may run other work: differences inside that spread, or \
+         under ~10–15% with one round, are noise. The per-run details show how busy the server's core was in each \
          CPU window (`/proc/stat`); \"others\" is the part the server did not use: other \
          processes, interrupts; \"steal\" is the part the hypervisor gave to other work \
          while this virtual core had some (a server's own CPU time may count it). A server at \
@@ -284,10 +312,10 @@ fn details(t: &mut String, r: &Results) {
     let core = r.matrix.settings.server_core;
     let _ = writeln!(
         t,
-        "| server | scenario | msg/s | CPU window s | server CPU % | core {core} busy % (others; steal) \
+        "| server | round | scenario | msg/s | CPU window s | server CPU % | core {core} busy % (others; steal) \
          | user ns/msg | sys ns/msg | generator busy | notes |"
     );
-    let _ = writeln!(t, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
+    let _ = writeln!(t, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|---|");
     for o in &r.runs {
         let mut notes = o.notes.clone();
         let (msgs, win, pct, core_pct, user, sys, busy) = match &o.result {
@@ -320,8 +348,9 @@ fn details(t: &mut String, r: &Results) {
         let notes = notes.join("; ").replace('|', "/");
         let _ = writeln!(
             t,
-            "| {} | {} | {msgs} | {win} | {pct} | {core_pct} | {user} | {sys} | {busy} | {notes} |",
+            "| {} | {} | {} | {msgs} | {win} | {pct} | {core_pct} | {user} | {sys} | {busy} | {notes} |",
             o.server,
+            o.round,
             o.scenario.key()
         );
     }

@@ -83,6 +83,7 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
     let run = |server: &str, scenario, result| RunOutcome {
         server: server.into(),
         scenario,
+        round: 1,
         result,
         notes: Vec::new(),
     };
@@ -134,6 +135,55 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
     assert!(svg.contains("wsloop, inline dispatch") && svg.contains("echo 1 KiB"));
     assert!(svg.contains("messages echoed per second"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rounds_give_the_median_and_the_spread_of_the_ratios() {
+    let mut m = Matrix::parse(matrix::DEFAULT).expect("default");
+    m.only(&["wsloop-inline".into(), "tokio-tungstenite".into()]).expect("known");
+    let run = |server: &str, round, rate: Option<f64>| {
+        let result = rate.ok_or_else(|| "the server did not start".to_string()).map(|rate| {
+            let mut r = report(&["echo", "-s", "32"]);
+            r.throughput.msgs_per_sec = rate;
+            Measured { report: Box::new(r), cpu: None, percentiles: Vec::new() }
+        });
+        RunOutcome {
+            server: server.into(),
+            scenario: Scenario::Echo(32),
+            round,
+            result,
+            notes: Vec::new(),
+        }
+    };
+    // Ours: 3, 1 (a round the host slowed), 2 M, then a failed round; theirs: 1, 1, 2 M.
+    let results = Results {
+        matrix: m,
+        skipped: Vec::new(),
+        runs: vec![
+            run("wsloop-inline", 1, Some(3e6)),
+            run("tokio-tungstenite", 1, Some(1e6)),
+            run("wsloop-inline", 2, Some(1e6)),
+            run("tokio-tungstenite", 2, Some(1e6)),
+            run("wsloop-inline", 3, Some(2e6)),
+            run("tokio-tungstenite", 3, Some(2e6)),
+            run("wsloop-inline", 4, None),
+        ],
+        meta: Meta::default(),
+    };
+    // The median of the measured rounds; the failed one is left out.
+    assert_eq!(results.run("wsloop-inline", Scenario::Echo(32)).map(|o| o.round), Some(3));
+    assert_eq!(results.rounds_of("wsloop-inline", Scenario::Echo(32)).len(), 4);
+    let text = table::render(&results);
+    assert!(text.contains("| wsloop, inline dispatch | 2.00 M | – |"), "{text}");
+    // The median of the rounds' own ratios, 3, 1 and 1, not the medians' 2 M ÷ 1 M: a
+    // round the host slowed for ours and another it slowed for theirs make no ratio.
+    assert!(
+        text.contains(
+            "| wsloop, inline dispatch | tokio-tungstenite, 1 thread | 1.00× (1.00–3.00) | – |"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("| wsloop-inline | 4 | echo32 | – |"), "{text}");
 }
 
 #[test]
