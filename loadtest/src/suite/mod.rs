@@ -85,7 +85,7 @@ impl Results {
         let rounds = self.rounds_of(server, scenario);
         let mut measured: Vec<(&RunOutcome, f64)> = rounds
             .iter()
-            .filter_map(|&o| o.result.as_ref().ok().map(|m| (o, m.median_key())))
+            .filter_map(|&o| o.result.as_ref().ok().map(|m| (o, m.median_key(scenario))))
             .collect();
         if measured.is_empty() {
             return rounds.first().copied();
@@ -107,9 +107,9 @@ impl Results {
 }
 
 impl Measured {
-    /// What the median round is chosen by: msg/s, or p50 for the latency scenario.
-    fn median_key(&self) -> f64 {
-        if self.report.scenario == "rate" {
+    /// What the median round of `scenario` is chosen by: msg/s, or p50 for latency.
+    fn median_key(&self, scenario: Scenario) -> f64 {
+        if scenario == Scenario::Latency {
             self.report.latency_us.p50_us
         } else {
             self.msgs_per_sec()

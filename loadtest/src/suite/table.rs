@@ -38,15 +38,15 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 /// With two rounds or more that both servers measured: the median of the per-round ratios,
-/// and in brackets the lowest and highest of them. Otherwise `fallback`.
-fn ratio_of_rounds(mut per_round: Vec<f64>, fallback: String) -> String {
+/// and in brackets the lowest and highest of them.
+fn ratio_of_rounds(mut per_round: Vec<f64>) -> Option<String> {
     if per_round.len() < 2 {
-        return fallback;
+        return None;
     }
     per_round.sort_by(f64::total_cmp);
     let n = per_round.len();
     let median = (per_round[(n - 1) / 2] + per_round[n / 2]) / 2.0;
-    format!("{}× ({}–{})", factor(median), factor(per_round[0]), factor(per_round[n - 1]))
+    Some(format!("{}× ({}–{})", factor(median), factor(per_round[0]), factor(per_round[n - 1])))
 }
 
 /// The whole Markdown document.
@@ -201,9 +201,11 @@ fn ratios(t: &mut String, r: &Results) {
                 continue;
             }
             let mut row = format!("| {} | {} |", a.label, b.label);
+            // With one round (or one both measured): the ratio of the two runs.
             let cell = |s: Scenario, f: &Figure| {
-                let one = ratio(median_figure(r, &a.key, s, f), median_figure(r, &b.key, s, f));
-                ratio_of_rounds(per_round_ratios(r, (&a.key, &b.key), s, f), one)
+                ratio_of_rounds(per_round_ratios(r, (&a.key, &b.key), s, f)).unwrap_or_else(|| {
+                    ratio(median_figure(r, &a.key, s, f), median_figure(r, &b.key, s, f))
+                })
             };
             let msgs = |m: &Measured| Some(m.msgs_per_sec());
             let cpu = |m: &Measured| m.cpu_split().map(|(u, s)| u + s);
