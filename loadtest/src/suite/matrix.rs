@@ -36,9 +36,10 @@ pub struct Settings {
     pub server_core: usize,
     /// The core the generator and the suite are pinned to.
     pub client_core: usize,
-    /// Rounds of the echo and latency runs. A round runs every server once, in matrix
-    /// order, so a server's rounds are spread over the suite's time and each round's
-    /// ratios compare runs minutes apart at most; figures are the median round's.
+    /// Rounds of the echo and latency runs. A round runs each scenario on every server
+    /// in turn (in reverse order in even rounds), so a server's rounds are spread over
+    /// the suite's time and each round's ratios compare runs less than a minute apart; figures are
+    /// the median round's.
     pub rounds: u32,
 }
 

@@ -209,22 +209,18 @@ pub fn run(args: &SuiteArgs) -> Result<u8, String> {
     let skipped = prepare(&root, &m, &out, args.no_build);
     let mut runs = Vec::new();
     let mut port = 19_200;
-    for round in 1..=m.settings.rounds {
-        for sv in &m.servers {
-            if skipped.iter().any(|(k, _)| k == &sv.key) {
-                continue;
-            }
-            for s in scenarios_of(&m, round) {
-                port = server::free_port(port + 1).unwrap_or(port);
-                log(&format!("{}: {} (round {round} of {})", sv.key, s.key(), m.settings.rounds));
-                let o = run_one(&root, &m, sv, (s, round), port, &out);
-                match &o.result {
-                    Ok(meas) => log(&format!("  ok: {}", summary(meas, &o.notes))),
-                    Err(e) => log(&format!("  FAILED: {e}")),
-                }
-                runs.push(o);
-            }
+    let present: Vec<&ServerSpec> =
+        m.servers.iter().filter(|sv| !skipped.iter().any(|(k, _)| k == &sv.key)).collect();
+    for Slot { round, scenario: s, server } in schedule(&m, present.len()) {
+        let Some(sv) = present.get(server) else { continue };
+        port = server::free_port(port + 1).unwrap_or(port);
+        log(&format!("{}: {} (round {round} of {})", sv.key, s.key(), m.settings.rounds));
+        let o = run_one(&root, &m, sv, (s, round), port, &out);
+        match &o.result {
+            Ok(meas) => log(&format!("  ok: {}", summary(meas, &o.notes))),
+            Err(e) => log(&format!("  FAILED: {e}")),
         }
+        runs.push(o);
     }
     let meta = Meta {
         date: utc_date(now),
@@ -267,6 +263,33 @@ pub fn run(args: &SuiteArgs) -> Result<u8, String> {
         results.skipped.len()
     ));
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// One run of the suite's schedule: `server` indexes the servers that run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    round: u32,
+    scenario: Scenario,
+    server: usize,
+}
+
+/// The order of the runs: round by round, and within a round scenario by scenario, each
+/// server in turn. A subject and the peer it is compared with then run less than a minute
+/// apart, not several, so a change in the host's speed between them is small. Even rounds take the
+/// servers in reverse order, so a drift over a round favours none of them (the later
+/// server of a pair in one round is the earlier in the next).
+fn schedule(m: &Matrix, servers: usize) -> Vec<Slot> {
+    let mut slots = Vec::new();
+    for round in 1..=m.settings.rounds {
+        for scenario in scenarios_of(m, round) {
+            let mut order: Vec<usize> = (0..servers).collect();
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            slots.extend(order.into_iter().map(|server| Slot { round, scenario, server }));
+        }
+    }
+    slots
 }
 
 /// The scenarios of a round: echo per size and latency in every round; idle memory,

@@ -80,8 +80,8 @@ fn header(t: &mut String, r: &Results) {
     let _ = writeln!(
         t,
         "- **setup**: each server pinned to core {} (`taskset -c {}`), `wsloop-loadtest` pinned to core {}, \
-         a fresh server process per scenario; {}, each running every server once in turn \
-         (figures: the median round's, by msg/s for echo and by p50 for latency); echo ({}): {} connections × {} binary messages in flight, \
+         a fresh server process per scenario; {}, each running every scenario on every server in turn, \
+         in reverse server order in even rounds (figures: the median round's, by msg/s for echo and by p50 for latency); echo ({}): {} connections × {} binary messages in flight, \
          {} s after {} s warmup; latency: `rate -c {} -i {}` ({} msg/s, 32 B), {} s after {} s warmup; \
          idle: `hold -c {} -d {} --server-pid PID`",
         s.server_core,
@@ -296,7 +296,7 @@ fn how_to_read(t: &mut String, r: &Results) {
     let _ = writeln!(
         t,
         "- **ratios**: the median of the per-round ratios (a round's subject ÷ the same round's \
-         peer, measured minutes apart at most), and in brackets the lowest and highest of \
+         peer, measured less than a minute apart), and in brackets the lowest and highest of \
          them; with one round, the ratio of the two runs. The machine may run other work: differences inside that spread, or \
          under ~10–15% with one round, are noise. The per-run details show how busy the server's core was in each \
          CPU window (`/proc/stat`); \"others\" is the part the server did not use: other \
@@ -310,7 +310,7 @@ fn how_to_read(t: &mut String, r: &Results) {
 }
 
 fn details(t: &mut String, r: &Results) {
-    let _ = writeln!(t, "## Per-run details\n");
+    let _ = writeln!(t, "## Per-run details\n\nIn the order they ran.\n");
     let core = r.matrix.settings.server_core;
     let _ = writeln!(
         t,

@@ -200,3 +200,37 @@ fn steal_from_a_tenth_of_the_core_is_noted() {
     // 95% busy, 70% the server's: 25% went to other work.
     assert_eq!(super::contention(&window(None)).map(f64::round), Some(25.0));
 }
+
+#[test]
+fn each_scenario_runs_every_server_in_turn_reversed_in_even_rounds() {
+    let mut m = Matrix::parse(matrix::DEFAULT).expect("default");
+    m.settings.rounds = 3;
+    let slots = schedule(&m, 3);
+    let servers_of = |round, scenario| -> Vec<usize> {
+        slots
+            .iter()
+            .filter(|s| s.round == round && s.scenario == scenario)
+            .map(|s| s.server)
+            .collect()
+    };
+    for scenario in [Scenario::Echo(32), Scenario::Echo(1024), Scenario::Latency] {
+        assert_eq!(servers_of(1, scenario), [0, 1, 2]);
+        assert_eq!(servers_of(2, scenario), [2, 1, 0]);
+        assert_eq!(servers_of(3, scenario), [0, 1, 2]);
+    }
+    // Idle memory once, in the first round; nothing else.
+    assert_eq!(servers_of(1, Scenario::Idle), [0, 1, 2]);
+    assert!(servers_of(2, Scenario::Idle).is_empty());
+    assert_eq!(slots.len(), 3 * 3 * 3 + 3);
+    // A scenario's runs are next to each other: the first and last server of a round's
+    // echo at 32 B are two runs apart, whatever the other scenarios.
+    let at = |round, server| {
+        slots.iter().position(|s| {
+            s.round == round && s.scenario == Scenario::Echo(32) && s.server == server
+        })
+    };
+    for round in 1..=3 {
+        let (first, last) = (at(round, 0).expect("ran"), at(round, 2).expect("ran"));
+        assert_eq!(first.abs_diff(last), 2, "round {round}");
+    }
+}
