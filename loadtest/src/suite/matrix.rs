@@ -38,8 +38,8 @@ pub struct Settings {
     pub client_core: usize,
     /// Rounds of the echo and latency runs. A round runs each scenario on every server
     /// in turn (in reverse order in even rounds), so a server's rounds are spread over
-    /// the suite's time and each round's ratios compare runs less than a minute apart; figures are
-    /// the median round's.
+    /// the suite's time and each round's ratios compare runs less than a minute apart;
+    /// figures are the median round's.
     pub rounds: u32,
 }
 

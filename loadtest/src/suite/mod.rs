@@ -1,7 +1,7 @@
 //! `wsloop-loadtest suite [MATRIX.toml]`: the benchmark suite. For each server of the matrix
 //! (default `loadtest/suite.toml`): build it, start it pinned to one core, drive it with this
 //! generator pinned to another through each scenario (echo per size, latency, idle
-//! memory), read the generator's typed report, and print a Markdown table plus SVG charts.
+//! memory; each scenario on every server in turn, round after round), read the generator's typed report, and print a Markdown table plus SVG charts.
 //! Everything lands in `target/bench-suite/<UTC time>/`; `--write FILE` also copies the
 //! Markdown to FILE, saying so.
 
@@ -211,8 +211,7 @@ pub fn run(args: &SuiteArgs) -> Result<u8, String> {
     let mut port = 19_200;
     let present: Vec<&ServerSpec> =
         m.servers.iter().filter(|sv| !skipped.iter().any(|(k, _)| k == &sv.key)).collect();
-    for Slot { round, scenario: s, server } in schedule(&m, present.len()) {
-        let Some(sv) = present.get(server) else { continue };
+    for Slot { round, scenario: s, server: sv } in schedule(&m, &present) {
         port = server::free_port(port + 1).unwrap_or(port);
         log(&format!("{}: {} (round {round} of {})", sv.key, s.key(), m.settings.rounds));
         let o = run_one(&root, &m, sv, (s, round), port, &out);
@@ -265,28 +264,29 @@ pub fn run(args: &SuiteArgs) -> Result<u8, String> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-/// One run of the suite's schedule: `server` indexes the servers that run.
+/// One run of the suite's schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slot {
+struct Slot<S> {
     round: u32,
     scenario: Scenario,
-    server: usize,
+    server: S,
 }
 
 /// The order of the runs: round by round, and within a round scenario by scenario, each
-/// server in turn. A subject and the peer it is compared with then run less than a minute
-/// apart, not several, so a change in the host's speed between them is small. Even rounds take the
-/// servers in reverse order, so a drift over a round favours none of them (the later
-/// server of a pair in one round is the earlier in the next).
-fn schedule(m: &Matrix, servers: usize) -> Vec<Slot> {
+/// of `servers` in turn. A subject and the peer it is compared with then run less than a
+/// minute apart, not several, so a change in the host's speed between them is small. Even
+/// rounds take the servers in reverse order, so a drift over a round favours none of them
+/// (the later server of a pair in one round is the earlier in the next).
+fn schedule<S: Copy>(m: &Matrix, servers: &[S]) -> Vec<Slot<S>> {
     let mut slots = Vec::new();
     for round in 1..=m.settings.rounds {
         for scenario in scenarios_of(m, round) {
-            let mut order: Vec<usize> = (0..servers).collect();
+            let slot = |&server: &S| Slot { round, scenario, server };
             if round % 2 == 0 {
-                order.reverse();
+                slots.extend(servers.iter().rev().map(slot));
+            } else {
+                slots.extend(servers.iter().map(slot));
             }
-            slots.extend(order.into_iter().map(|server| Slot { round, scenario, server }));
         }
     }
     slots
