@@ -10,7 +10,8 @@
 //! - `utf8`: `std::str::from_utf8` against `simdutf8::basic::from_utf8` on mixed
 //!   ASCII/multibyte text of 32 B, 1 KiB and 64 KiB, in bytes/s;
 //! - `decoder`: [`Decoder::decode`] as a server on one whole masked text frame of 32 B
-//!   and of 1 KiB (the borrowed fast path), and a 64 KiB text message in 16 masked
+//!   and of 1 KiB (the borrowed fast path), the same through `decode_whole`, ASCII
+//!   text through `decode_whole`, and a 64 KiB text message in 16 masked
 //!   fragments of 4 KiB (reassembly), in bytes/s of payload;
 //! - `handshake`: `parse_request`, `validate_upgrade` and `accept_response` on a typical
 //!   browser upgrade request, separately and together, in requests/s.
@@ -25,7 +26,7 @@ use std::time::Duration;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use wsloop::protocol::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
 use wsloop::protocol::handshake::{accept_response, parse_request, validate_upgrade};
-use wsloop::protocol::message::{Decoder, DecoderLimits, Incoming, Role};
+use wsloop::protocol::message::{Decoder, DecoderLimits, Incoming, Role, Whole};
 
 /// An arbitrary masking key, with four distinct bytes so a phase error would show.
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -198,6 +199,24 @@ fn decoder(c: &mut Criterion) {
                 || wire.clone(),
                 |buf| match decoder.decode_whole(buf) {
                     Ok(Some((used, whole))) => black_box((used, whole)).0,
+                    other => panic!("unexpected {other:?}"),
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+
+    // ASCII text (hex digits, as a JSON or log line mostly is): `decode_whole` learns it
+    // is ASCII from the unmasking pass, and checks nothing else.
+    for size in [32usize, 1024] {
+        let text: String = (0..size).map(|i| char::from(b"0123456789abcdef"[i % 16])).collect();
+        let wire = masked_frame(OpCode::Text, true, text.as_bytes());
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(BenchmarkId::new("decode_whole_ascii", size), |b| {
+            b.iter_batched_ref(
+                || wire.clone(),
+                |buf| match decoder.decode_whole(buf) {
+                    Ok(Some((used, Whole::Text(text)))) => black_box((used, text)).0,
                     other => panic!("unexpected {other:?}"),
                 },
                 BatchSize::SmallInput,

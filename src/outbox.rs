@@ -137,6 +137,7 @@ pub(crate) fn seal_window() {
 
 /// Frames `message` into the open reply window if it is for `id` on this reactor and
 /// may go there; false when it must take the command queue.
+#[inline]
 pub(crate) fn reply(remote: &Remote, id: ConnId, message: MessageRef<'_>) -> bool {
     ROLE.with(|r| {
         let Role::Reactor { me, window: Some(window), .. } = &mut *r.borrow_mut() else {

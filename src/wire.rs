@@ -151,6 +151,7 @@ pub(crate) fn owned_in(
 }
 
 /// Appends the unmasked frame carrying `payload` to `out`.
+#[inline]
 pub(crate) fn frame_into(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     // The common reply, a payload with a 7-bit length: two header bytes, FIN and the
     // opcode then the length, without the general encoder's cases.

@@ -67,6 +67,7 @@ impl Demo {
         Demo
     }
 
+    #[inline]
     fn route(id: ConnId) -> Route {
         if OTHER_ROUTES.get() == 0 {
             return Route::Echo;

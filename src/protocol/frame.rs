@@ -271,6 +271,28 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
     }
 }
 
+/// Unmasks a whole payload (as [`apply_mask`] at offset 0) and tells whether every byte
+/// of the result is ASCII, from the same pass: the OR of the words it already loads.
+/// Most text is ASCII, and ASCII is UTF-8, so such a message needs no other check.
+pub fn unmask_is_ascii(buf: &mut [u8], mask: [u8; 4]) -> bool {
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let half = u64::from(u32::from_ne_bytes(mask));
+    let word = half | half << 32;
+    let mut seen = 0u64;
+    let (words, tail) = buf.as_chunks_mut::<8>();
+    for chunk in words {
+        let plain = u64::from_ne_bytes(*chunk) ^ word;
+        seen |= plain;
+        *chunk = plain.to_ne_bytes();
+    }
+    let mut seen_tail = 0u8;
+    for (i, byte) in tail.iter_mut().enumerate() {
+        *byte ^= mask[i % 4];
+        seen_tail |= *byte;
+    }
+    seen & HIGH_BITS == 0 && seen_tail & 0x80 == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +503,28 @@ mod tests {
                 let mut far = original.clone();
                 apply_mask(&mut far, mask, offset + 4 * 1001);
                 assert_eq!(far, slow);
+            }
+        }
+    }
+
+    #[test]
+    fn unmask_is_ascii_unmasks_and_finds_any_high_bit() {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        for len in 0..=70usize {
+            let ascii: Vec<u8> = (0..len).map(|i| b' ' + (i * 7 % 95) as u8).collect();
+            let mut wire = ascii.clone();
+            naive_mask(&mut wire, mask, 0);
+            let mut unmasked = wire.clone();
+            assert!(unmask_is_ascii(&mut unmasked, mask), "len {len}");
+            assert_eq!(unmasked, ascii, "len {len}");
+            // One byte with its high bit set, at every position (words and tail alike).
+            for at in 0..len {
+                let mut text = ascii.clone();
+                text[at] |= 0x80;
+                let mut wire = text.clone();
+                naive_mask(&mut wire, mask, 0);
+                assert!(!unmask_is_ascii(&mut wire, mask), "len {len} at {at}");
+                assert_eq!(wire, text, "len {len} at {at}");
             }
         }
     }

@@ -61,7 +61,7 @@
 
 use std::borrow::Cow;
 
-use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, apply_mask};
+use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, apply_mask, unmask_is_ascii};
 use super::{CloseCode, ProtocolError};
 
 /// The most bytes [`Decoder::decode`] ever leaves unconsumed for the caller to keep:
@@ -378,6 +378,21 @@ impl Partial {
     }
 }
 
+/// A whole text payload, unmasked in place and checked as UTF-8: by the unmasking pass
+/// alone when it is all ASCII (most text is), else by simdutf8.
+fn unmask_text(payload: &mut [u8], mask: [u8; 4]) -> Result<&str, ProtocolError> {
+    if !unmask_is_ascii(payload, mask) {
+        return simdutf8::basic::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8);
+    }
+    // Debug builds (the tests) check the unmasking pass's answer too.
+    debug_assert!(payload.is_ascii(), "unmask_is_ascii said ASCII");
+    // SAFETY: every byte is below 0x80 (`unmask_is_ascii` ORs every unmasked byte and
+    // tests the high bit; `frame.rs` tests it at every position and length up to 70),
+    // and a sequence of ASCII bytes is valid UTF-8.
+    #[allow(unsafe_code)]
+    Ok(unsafe { std::str::from_utf8_unchecked(payload) })
+}
+
 /// `bytes` as a `String`, validating only `bytes[known_valid..]`; a code point left
 /// incomplete at the end fails.
 ///
@@ -536,13 +551,12 @@ impl Decoder {
             return Ok(None);
         };
         let Some(payload) = buf.get_mut(header_len..frame_end) else { return Ok(None) };
-        apply_mask(payload, mask, 0);
-        let payload: &'a [u8] = payload;
         let whole = match kind {
-            DataKind::Text => Whole::Text(
-                simdutf8::basic::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?,
-            ),
-            DataKind::Binary => Whole::Binary(payload),
+            DataKind::Text => Whole::Text(unmask_text(payload, mask)?),
+            DataKind::Binary => {
+                apply_mask(payload, mask, 0);
+                Whole::Binary(payload)
+            }
         };
         Ok(Some((frame_end, whole)))
     }
@@ -898,6 +912,10 @@ mod tests {
         assert_eq!((used, whole), (11, Whole::Text("Hello")));
         let (used, whole) = dec.decode_whole(&mut wire[11..]).unwrap().unwrap();
         assert_eq!((used, whole), (308, Whole::Binary(&[7; 300][..])));
+        // Text that is not all ASCII is checked by simdutf8 instead, and still lent.
+        let mut wire = cframe(OpCode::Text, true, "héllo wörld, ünïcode".as_bytes());
+        let (_, whole) = dec.decode_whole(&mut wire).unwrap().unwrap();
+        assert_eq!(whole, Whole::Text("héllo wörld, ünïcode"));
     }
 
     #[test]
