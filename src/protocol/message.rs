@@ -410,6 +410,15 @@ unsafe fn string_after(bytes: Vec<u8>, known_valid: usize) -> Result<String, Pro
     Ok(unsafe { String::from_utf8_unchecked(bytes) })
 }
 
+/// Where [`Decoder::small_frame`] found the common frame.
+struct SmallFrame {
+    kind: DataKind,
+    /// The masking key; `None` at a client (its frames are not masked).
+    mask: Option<[u8; 4]>,
+    header_len: usize,
+    end: usize,
+}
+
 impl Decoder {
     /// A decoder for `role` under `limits`.
     pub fn new(role: Role, limits: DecoderLimits) -> Decoder {
@@ -461,8 +470,15 @@ impl Decoder {
         &mut self,
         buf: &'a mut [u8],
     ) -> Result<(usize, Option<Incoming<'a>>), ProtocolError> {
-        if let Some((kind, mask, header_len, frame_end)) = self.small_frame(buf) {
-            return Self::whole_message(kind, false, Some(mask), header_len, frame_end, buf);
+        if let Some(frame) = self.small_frame(buf) {
+            return Self::whole_message(
+                frame.kind,
+                false,
+                frame.mask,
+                frame.header_len,
+                frame.end,
+                buf,
+            );
         }
         if let Some(partial) = &mut self.message
             && !partial.at_frame_boundary()
@@ -534,10 +550,11 @@ impl Decoder {
         }
     }
 
-    /// The common case alone: a whole, final, masked, uncompressed text or binary frame at
-    /// the front of `buf` (at a server with no message in progress), unmasked in place and
-    /// validated. `Ok(None)`: anything else, left untouched for [`Decoder::decode`] (which
-    /// also judges it).
+    /// The common case alone: a whole, final, uncompressed text or binary frame at the
+    /// front of `buf`, masked as this role receives it (from a client at a server, plain
+    /// at a client), with no message in progress: unmasked in place and validated.
+    /// `Ok(None)`: anything else, left untouched for [`Decoder::decode`] (which also
+    /// judges it).
     ///
     /// # Errors
     ///
@@ -547,53 +564,64 @@ impl Decoder {
         &self,
         buf: &'a mut [u8],
     ) -> Result<Option<(usize, Whole<'a>)>, ProtocolError> {
-        let Some((kind, mask, header_len, frame_end)) = self.small_frame(buf) else {
+        let Some(frame) = self.small_frame(buf) else {
             return Ok(None);
         };
-        let Some(payload) = buf.get_mut(header_len..frame_end) else { return Ok(None) };
-        let whole = match kind {
-            DataKind::Text => Whole::Text(unmask_text(payload, mask)?),
-            DataKind::Binary => {
+        let Some(payload) = buf.get_mut(frame.header_len..frame.end) else { return Ok(None) };
+        let whole = match (frame.kind, frame.mask) {
+            // A client's text is "unmasked" with zeros, which changes nothing: the pass is
+            // there to tell whether it is ASCII.
+            (DataKind::Text, mask) => Whole::Text(unmask_text(payload, mask.unwrap_or_default())?),
+            (DataKind::Binary, Some(mask)) => {
                 apply_mask(payload, mask, 0);
                 Whole::Binary(payload)
             }
+            (DataKind::Binary, None) => Whole::Binary(payload),
         };
-        Ok(Some((frame_end, whole)))
+        Ok(Some((frame.end, whole)))
     }
 
-    /// The common frame, without the general header parser: at a server with no message
-    /// in progress, a whole, final, masked, uncompressed text or binary frame with a 7- or
-    /// 16-bit length: its kind, mask, header length and end. `None`: anything else, the
+    /// The common frame, without the general header parser: with no message in progress,
+    /// a whole, final, uncompressed text or binary frame with a 7- or 16-bit length,
+    /// masked if and only if this decoder is a server's. `None`: anything else, the
     /// general path decides (errors included).
-    fn small_frame(&self, buf: &[u8]) -> Option<(DataKind, [u8; 4], usize, usize)> {
+    fn small_frame(&self, buf: &[u8]) -> Option<SmallFrame> {
         /// FIN and an opcode, no reserved bit.
         const FIN_TEXT: u8 = 0x81;
         const FIN_BINARY: u8 = 0x82;
         /// The mask bit beside a 7-bit length; 126 there means a 16-bit length follows.
         const MASKED: u8 = 0x80;
         const LEN_16: usize = 126;
-        if self.message.is_some() || !matches!(self.role, Role::Server) {
+        if self.message.is_some() {
             return None;
         }
-        let [first, second, rest @ ..] = buf else { return None };
-        let kind = match *first {
+        let [first, second, ..] = *buf else { return None };
+        let kind = match first {
             FIN_TEXT => DataKind::Text,
             FIN_BINARY => DataKind::Binary,
             _ => return None,
         };
-        if second & MASKED == 0 {
+        // §5.1: a server reads masked frames only, a client plain ones only.
+        let masked = matches!(self.role, Role::Server);
+        if (second & MASKED != 0) != masked {
             return None;
         }
-        let (len, mask, header_len) = match (usize::from(second & !MASKED), rest) {
-            (len @ 0..=125, [k0, k1, k2, k3, ..]) => (len, [*k0, *k1, *k2, *k3], 6),
-            (LEN_16, [h, l, k0, k1, k2, k3, ..]) => {
-                (usize::from(u16::from_be_bytes([*h, *l])), [*k0, *k1, *k2, *k3], 8)
-            }
+        let (len, len_end) = match usize::from(second & !MASKED) {
+            len @ 0..=125 => (len, 2),
+            LEN_16 => match buf.get(2..4)? {
+                &[high, low] => (usize::from(u16::from_be_bytes([high, low])), 4),
+                _ => return None,
+            },
             _ => return None,
         };
-        let frame_end = header_len + len;
+        let (mask, header_len) = match buf.get(len_end..len_end + 4) {
+            Some(&[k0, k1, k2, k3]) if masked => (Some([k0, k1, k2, k3]), len_end + 4),
+            _ if masked => return None,
+            _ => (None, len_end),
+        };
+        let end = header_len + len;
         let fits = len <= self.max_frame_size().min(self.max_message_size());
-        (fits && buf.len() >= frame_end).then_some((kind, mask, header_len, frame_end))
+        (fits && buf.len() >= end).then_some(SmallFrame { kind, mask, header_len, end })
     }
 
     /// True when no message is in progress (so the connection holds no decoder memory).
@@ -954,6 +982,25 @@ mod tests {
         let mut dec = server();
         dec.decode(&mut cframe(OpCode::Text, false, b"first")).unwrap();
         assert_eq!(dec.decode_whole(&mut cframe(OpCode::Text, true, b"x")), Ok(None));
+    }
+
+    #[test]
+    fn decode_whole_lends_a_clients_plain_frames() {
+        let client = Decoder::new(Role::Client, DecoderLimits::default());
+        let mut wire = frame_with(OpCode::Text, true, false, b"Hello", None);
+        wire.extend(frame_with(OpCode::Binary, true, false, &[7; 300], None));
+        wire.extend(frame_with(OpCode::Text, true, false, "ünïcode".as_bytes(), None));
+        let (used, whole) = client.decode_whole(&mut wire).unwrap().unwrap();
+        assert_eq!((used, whole), (7, Whole::Text("Hello")));
+        let (used, whole) = client.decode_whole(&mut wire[7..]).unwrap().unwrap();
+        assert_eq!((used, whole), (304, Whole::Binary(&[7; 300][..])));
+        let (_, whole) = client.decode_whole(&mut wire[311..]).unwrap().unwrap();
+        assert_eq!(whole, Whole::Text("ünïcode"));
+        // A 16-bit length cut short, and bad UTF-8, as at a server.
+        let mut cut = frame_with(OpCode::Binary, true, false, &[1; 200], None)[..3].to_vec();
+        assert_eq!(client.decode_whole(&mut cut), Ok(None));
+        let mut bad = frame_with(OpCode::Text, true, false, b"ok \xff", None);
+        assert_eq!(client.decode_whole(&mut bad), Err(ProtocolError::InvalidUtf8));
     }
 
     #[test]
