@@ -256,11 +256,7 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
     // Rotate so that `key[0]` applies to `buf[0]` (in a register: a slice rotation is a
     // call, as costly as masking a small payload).
     let key = u32::from_le_bytes(mask).rotate_right(8 * (offset % 4) as u32).to_le_bytes();
-    // The key twice, in memory order whatever the byte order (both halves are equal),
-    // by arithmetic: built from eight bytes, it took more instructions than masking 32.
-    let half = u64::from(u32::from_ne_bytes(key));
-    let word = half | half << 32;
-
+    let word = key_word(key);
     let (words, tail) = buf.as_chunks_mut::<8>();
     for chunk in words {
         *chunk = (u64::from_ne_bytes(*chunk) ^ word).to_ne_bytes();
@@ -271,13 +267,19 @@ pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
     }
 }
 
+/// The key twice, in memory order whatever the byte order (both halves are equal), by
+/// arithmetic: built from eight bytes, it took more instructions than masking 32.
+fn key_word(key: [u8; 4]) -> u64 {
+    let half = u64::from(u32::from_ne_bytes(key));
+    half | half << 32
+}
+
 /// Unmasks a whole payload (as [`apply_mask`] at offset 0) and tells whether every byte
 /// of the result is ASCII, from the same pass: the OR of the words it already loads.
 /// Most text is ASCII, and ASCII is UTF-8, so such a message needs no other check.
 pub fn unmask_is_ascii(buf: &mut [u8], mask: [u8; 4]) -> bool {
     const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let half = u64::from(u32::from_ne_bytes(mask));
-    let word = half | half << 32;
+    let word = key_word(mask);
     let mut seen = 0u64;
     let (words, tail) = buf.as_chunks_mut::<8>();
     for chunk in words {

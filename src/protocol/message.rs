@@ -378,6 +378,25 @@ impl Partial {
     }
 }
 
+/// A whole uncompressed payload of `kind`, unmasked in place (`None`: a client's plain
+/// frame) and, for text, checked as UTF-8.
+fn unmasked_whole(
+    kind: DataKind,
+    mask: Option<[u8; 4]>,
+    payload: &mut [u8],
+) -> Result<Whole<'_>, ProtocolError> {
+    Ok(match (kind, mask) {
+        // A client's text is "unmasked" with zeros, which changes nothing: the pass is
+        // there to tell whether it is ASCII.
+        (DataKind::Text, mask) => Whole::Text(unmask_text(payload, mask.unwrap_or_default())?),
+        (DataKind::Binary, Some(mask)) => {
+            apply_mask(payload, mask, 0);
+            Whole::Binary(payload)
+        }
+        (DataKind::Binary, None) => Whole::Binary(payload),
+    })
+}
+
 /// A whole text payload, unmasked in place and checked as UTF-8: by the unmasking pass
 /// alone when it is all ASCII (most text is), else by simdutf8.
 fn unmask_text(payload: &mut [u8], mask: [u8; 4]) -> Result<&str, ProtocolError> {
@@ -568,17 +587,7 @@ impl Decoder {
             return Ok(None);
         };
         let Some(payload) = buf.get_mut(frame.header_len..frame.end) else { return Ok(None) };
-        let whole = match (frame.kind, frame.mask) {
-            // A client's text is "unmasked" with zeros, which changes nothing: the pass is
-            // there to tell whether it is ASCII.
-            (DataKind::Text, mask) => Whole::Text(unmask_text(payload, mask.unwrap_or_default())?),
-            (DataKind::Binary, Some(mask)) => {
-                apply_mask(payload, mask, 0);
-                Whole::Binary(payload)
-            }
-            (DataKind::Binary, None) => Whole::Binary(payload),
-        };
-        Ok(Some((frame.end, whole)))
+        Ok(Some((frame.end, unmasked_whole(frame.kind, frame.mask, payload)?)))
     }
 
     /// The common frame, without the general header parser: with no message in progress,
@@ -652,22 +661,17 @@ impl Decoder {
         let Some(payload) = buf.get_mut(header_len..frame_end) else {
             return Ok((0, None));
         };
-        if let Some(mask) = mask {
-            apply_mask(payload, mask, 0);
-        }
-        let payload: &'a [u8] = payload;
         if compressed {
-            let body = Cow::Borrowed(payload);
+            if let Some(mask) = mask {
+                apply_mask(payload, mask, 0);
+            }
+            let body = Cow::Borrowed(&*payload);
             let text = kind == DataKind::Text;
             return Ok((frame_end, Some(Incoming::Compressed { text, body })));
         }
-        let item = match kind {
-            DataKind::Text => {
-                let text =
-                    simdutf8::basic::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
-                Incoming::Text(Cow::Borrowed(text))
-            }
-            DataKind::Binary => Incoming::Binary(Cow::Borrowed(payload)),
+        let item = match unmasked_whole(kind, mask, payload)? {
+            Whole::Text(text) => Incoming::Text(Cow::Borrowed(text)),
+            Whole::Binary(data) => Incoming::Binary(Cow::Borrowed(data)),
         };
         Ok((frame_end, Some(item)))
     }
