@@ -364,9 +364,11 @@ impl Dispatcher {
         }
     }
 
-    /// Sends this turn's batches; returns the workers whose congestion just cleared.
-    pub(crate) fn flush(&mut self, relieved: &mut Vec<u16>) {
-        let Dispatcher::Queued(q) = self else { return };
+    /// Sends this turn's batches, and adds to `relieved` the workers whose congestion just
+    /// cleared. True when a batch went into a worker's channel.
+    pub(crate) fn flush(&mut self, relieved: &mut Vec<u16>) -> bool {
+        let Dispatcher::Queued(q) = self else { return false };
+        let mut handed = false;
         for (w, sender) in q.senders.iter().enumerate() {
             let backlog = &mut q.backlog[w];
             let was_congested = !backlog.is_empty();
@@ -382,7 +384,7 @@ impl Dispatcher {
             }
             while let Some(batch) = backlog.pop_front() {
                 match sender.try_send(batch) {
-                    Ok(()) => {}
+                    Ok(()) => handed = true,
                     Err(TrySendError::Full(batch)) => {
                         backlog.push_front(batch);
                         break;
@@ -395,6 +397,7 @@ impl Dispatcher {
                 relieved.push(w as u16);
             }
         }
+        handed
     }
 
     /// Frees the batch buffers a burst left: the kept spares, and this reactor's empty

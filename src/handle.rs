@@ -119,8 +119,6 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    /// Queues `command` and wakes the reactor if it sleeps; a reactor that is gone gives
-    /// the command back.
     /// Charges a fan-out command's cost; false when the reactor is already holding
     /// `limit` bytes of them (the producer is faster than its sockets).
     pub(crate) fn charge_fanout(&self, cost: usize, limit: usize) -> bool {
@@ -137,9 +135,13 @@ impl Remote {
         self.fanout_queued.fetch_sub(cost, Ordering::AcqRel);
     }
 
+    /// Queues `command` and wakes the reactor if it sleeps; a reactor that is gone gives
+    /// the command back.
     pub(crate) fn send(&self, command: Command) -> Result<(), Command> {
         self.commands.send(command).map_err(|unsent| unsent.0)?;
-        if !self.awake.swap(true, Ordering::AcqRel) {
+        // Sequentially consistent, as the reactor's `awake.store(false)` before it looks
+        // at the queue: either it sees this command, or this sees it asleep and wakes it.
+        if !self.awake.swap(true, Ordering::SeqCst) {
             // A failed wake means the reactor is gone; the command is then moot.
             let _ = self.waker.wake();
         }

@@ -380,15 +380,22 @@ impl Reactor {
         outbox::become_reactor(self.remote());
         let mut events = Events::with_capacity(1024);
         let mut turn_started: Option<Instant> = None;
+        // At most one yield between polls: a worker that answers every batch must not
+        // keep the reactor from its sockets.
+        let mut may_yield = true;
         loop {
             self.remote().awake.store(false, Ordering::SeqCst);
             self.drain_commands();
             self.flush_dirty();
             // Last, so events the writes produced (Drain, Disconnect) leave before sleeping.
-            self.dispatch_batches();
+            let handed = self.dispatch_batches();
             if self.shutdown_done() {
                 break;
             }
+            if handed && std::mem::take(&mut may_yield) && self.replies_after_yield() {
+                continue;
+            }
+            may_yield = true;
             if let Some(started) = turn_started.take() {
                 let (sockets, paused) = (self.conns.len(), self.paused.len());
                 self.shared.counters.turn_ended(self.index, started.elapsed(), sockets, paused);
@@ -443,6 +450,17 @@ impl Reactor {
         self.close_all(DisconnectReason::Shutdown);
         self.dispatch_batches();
         self.drain_backlog();
+    }
+
+    /// After handing events to workers: lets a worker that shares this core answer before
+    /// the reactor sleeps (its reply then needs no wake-up, and the reactor no poll).
+    /// True when replies came.
+    fn replies_after_yield(&self) -> bool {
+        let awake = &self.remote().awake;
+        awake.store(true, Ordering::SeqCst);
+        std::thread::yield_now();
+        awake.store(false, Ordering::SeqCst);
+        !self.commands.is_empty()
     }
 
     /// How long to sleep: until the next timer tick, a recheck of paused connections, or
@@ -1077,12 +1095,12 @@ impl Reactor {
     // ---- events to workers ----
 
     /// Sends the turn's event batches, and reads again the paused connections whose
-    /// worker has caught up.
-    fn dispatch_batches(&mut self) {
+    /// worker has caught up. True when a batch went to a worker.
+    fn dispatch_batches(&mut self) -> bool {
         let mut relieved = Vec::new();
-        self.dispatcher.flush(&mut relieved);
+        let handed = self.dispatcher.flush(&mut relieved);
         if self.paused.is_empty() {
-            return;
+            return handed;
         }
         let paused = std::mem::take(&mut self.paused);
         for slot in paused {
@@ -1093,6 +1111,7 @@ impl Reactor {
                 self.read_again.push(slot);
             }
         }
+        handed
     }
 
     /// At exit, waits for workers to take the last batches so no `Disconnect` is lost.
