@@ -380,6 +380,7 @@ impl Partial {
 
 /// A whole uncompressed payload of `kind`, unmasked in place (`None`: a client's plain
 /// frame) and, for text, checked as UTF-8.
+#[inline]
 fn unmasked_whole(
     kind: DataKind,
     mask: Option<[u8; 4]>,
