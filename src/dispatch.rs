@@ -22,9 +22,11 @@ use crate::handle::Handle;
 use crate::outbox;
 use crate::wire;
 
+mod doorbell;
 mod recycled;
 mod spares;
 
+pub(crate) use doorbell::Doorbell;
 use recycled::Recycled;
 use spares::Spares;
 
@@ -218,11 +220,11 @@ const CALLS_PER_FLUSH: usize = 32;
 pub(crate) fn run_worker(
     handler: Arc<dyn Handler>,
     handle: Handle,
-    batches: Receiver<Vec<Envelope>>,
+    (batches, bell): (Receiver<Vec<Envelope>>, Arc<Doorbell>),
     (budget, index): (Arc<Budget>, usize),
 ) {
     outbox::become_worker(&handle.shared);
-    for mut batch in batches {
+    while let Some(mut batch) = bell.wait(&batches) {
         // One shared update per batch, not per event: the count's cache line is written
         // by the reactors too.
         let cost: usize = batch.iter().map(Envelope::cost).sum();
@@ -252,6 +254,9 @@ pub(crate) enum Dispatcher {
 
 pub(crate) struct Queues {
     senders: Vec<Sender<Vec<Envelope>>>,
+    /// Each worker's doorbell, rung after each batch sent to it (none when the events go
+    /// to an application's own receiver).
+    bells: Vec<Arc<Doorbell>>,
     budget: Arc<Budget>,
     /// Per worker, the cost of this turn's events, added to `budget` when the batch
     /// leaves (one shared update per batch).
@@ -263,6 +268,33 @@ pub(crate) struct Queues {
     offset: usize,
     /// Written frames' buffers, for the next messages copied out for the workers.
     recycled: Recycled,
+}
+
+impl Drop for Queues {
+    fn drop(&mut self) {
+        close_and_ring(&mut self.senders, &self.bells);
+    }
+}
+
+/// The workers' channels and doorbells, from which each reactor's dispatcher is made.
+pub(crate) struct WorkerOutlets {
+    pub(crate) senders: Vec<Sender<Vec<Envelope>>>,
+    pub(crate) bells: Vec<Arc<Doorbell>>,
+}
+
+impl Drop for WorkerOutlets {
+    fn drop(&mut self) {
+        close_and_ring(&mut self.senders, &self.bells);
+    }
+}
+
+/// Drops `senders`, then rings `bells`: a worker sleeps until a bell, and must wake to
+/// find its channel closed once the last sender is gone, whoever held it.
+fn close_and_ring(senders: &mut Vec<Sender<Vec<Envelope>>>, bells: &[Arc<Doorbell>]) {
+    senders.clear();
+    for bell in bells {
+        bell.ring();
+    }
 }
 
 impl Queues {
@@ -279,13 +311,14 @@ impl Dispatcher {
     /// A reactor's dispatcher to `senders`; `reactors` counts the reactors made so far
     /// (shared by all of them), to start each one's round of workers elsewhere.
     pub(crate) fn queued(
-        senders: Vec<Sender<Vec<Envelope>>>,
+        (senders, bells): (Vec<Sender<Vec<Envelope>>>, Vec<Arc<Doorbell>>),
         budget: Arc<Budget>,
         reactors: Arc<AtomicUsize>,
     ) -> Dispatcher {
         let n = senders.len();
         Dispatcher::Queued(Queues {
             senders,
+            bells,
             budget,
             unsent: vec![0; n],
             batches: (0..n).map(|_| Vec::new()).collect(),
@@ -384,7 +417,12 @@ impl Dispatcher {
             }
             while let Some(batch) = backlog.pop_front() {
                 match sender.try_send(batch) {
-                    Ok(()) => handed = true,
+                    Ok(()) => {
+                        handed = true;
+                        if let Some(bell) = q.bells.get(w) {
+                            bell.ring();
+                        }
+                    }
                     Err(TrySendError::Full(batch)) => {
                         backlog.push_front(batch);
                         break;

@@ -12,7 +12,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cluster;
 use crate::config::{Config, Dispatch};
-use crate::dispatch::{self, Budget, Dispatcher, Envelope, Events, Handler};
+use crate::dispatch::{
+    self, Budget, Dispatcher, Doorbell, Envelope, Events, Handler, WorkerOutlets,
+};
 use crate::error::Error;
 use crate::handle::{Handle, Remote, Shared};
 use crate::liveness::LiveTable;
@@ -219,7 +221,7 @@ fn dispatchers(
         (Outlet::Channel(tx, budget), _) => {
             let reactors = Arc::new(AtomicUsize::new(0));
             Ok(Box::new(move || {
-                Dispatcher::queued(vec![tx.clone()], budget.clone(), reactors.clone())
+                Dispatcher::queued((vec![tx.clone()], Vec::new()), budget.clone(), reactors.clone())
             }))
         }
         (Outlet::Handler(handler), Dispatch::Inline) => {
@@ -230,20 +232,26 @@ fn dispatchers(
             }))
         }
         (Outlet::Handler(handler), Dispatch::Workers) => {
-            let mut senders = Vec::new();
+            let mut outlets = WorkerOutlets { senders: Vec::new(), bells: Vec::new() };
             let budget = Arc::new(Budget::new(config.workers, config.worker_queue_bytes));
             for index in 0..config.workers {
                 let (tx, rx) = bounded(config.worker_queue);
-                senders.push(tx);
+                let bell = Arc::new(Doorbell::default());
+                outlets.senders.push(tx);
+                outlets.bells.push(bell.clone());
                 let (handler, handle) = (handler.clone(), handle.clone());
                 let budget = (budget.clone(), index);
-                threads.push(spawn(format!("wsloop-worker-{index}"), move || {
-                    dispatch::run_worker(handler, handle, rx, budget)
-                })?);
+                let worker = spawn(format!("wsloop-worker-{index}"), {
+                    let bell = bell.clone();
+                    move || dispatch::run_worker(handler, handle, (rx, bell), budget)
+                })?;
+                bell.belongs_to(worker.thread().clone());
+                threads.push(worker);
             }
             let reactors = Arc::new(AtomicUsize::new(0));
             Ok(Box::new(move || {
-                Dispatcher::queued(senders.clone(), budget.clone(), reactors.clone())
+                let made = (outlets.senders.clone(), outlets.bells.clone());
+                Dispatcher::queued(made, budget.clone(), reactors.clone())
             }))
         }
     }
