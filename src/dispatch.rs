@@ -308,8 +308,9 @@ impl Queues {
 }
 
 impl Dispatcher {
-    /// A reactor's dispatcher to `senders`; `reactors` counts the reactors made so far
-    /// (shared by all of them), to start each one's round of workers elsewhere.
+    /// A reactor's dispatcher to `senders`, ringing `bells` (one per sender, or none for
+    /// an application's own receiver); `reactors` counts the reactors made so far (shared
+    /// by all of them), to start each one's round of workers elsewhere.
     pub(crate) fn queued(
         (senders, bells): (Vec<Sender<Vec<Envelope>>>, Vec<Arc<Doorbell>>),
         budget: Arc<Budget>,
