@@ -253,10 +253,7 @@ pub(crate) enum Dispatcher {
 }
 
 pub(crate) struct Queues {
-    senders: Vec<Sender<Vec<Envelope>>>,
-    /// Each worker's doorbell, rung after each batch sent to it (none when the events go
-    /// to an application's own receiver).
-    bells: Vec<Arc<Doorbell>>,
+    outlets: WorkerOutlets,
     budget: Arc<Budget>,
     /// Per worker, the cost of this turn's events, added to `budget` when the batch
     /// leaves (one shared update per batch).
@@ -270,30 +267,22 @@ pub(crate) struct Queues {
     recycled: Recycled,
 }
 
-impl Drop for Queues {
-    fn drop(&mut self) {
-        close_and_ring(&mut self.senders, &self.bells);
-    }
-}
-
-/// The workers' channels and doorbells, from which each reactor's dispatcher is made.
+/// The workers' channels, and their doorbells, rung after each batch sent (none when the
+/// events go to an application's own receiver). Each reactor's dispatcher holds a copy.
+#[derive(Clone)]
 pub(crate) struct WorkerOutlets {
     pub(crate) senders: Vec<Sender<Vec<Envelope>>>,
     pub(crate) bells: Vec<Arc<Doorbell>>,
 }
 
 impl Drop for WorkerOutlets {
+    /// A worker sleeps until a bell: it must wake to find its channel closed once the
+    /// last sender is gone, whoever held it.
     fn drop(&mut self) {
-        close_and_ring(&mut self.senders, &self.bells);
-    }
-}
-
-/// Drops `senders`, then rings `bells`: a worker sleeps until a bell, and must wake to
-/// find its channel closed once the last sender is gone, whoever held it.
-fn close_and_ring(senders: &mut Vec<Sender<Vec<Envelope>>>, bells: &[Arc<Doorbell>]) {
-    senders.clear();
-    for bell in bells {
-        bell.ring();
+        self.senders.clear();
+        for bell in &self.bells {
+            bell.ring();
+        }
     }
 }
 
@@ -308,18 +297,16 @@ impl Queues {
 }
 
 impl Dispatcher {
-    /// A reactor's dispatcher to `senders`, ringing `bells` (one per sender, or none for
-    /// an application's own receiver); `reactors` counts the reactors made so far (shared
-    /// by all of them), to start each one's round of workers elsewhere.
+    /// A reactor's dispatcher to `outlets`; `reactors` counts the reactors made so far
+    /// (shared by all of them), to start each one's round of workers elsewhere.
     pub(crate) fn queued(
-        (senders, bells): (Vec<Sender<Vec<Envelope>>>, Vec<Arc<Doorbell>>),
+        outlets: WorkerOutlets,
         budget: Arc<Budget>,
         reactors: Arc<AtomicUsize>,
     ) -> Dispatcher {
-        let n = senders.len();
+        let n = outlets.senders.len();
         Dispatcher::Queued(Queues {
-            senders,
-            bells,
+            outlets,
             budget,
             unsent: vec![0; n],
             batches: (0..n).map(|_| Vec::new()).collect(),
@@ -337,7 +324,7 @@ impl Dispatcher {
         match self {
             Dispatcher::Inline { .. } => 0,
             Dispatcher::Queued(q) => {
-                let n = q.senders.len().max(1) as u64;
+                let n = q.outlets.senders.len().max(1) as u64;
                 ((generation.wrapping_add(q.offset as u64)) % n) as u16
             }
         }
@@ -398,14 +385,13 @@ impl Dispatcher {
         }
     }
 
-    /// Sends this turn's batches, and adds to `relieved` the workers whose congestion just
-    /// cleared. True when a batch went into a worker's channel.
-    pub(crate) fn flush(&mut self, relieved: &mut Vec<u16>) -> bool {
+    /// Sends this turn's batches (and any a full channel held back), ringing each worker
+    /// that got one. True when a batch went into a worker's channel.
+    pub(crate) fn flush(&mut self) -> bool {
         let Dispatcher::Queued(q) = self else { return false };
         let mut handed = false;
-        for (w, sender) in q.senders.iter().enumerate() {
+        for (w, sender) in q.outlets.senders.iter().enumerate() {
             let backlog = &mut q.backlog[w];
-            let was_congested = !backlog.is_empty();
             let batch = if q.batches[w].is_empty() {
                 Vec::new()
             } else {
@@ -416,14 +402,10 @@ impl Dispatcher {
             if !batch.is_empty() {
                 backlog.push_back(batch);
             }
+            let mut sent = false;
             while let Some(batch) = backlog.pop_front() {
                 match sender.try_send(batch) {
-                    Ok(()) => {
-                        handed = true;
-                        if let Some(bell) = q.bells.get(w) {
-                            bell.ring();
-                        }
-                    }
+                    Ok(()) => sent = true,
                     Err(TrySendError::Full(batch)) => {
                         backlog.push_front(batch);
                         break;
@@ -432,9 +414,10 @@ impl Dispatcher {
                     Err(TrySendError::Disconnected(_)) => backlog.clear(),
                 }
             }
-            if was_congested && backlog.is_empty() {
-                relieved.push(w as u16);
+            if sent && let Some(bell) = q.outlets.bells.get(w) {
+                bell.ring();
             }
+            handed |= sent;
         }
         handed
     }

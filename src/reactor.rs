@@ -1097,8 +1097,7 @@ impl Reactor {
     /// Sends the turn's event batches, and reads again the paused connections whose
     /// worker has caught up. True when a batch went to a worker.
     fn dispatch_batches(&mut self) -> bool {
-        let mut relieved = Vec::new();
-        let handed = self.dispatcher.flush(&mut relieved);
+        let handed = self.dispatcher.flush();
         if self.paused.is_empty() {
             return handed;
         }
@@ -1116,10 +1115,9 @@ impl Reactor {
 
     /// At exit, waits for workers to take the last batches so no `Disconnect` is lost.
     fn drain_backlog(&mut self) {
-        let mut relieved = Vec::new();
         while self.dispatcher.has_backlog() {
             std::thread::sleep(Duration::from_millis(1));
-            self.dispatcher.flush(&mut relieved);
+            self.dispatcher.flush();
         }
     }
 }

@@ -221,7 +221,8 @@ fn dispatchers(
         (Outlet::Channel(tx, budget), _) => {
             let reactors = Arc::new(AtomicUsize::new(0));
             Ok(Box::new(move || {
-                Dispatcher::queued((vec![tx.clone()], Vec::new()), budget.clone(), reactors.clone())
+                let outlets = WorkerOutlets { senders: vec![tx.clone()], bells: Vec::new() };
+                Dispatcher::queued(outlets, budget.clone(), reactors.clone())
             }))
         }
         (Outlet::Handler(handler), Dispatch::Inline) => {
@@ -250,8 +251,7 @@ fn dispatchers(
             }
             let reactors = Arc::new(AtomicUsize::new(0));
             Ok(Box::new(move || {
-                let made = (outlets.senders.clone(), outlets.bells.clone());
-                Dispatcher::queued(made, budget.clone(), reactors.clone())
+                Dispatcher::queued(outlets.clone(), budget.clone(), reactors.clone())
             }))
         }
     }
