@@ -253,13 +253,23 @@ impl FrameHeader {
 /// Works a `u64` at a time (the compiler vectorises the loop further, with AVX2 where the
 /// processor has it and the payload is long enough to repay the check), then byte-wise for
 /// the last `len % 8` bytes.
-#[inline]
 pub fn apply_mask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
     // Rotate so that `key[0]` applies to `buf[0]` (in a register: a slice rotation is a
     // call, as costly as masking a small payload).
     let key = u32::from_le_bytes(mask).rotate_right(8 * (offset % 4) as u32).to_le_bytes();
     #[cfg(target_arch = "x86_64")]
-    if buf.len() >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx2") {
+    if buf.len() >= WIDE_FROM {
+        return mask_wide(buf, key);
+    }
+    mask_words(buf, key);
+}
+
+/// A long payload: with AVX2 where the processor has it. Out of line, so that the check
+/// does not weigh on the short payloads' inlined path.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn mask_wide(buf: &mut [u8], key: [u8; 4]) {
+    if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor has AVX2 (checked just above), the only requirement of a
         // `target_feature(enable = "avx2")` function; its body is safe code.
         #[allow(unsafe_code)]
@@ -304,11 +314,20 @@ fn key_word(key: [u8; 4]) -> u64 {
 /// Unmasks a whole payload (as [`apply_mask`] at offset 0) and tells whether every byte
 /// of the result is ASCII, from the same pass: the OR of the words it already loads.
 /// Most text is ASCII, and ASCII is UTF-8, so such a message needs no other check.
-#[inline]
 pub fn unmask_is_ascii(buf: &mut [u8], mask: [u8; 4]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if buf.len() >= WIDE_FROM && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: as in `apply_mask`: AVX2 is there, checked just above.
+    if buf.len() >= WIDE_FROM {
+        return unmask_wide_is_ascii(buf, mask);
+    }
+    unmask_words_is_ascii(buf, mask)
+}
+
+/// A long payload, as [`mask_wide`].
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn unmask_wide_is_ascii(buf: &mut [u8], mask: [u8; 4]) -> bool {
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: as in `mask_wide`: AVX2 is there, checked just above.
         #[allow(unsafe_code)]
         return unsafe { unmask_is_ascii_avx2(buf, mask) };
     }

@@ -380,7 +380,7 @@ impl Partial {
 
 /// A whole uncompressed payload of `kind`, unmasked in place (`None`: a client's plain
 /// frame) and, for text, checked as UTF-8.
-#[inline]
+#[inline(always)]
 fn unmasked_whole(
     kind: DataKind,
     mask: Option<[u8; 4]>,
@@ -400,6 +400,7 @@ fn unmasked_whole(
 
 /// A whole text payload, unmasked in place and checked as UTF-8: by the unmasking pass
 /// alone when it is all ASCII (most text is), else by simdutf8.
+#[inline]
 fn unmask_text(payload: &mut [u8], mask: [u8; 4]) -> Result<&str, ProtocolError> {
     if !unmask_is_ascii(payload, mask) {
         return simdutf8::basic::from_utf8(payload).map_err(|_| ProtocolError::InvalidUtf8);
