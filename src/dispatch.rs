@@ -267,8 +267,9 @@ pub(crate) struct Queues {
     recycled: Recycled,
 }
 
-/// The workers' channels, and their doorbells, rung after each batch sent (none when the
-/// events go to an application's own receiver). Each reactor's dispatcher holds a copy.
+/// The workers' channels, and their doorbells, rung once by each flush that sent a worker
+/// batches (none when the events go to an application's own receiver). Each reactor's
+/// dispatcher holds a copy.
 #[derive(Clone)]
 pub(crate) struct WorkerOutlets {
     pub(crate) senders: Vec<Sender<Vec<Envelope>>>,
