@@ -26,6 +26,8 @@ cd "$(dirname "$0")/.."
 MODE=${1:-core}
 ROLE=server
 case $MODE in
+  # Only make sure wstest is installed (runs that start at once must not race to install it).
+  install) CASES='[]' EXCLUDE='[]' FLAGS='' ;;
   core) CASES='["*"]' EXCLUDE='["12.*", "13.*"]' FLAGS='' ;;
   # The same cases with handlers on the reactor thread, whose replies take another path
   # (framed straight into the reactor's write buffer, src/outbox.rs).
@@ -41,7 +43,7 @@ case $MODE in
     ;;
   client-deflate-full) ROLE=client CASES='["12.*", "13.*"]' EXCLUDE='[]' FLAGS='--compression' ;;
   *)
-    echo "usage: scripts/autobahn.sh [core|core-inline|shared|dedicated|client|client-deflate|client-deflate-full]" >&2
+    echo "usage: scripts/autobahn.sh [install|core|core-inline|shared|dedicated|client|client-deflate|client-deflate-full]" >&2
     exit 2
     ;;
 esac
@@ -90,6 +92,7 @@ if [[ ! -x $VENV/bin/wstest || "$(cat "$VENV/.pins" 2>/dev/null)" != "${PINS[*]}
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-python-version-warning "${PINS[@]}"
   echo "${PINS[*]}" >"$VENV/.pins"
 fi
+[[ $MODE == install ]] && exit 0
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

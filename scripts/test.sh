@@ -19,14 +19,21 @@ summary() { echo "$passed passed, $1 failed$( ((skipped)) && echo ", $skipped sk
 finish() {
   local rc=$?
   if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
+  # Autobahn runs still going in the background (a step beside them failed).
+  for pid in $(jobs -p); do
+    pkill -P "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+  done
   if ((rc != 0)); then
     echo "FAILED: $step (exit code $rc)"
     summary 1
   fi
 }
 trap finish EXIT
-begin() { step=$1; echo "==> $step"; }
-ok() { passed=$((passed + 1)); echo "ok: $step"; }
+# Each step says how long it took (and at which second of the run it ended), so the
+# slow ones are plain in a CI log.
+begin() { step=$1 step_start=$SECONDS; echo "==> $step"; }
+ok() { passed=$((passed + 1)); echo "ok: $step ($((SECONDS - step_start)) s, at ${SECONDS} s)"; }
 
 begin "cargo fmt"
 # A fresh toolchain may lack the components; adding them is a no-op when present.
@@ -145,11 +152,14 @@ else
   skipped=$((skipped + 1))
 fi
 
-# The core suite, then the compression cases (12.*, 13.*) against each deflate mode and
-# for the client role. wstest is slow on those (about 12 minutes each with a core to
-# itself, 19 with three runs sharing two cores), so they run at once.
+# The core suite in both dispatch modes, wsloop's client role, and the compression cases
+# (12.*, 13.*) against each deflate mode and for the client role. wstest is the slow side,
+# one process a run and a core at most: a compression run takes about 12 minutes with a
+# core to itself. So the three compression runs start first, in the background, and the
+# three short runs go one after the other beside them, on what is left of the two cores.
 autobahn_step() {
   begin "autobahn $1"
+  step_start=$3
   cat "target/autobahn-$1.out"
   if grep -q "^AUTOBAHN SKIPPED" "target/autobahn-$1.out"; then
     skipped=$((skipped + 1))
@@ -159,26 +169,22 @@ autobahn_step() {
     exit 1 # the EXIT trap names the step and prints the summary
   fi
 }
-cargo build --release --bin wsloop
-scripts/autobahn.sh core >target/autobahn-core.out 2>&1 && status=0 || status=$?
-autobahn_step core "$status"
-scripts/autobahn.sh core-inline >target/autobahn-core-inline.out 2>&1 && status=0 || status=$?
-autobahn_step core-inline "$status"
-# wsloop's client role against wstest's fuzzingserver: everything but compression (about
-# 30 s); its compression cases (all 216) run with the server's, below.
-cargo build --release --example autobahn_client
-scripts/autobahn.sh client >target/autobahn-client.out 2>&1 && status=0 || status=$?
-autobahn_step client "$status"
-# The three compression runs at once: wstest is the slow side, one process each.
-scripts/autobahn.sh dedicated >target/autobahn-dedicated.out 2>&1 &
-dedicated_pid=$!
-scripts/autobahn.sh client-deflate-full >target/autobahn-client-deflate-full.out 2>&1 &
-client_deflate_pid=$!
-scripts/autobahn.sh shared >target/autobahn-shared.out 2>&1 && status=0 || status=$?
-autobahn_step shared "$status"
-wait "$dedicated_pid" && status=0 || status=$?
-autobahn_step dedicated "$status"
-wait "$client_deflate_pid" && status=0 || status=$?
-autobahn_step client-deflate-full "$status"
+cargo build --release --bin wsloop --example autobahn_client
+scripts/autobahn.sh install
+compression_start=$SECONDS
+declare -A compression_pid
+for mode in shared dedicated client-deflate-full; do
+  scripts/autobahn.sh "$mode" >"target/autobahn-$mode.out" 2>&1 &
+  compression_pid[$mode]=$!
+done
+for mode in core core-inline client; do
+  start=$SECONDS
+  scripts/autobahn.sh "$mode" >"target/autobahn-$mode.out" 2>&1 && status=0 || status=$?
+  autobahn_step "$mode" "$status" "$start"
+done
+for mode in shared dedicated client-deflate-full; do
+  wait "${compression_pid[$mode]}" && status=0 || status=$?
+  autobahn_step "$mode" "$status" "$compression_start"
+done
 
 summary 0
