@@ -77,7 +77,8 @@ pub struct SuiteArgs {
     /// The output directory (default target/bench-suite/<UTC time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Also write the Markdown report to FILE (e.g. BENCHMARKS.md).
+    /// Also write the Markdown report to FILE (e.g. BENCHMARKS.md), and its charts beside
+    /// it named after it (BENCHMARKS.throughput.svg, BENCHMARKS.latency.svg).
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
 }

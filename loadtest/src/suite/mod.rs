@@ -3,7 +3,7 @@
 //! generator pinned to another through each scenario (echo per size, latency, idle
 //! memory; each scenario on every server in turn, round after round), read the generator's typed report, and print a Markdown table plus SVG charts.
 //! Everything lands in `target/bench-suite/<UTC time>/`; `--write FILE` also copies the
-//! Markdown to FILE, saying so.
+//! Markdown to FILE, and its two charts beside it named after it, saying so.
 
 pub mod charts;
 pub mod matrix;
@@ -232,7 +232,7 @@ pub fn run(args: &SuiteArgs) -> Result<u8, String> {
         out_dir: out.strip_prefix(&root).unwrap_or(&out).display().to_string(),
     };
     let results = Results { matrix: m, skipped, runs, meta };
-    let text = table::render(&results);
+    let text = table::render(&results, "");
     print!("{text}");
     let report_path = out.join("report.md");
     std::fs::write(&report_path, &text)
@@ -245,13 +245,13 @@ pub fn run(args: &SuiteArgs) -> Result<u8, String> {
         out.join("latency.svg").display()
     ));
     if let Some(path) = &args.write {
-        // The report's charts are next to it in the output directory; copy them along.
-        std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let charts = write_beside(&results, &out, path)?;
         let tracked = is_tracked(&root, path);
         log(&format!(
-            "wrote {}{}",
+            "wrote {}{} and its charts {}",
             path.display(),
-            if tracked { " (a tracked file: review the change with git diff)" } else { "" }
+            if tracked { " (a tracked file: review the change with git diff)" } else { "" },
+            charts.join(", ")
         ));
     }
     let failed = results.runs.iter().filter(|o| o.result.is_err()).count();
@@ -513,6 +513,24 @@ fn git_rev(root: &Path) -> String {
     )
     .is_some_and(|s| !s.is_empty());
     if dirty { format!("{rev} with uncommitted changes") } else { rev }
+}
+
+/// Writes the report to `path` (`--write`) with its charts copied beside it, named after it
+/// (`BENCHMARKS.md` → `BENCHMARKS.throughput.svg`, `BENCHMARKS.latency.svg`), so that the
+/// copy shows them wherever it is kept; returns the charts' paths.
+fn write_beside(results: &Results, out: &Path, path: &Path) -> Result<Vec<String>, String> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = format!("{stem}.");
+    let text = table::render(results, &prefix);
+    std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut written = Vec::new();
+    for chart in ["throughput.svg", "latency.svg"] {
+        let to = path.with_file_name(format!("{prefix}{chart}"));
+        std::fs::copy(out.join(chart), &to)
+            .map_err(|e| format!("cannot copy {chart} to {}: {e}", to.display()))?;
+        written.push(to.display().to_string());
+    }
+    Ok(written)
 }
 
 fn is_tracked(root: &Path, path: &Path) -> bool {

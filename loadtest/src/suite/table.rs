@@ -49,14 +49,15 @@ fn ratio_of_rounds(mut per_round: Vec<f64>) -> Option<String> {
     Some(format!("{}× ({}–{})", factor(median), factor(per_round[0]), factor(per_round[n - 1])))
 }
 
-/// The whole Markdown document.
-pub fn render(r: &Results) -> String {
+/// The whole Markdown document; its two charts are `{charts}throughput.svg` and
+/// `{charts}latency.svg`, beside it.
+pub fn render(r: &Results, charts: &str) -> String {
     let mut t = String::new();
     header(&mut t, r);
     results(&mut t, r);
     ratios(&mut t, r);
     skipped(&mut t, r);
-    how_to_read(&mut t, r);
+    how_to_read(&mut t, r, charts);
     details(&mut t, r);
     t
 }
@@ -255,7 +256,7 @@ fn skipped(t: &mut String, r: &Results) {
     let _ = writeln!(t);
 }
 
-fn how_to_read(t: &mut String, r: &Results) {
+fn how_to_read(t: &mut String, r: &Results, charts: &str) {
     let c = &r.matrix.scenarios;
     let _ = writeln!(t, "## How to read it\n");
     let _ = writeln!(
@@ -305,8 +306,11 @@ fn how_to_read(t: &mut String, r: &Results) {
          well under 100% CPU while the generator is not busy either was starved by them, and \
          its msg/s and latency say more about the machine than about the server.\n"
     );
-    let _ = writeln!(t, "![throughput per server and size](throughput.svg)\n");
-    let _ = writeln!(t, "![latency distribution at the latency scenario's load](latency.svg)\n");
+    let _ = writeln!(t, "![throughput per server and size]({charts}throughput.svg)\n");
+    let _ = writeln!(
+        t,
+        "![latency distribution at the latency scenario's load]({charts}latency.svg)\n"
+    );
 }
 
 fn details(t: &mut String, r: &Results) {

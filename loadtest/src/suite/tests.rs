@@ -98,7 +98,7 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
         ],
         meta: Meta::default(),
     };
-    let text = table::render(&results);
+    let text = table::render(&results, "");
     // 5,000 msg/s with 0.6 s user + 0.4 s system in 1 s: 120,000 + 80,000 ns per message.
     assert!(
         text.contains(
@@ -134,6 +134,17 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
     let svg = std::fs::read_to_string(dir.join("throughput.svg")).expect("throughput.svg");
     assert!(svg.contains("wsloop, inline dispatch") && svg.contains("echo 1 KiB"));
     assert!(svg.contains("messages echoed per second"));
+    // `--write` elsewhere: the copy links charts named after it, copied beside it.
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    let charts = write_beside(&results, &dir, &elsewhere.join("BENCH.md")).expect("written");
+    assert_eq!(charts.len(), 2, "{charts:?}");
+    let copy = std::fs::read_to_string(elsewhere.join("BENCH.md")).expect("the copy");
+    assert!(copy.contains("(BENCH.throughput.svg)") && copy.contains("(BENCH.latency.svg)"));
+    let copied = std::fs::read_to_string(elsewhere.join("BENCH.throughput.svg")).expect("copied");
+    assert_eq!(copied, svg);
+    assert!(elsewhere.join("BENCH.latency.svg").exists());
+    assert!(text.contains("(throughput.svg)"), "the run's own report links its own charts");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -173,7 +184,7 @@ fn rounds_give_the_median_and_the_spread_of_the_ratios() {
     // The median of the measured rounds; the failed one is left out.
     assert_eq!(results.run("wsloop-inline", Scenario::Echo(32)).map(|o| o.round), Some(3));
     assert_eq!(results.rounds_of("wsloop-inline", Scenario::Echo(32)).len(), 4);
-    let text = table::render(&results);
+    let text = table::render(&results, "");
     assert!(text.contains("| wsloop, inline dispatch | 2.00 M | – |"), "{text}");
     // The median of the rounds' own ratios, 3, 1 and 1, not the medians' 2 M ÷ 1 M: a
     // round the host slowed for ours and another it slowed for theirs make no ratio.
