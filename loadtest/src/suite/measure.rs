@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::matrix::Matrix;
-use super::procfs::{CpuTicks, TICKS_PER_SEC, core_ticks, fd_count};
+use super::procfs::{CoreTicks, CpuTicks, TICKS_PER_SEC, core_ticks, fd_count};
 use crate::report::Report;
 
 /// The CPU window opens this long after (the moment the server holds every connection +
@@ -102,17 +102,31 @@ pub struct CpuWindow {
     /// The share of the server's core the hypervisor took (steal time), percent: a
     /// server's own CPU time may count it, as it ran while the core was taken.
     pub core_steal_pct: Option<f64>,
+    /// The generator's own CPU ticks in the same window: what a message cost it, which
+    /// sets msg/s when it is the limit.
+    pub generator: Option<CpuTicks>,
+    /// The share of the generator's core the hypervisor took, percent.
+    pub generator_core_steal_pct: Option<f64>,
 }
 
 impl CpuWindow {
     /// Server CPU per message, (user, system) nanoseconds, at `msgs_per_sec`.
     pub fn ns_per_msg(&self, msgs_per_sec: f64) -> Option<(f64, f64)> {
+        self.per_msg(self.ticks, msgs_per_sec)
+    }
+
+    /// The generator's CPU per message, (user, system) nanoseconds, at `msgs_per_sec`.
+    pub fn generator_ns_per_msg(&self, msgs_per_sec: f64) -> Option<(f64, f64)> {
+        self.per_msg(self.generator?, msgs_per_sec)
+    }
+
+    fn per_msg(&self, ticks: CpuTicks, msgs_per_sec: f64) -> Option<(f64, f64)> {
         let msgs = msgs_per_sec * self.secs;
         if msgs <= 0.0 {
             return None;
         }
         let ns = |ticks: u64| ticks as f64 / TICKS_PER_SEC * 1e9 / msgs;
-        Some((ns(self.ticks.user), ns(self.ticks.system)))
+        Some((ns(ticks.user), ns(ticks.system)))
     }
 
     /// Server CPU use, percent of one core.
@@ -247,12 +261,30 @@ fn cpu_window(
     let warmup = Duration::from_secs_f64(s.warmup_s);
     let open = all + warmup + CPU_START_MARGIN;
     let close = all + warmup + Duration::from_secs_f64(s.duration_s) - CPU_END_MARGIN;
-    let core = m.settings.server_core;
+    let (core, client_core, generator) = (s.server_core, s.client_core, child.id());
     sleep_until(open);
-    let (t0, a, core_a) = (Instant::now(), CpuTicks::of(pid)?, core_ticks(core));
+    let t0 = Instant::now();
+    let (a, core_a) = (CpuTicks::of(pid)?, core_ticks(core));
+    let (gen_a, client_a) = (CpuTicks::of(generator), core_ticks(client_core));
     sleep_until(close);
-    let (t1, b, core_b) = (Instant::now(), CpuTicks::of(pid)?, core_ticks(core));
-    let (core_busy_pct, core_steal_pct) = match (core_a, core_b) {
+    let t1 = Instant::now();
+    let (b, core_b) = (CpuTicks::of(pid)?, core_ticks(core));
+    let (gen_b, client_b) = (CpuTicks::of(generator), core_ticks(client_core));
+    let (core_busy_pct, core_steal_pct) = core_shares(core_a, core_b);
+    let (_, generator_core_steal_pct) = core_shares(client_a, client_b);
+    Some(CpuWindow {
+        secs: (t1 - t0).as_secs_f64(),
+        ticks: b.since(a),
+        core_busy_pct,
+        core_steal_pct,
+        generator: gen_a.zip(gen_b).map(|(a, b)| b.since(a)),
+        generator_core_steal_pct,
+    })
+}
+
+/// A core's (busy, steal) percent between two readings of `/proc/stat`.
+fn core_shares(a: Option<CoreTicks>, b: Option<CoreTicks>) -> (Option<f64>, Option<f64>) {
+    match (a, b) {
         (Some(a), Some(b)) if b.total > a.total => {
             let pct = |x0: u64, x1: u64| {
                 Some(100.0 * x1.saturating_sub(x0) as f64 / (b.total - a.total) as f64)
@@ -260,9 +292,7 @@ fn cpu_window(
             (pct(a.busy, b.busy), pct(a.steal, b.steal))
         }
         _ => (None, None),
-    };
-    let (secs, ticks) = ((t1 - t0).as_secs_f64(), b.since(a));
-    Some(CpuWindow { secs, ticks, core_busy_pct, core_steal_pct })
+    }
 }
 
 fn sleep_until(t: Instant) {
@@ -283,10 +313,14 @@ mod tests {
             ticks: CpuTicks { user: 150, system: 50 },
             core_busy_pct: None,
             core_steal_pct: None,
+            generator: Some(CpuTicks { user: 40, system: 160 }),
+            generator_core_steal_pct: None,
         };
         // 1.5 s user + 0.5 s system over 2 s at 1M msg/s: 750 + 250 ns per message.
         let (user, system) = w.ns_per_msg(1_000_000.0).expect("messages");
         assert!((user - 750.0).abs() < 1e-6 && (system - 250.0).abs() < 1e-6);
+        let (user, system) = w.generator_ns_per_msg(1_000_000.0).expect("messages");
+        assert!((user - 200.0).abs() < 1e-6 && (system - 800.0).abs() < 1e-6);
         assert!((w.percent() - 100.0).abs() < 1e-9);
         assert_eq!(w.ns_per_msg(0.0), None);
     }

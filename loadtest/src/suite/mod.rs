@@ -126,6 +126,11 @@ impl Measured {
         self.cpu?.ns_per_msg(self.msgs_per_sec())
     }
 
+    /// The generator's CPU per message, (user, system) ns, over the server's CPU window.
+    pub fn generator_split(&self) -> Option<(f64, f64)> {
+        self.cpu?.generator_ns_per_msg(self.msgs_per_sec())
+    }
+
     /// Whether the generator, not the server, may have set the pace.
     pub fn generator_bound(&self) -> bool {
         let closed_loop_note = self.report.warnings.iter().any(|w| w.starts_with("closed loop"));

@@ -292,7 +292,10 @@ fn how_to_read(t: &mut String, r: &Results, charts: &str) {
         "- **generator busy** (per echo size, then latency): share of the window the generator's \
          thread was not idle in `poll`; \\* marks a run where it was saturated or over 90% busy \
          with enough messages in flight to be the limit: msg/s then shows the generator's limit, \
-         not the server's."
+         not the server's. The per-run details give the generator's own CPU per message (user + \
+         system, over the server's CPU window) and the steal on its core: when the generator is \
+         the limit, msg/s is about its busy share ÷ that cost, so a round where its cost rose \
+         (other work on the host) is slower for reasons that are not the server's."
     );
     let _ = writeln!(
         t,
@@ -315,16 +318,16 @@ fn how_to_read(t: &mut String, r: &Results, charts: &str) {
 
 fn details(t: &mut String, r: &Results) {
     let _ = writeln!(t, "## Per-run details\n\nIn the order they ran.\n");
-    let core = r.matrix.settings.server_core;
+    let (core, client_core) = (r.matrix.settings.server_core, r.matrix.settings.client_core);
     let _ = writeln!(
         t,
         "| server | round | scenario | msg/s | CPU window s | server CPU % | core {core} busy % (others; steal) \
-         | user ns/msg | sys ns/msg | generator busy | notes |"
+         | user ns/msg | sys ns/msg | generator busy | generator ns/msg, user + sys (core {client_core} steal) | notes |"
     );
-    let _ = writeln!(t, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|---|");
+    let _ = writeln!(t, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|");
     for o in &r.runs {
         let mut notes = o.notes.clone();
-        let (msgs, win, pct, core_pct, user, sys, busy) = match &o.result {
+        let (msgs, win, pct, core_pct, user, sys, busy, generator) = match &o.result {
             Ok(m) => {
                 let split = m.cpu_split();
                 let core_pct = m.cpu.and_then(|c| {
@@ -344,20 +347,32 @@ fn details(t: &mut String, r: &Results) {
                     int(split.map(|s| s.0)),
                     int(split.map(|s| s.1)),
                     m.busy_cell(),
+                    generator_cell(m),
                 )
             }
             Err(e) => {
                 notes.insert(0, format!("FAILED: {e}"));
-                ("–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into())
+                let dash = || "–".to_string();
+                (dash(), dash(), dash(), dash(), dash(), dash(), dash(), dash())
             }
         };
         let notes = notes.join("; ").replace('|', "/");
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {msgs} | {win} | {pct} | {core_pct} | {user} | {sys} | {busy} | {notes} |",
+            "| {} | {} | {} | {msgs} | {win} | {pct} | {core_pct} | {user} | {sys} | {busy} | {generator} | {notes} |",
             o.server,
             o.round,
             o.scenario.key()
         );
     }
+}
+
+/// The generator's user + system ns per message, and the steal on its core.
+fn generator_cell(m: &Measured) -> String {
+    let Some((user, sys)) = m.generator_split() else {
+        return "–".into();
+    };
+    let steal = m.cpu.and_then(|c| c.generator_core_steal_pct);
+    let steal = steal.map_or(String::new(), |s| format!(" ({s:.0}%)"));
+    format!("{} + {}{steal}", int(Some(user)), int(Some(sys)))
 }

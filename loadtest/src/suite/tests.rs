@@ -76,6 +76,8 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
                 ticks: procfs::CpuTicks { user: 60, system: 40 },
                 core_busy_pct: Some(100.0),
                 core_steal_pct: Some(12.0),
+                generator: Some(procfs::CpuTicks { user: 10, system: 30 }),
+                generator_core_steal_pct: Some(3.0),
             }),
             percentiles: vec![(0.5, 0.02), (0.99, 0.05)],
         })
@@ -127,6 +129,8 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
         details.lines().filter(|l| l.starts_with('|')).map(|l| l.matches('|').count()).collect();
     assert!(cells.len() == 6 && cells.iter().all(|&n| n == cells[0]), "{details}");
     assert!(details.contains("| 100% (0%; 12%) |"), "{details}");
+    // 0.1 s user + 0.3 s system of the generator's over 5,000 messages, 3% stolen.
+    assert!(details.contains("| 20,000 + 60,000 (3%) |"), "{details}");
     assert!(text.contains("p50 / p99 µs at 10,000 msg/s"));
     let dir = std::env::temp_dir().join(format!("wsloop-suite-charts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -204,6 +208,8 @@ fn steal_from_a_tenth_of_the_core_is_noted() {
         ticks: procfs::CpuTicks { user: 50, system: 20 },
         core_busy_pct: Some(95.0),
         core_steal_pct: steal,
+        generator: None,
+        generator_core_steal_pct: None,
     };
     assert_eq!(super::stolen(&window(Some(12.5))), Some(12.5));
     assert_eq!(super::stolen(&window(Some(9.9))), None);
