@@ -122,7 +122,8 @@ spec = {"url": url, "outdir": report_dir, "cases": json.loads(cases),
         "exclude-cases": json.loads(exclude), "exclude-agent-cases": {}}
 json.dump(spec, open(report_dir + "/spec.json", "w"), indent=2)
 EOF
-  (cd "$REPORT_DIR" && exec "$OLDPWD/$VENV/bin/wstest" -m fuzzingserver -s spec.json >wstest.log 2>&1) &
+  # `-u 0`: no report web server, whose fixed port (8080) two client runs at once would share.
+  (cd "$REPORT_DIR" && exec "$OLDPWD/$VENV/bin/wstest" -m fuzzingserver -u 0 -s spec.json >wstest.log 2>&1) &
   wstest_pid=$!
   trap 'kill $wstest_pid 2>/dev/null || true; wait $wstest_pid 2>/dev/null || true' EXIT
   if ! wait_for_port "$port" $wstest_pid; then
