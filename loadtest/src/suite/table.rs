@@ -292,8 +292,8 @@ fn how_to_read(t: &mut String, r: &Results, charts: &str) {
         "- **generator busy** (per echo size, then latency): share of the window the generator's \
          thread was not idle in `poll`; \\* marks a run where it was saturated or over 90% busy \
          with enough messages in flight to be the limit: msg/s then shows the generator's limit, \
-         not the server's. The per-run details give the generator's own CPU per message (user + \
-         system, over the server's CPU window) and the steal on its core: when the generator is \
+         not the server's. The per-run details give the generator's own CPU per echoed message \
+         (user + system, over the server's CPU window) and the steal on its core: when it is \
          the limit, msg/s is about its busy share ÷ that cost, so a round where its cost rose \
          (other work on the host) is slower for reasons that are not the server's."
     );
@@ -347,7 +347,7 @@ fn details(t: &mut String, r: &Results) {
                     int(split.map(|s| s.0)),
                     int(split.map(|s| s.1)),
                     m.busy_cell(),
-                    generator_cell(m),
+                    generator_cell(m, o.scenario),
                 )
             }
             Err(e) => {
@@ -367,9 +367,11 @@ fn details(t: &mut String, r: &Results) {
     }
 }
 
-/// The generator's user + system ns per message, and the steal on its core.
-fn generator_cell(m: &Measured) -> String {
-    let Some((user, sys)) = m.generator_split() else {
+/// The generator's user + system ns per message, and the steal on its core; echo only (at
+/// a fixed rate its CPU goes to pacing the sends, not to the messages).
+fn generator_cell(m: &Measured, scenario: Scenario) -> String {
+    let split = m.generator_split().filter(|_| matches!(scenario, Scenario::Echo(_)));
+    let Some((user, sys)) = split else {
         return "–".into();
     };
     let steal = m.cpu.and_then(|c| c.generator_core_steal_pct);
