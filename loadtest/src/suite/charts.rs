@@ -5,6 +5,7 @@ use std::path::Path;
 
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::Results;
 use super::measure::Scenario;
@@ -43,29 +44,25 @@ fn throughput(r: &Results, path: &Path) -> Result<(), PlotError> {
         .fold(0.0f64, f64::max)
         .max(1.0)
         * 1.15;
-    let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
+    let root = SVGBackend::new(path, (1100, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_err)?;
     let n = servers.len().max(1) as i32;
     // `(0..k).into_segmented()` has k + 1 segments: one per server.
     let mut chart = ChartBuilder::on(&root)
         .caption("echo throughput per server and message size (one core each)", ("sans-serif", 20))
         .margin(16)
-        .x_label_area_size(48)
+        .x_label_area_size(48 + LABEL_LINE * 2)
         .y_label_area_size(80)
         .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..hi)
         .map_err(draw_err)?;
-    let labels: Vec<String> = servers.iter().map(|(_, l)| l.to_string()).collect();
-    let x_label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-        _ => String::new(),
-    };
     let y_label = axis::linear(0.0..hi, axis::Y_LABELS);
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_desc("server")
         .y_desc("messages echoed per second")
-        .x_label_formatter(&x_label)
+        // Drawn below, a line per comma-separated part: on one line they run into each other.
+        .x_label_formatter(&|_| String::new())
         .y_labels(axis::Y_LABELS)
         .y_label_formatter(&y_label)
         .axis_desc_style(("sans-serif", 14))
@@ -105,8 +102,19 @@ fn throughput(r: &Results, path: &Path) -> Result<(), PlotError> {
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(draw_err)?;
+    let style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, (_, label)) in servers.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(SegmentValue::CenterOf(i as i32), 0.0));
+        for (k, line) in label.split(", ").enumerate() {
+            let y = y + 8 + LABEL_LINE * k as i32;
+            root.draw(&Text::new(line, (x, y), style.clone())).map_err(draw_err)?;
+        }
+    }
     root.present().map_err(draw_err)
 }
+
+/// Pixels from one line of a server's label to the next, under the throughput bars.
+const LABEL_LINE: i32 = 15;
 
 /// x: log10(1 / (1 − percentile)), so p90, p99, p99.9 are evenly spaced.
 fn nines(q: f64) -> f64 {

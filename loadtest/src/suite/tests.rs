@@ -136,7 +136,10 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
     std::fs::create_dir_all(&dir).expect("dir");
     charts::write(&results, &dir).expect("charts draw");
     let svg = std::fs::read_to_string(dir.join("throughput.svg")).expect("throughput.svg");
-    assert!(svg.contains("wsloop, inline dispatch") && svg.contains("echo 1 KiB"));
+    // Each server's label under its bars, a line per comma-separated part.
+    let text_line = |t: &str| svg.lines().any(|l| l.trim() == t);
+    assert!(text_line("wsloop") && text_line("inline dispatch"), "{svg}");
+    assert!(text_line("tokio-tungstenite") && svg.contains("echo 1 KiB"), "{svg}");
     assert!(svg.contains("messages echoed per second"));
     // `--write` elsewhere: the copy links charts named after it, copied beside it.
     let elsewhere = dir.join("elsewhere");
