@@ -1022,7 +1022,7 @@ fn on_event<D: Driver>(
                 read_frames(io, driver, key, hup);
                 // The driver's answers go out now, while their bytes are still in cache
                 // and the server can start on them, not with the turn's other flushes: one
-                // generator thread then sends ~9% more 1 KiB echoes a second. Not for a
+                // generator thread then sends ~11% more 1 KiB echoes a second. Not for a
                 // connection the read just ended (its end is recorded already).
                 if !io.broken.iter().any(|&(k, _)| k == key) {
                     io.flush(key);
