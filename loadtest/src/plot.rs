@@ -35,13 +35,19 @@ pub fn draw_err<E: std::fmt::Debug>(e: E) -> PlotError {
     PlotError::Draw(format!("{e:?}"))
 }
 
-/// The series colours, in order.
-pub const COLORS: [RGBColor; 5] = [
+/// The series colours, in order: ten that can be told apart, so that each of the suite's
+/// servers gets its own line in the latency chart.
+pub const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Draws `report`'s timeline to `path`: latency percentiles, then messages or connections

@@ -156,6 +156,17 @@ fn the_table_shows_every_server_and_why_one_is_missing() {
 }
 
 #[test]
+fn each_server_of_the_default_matrix_has_its_own_colour() {
+    // The latency chart draws a line per server, coloured in turn from COLORS.
+    let servers = Matrix::parse(matrix::DEFAULT).expect("default").servers.len();
+    let colours = crate::plot::COLORS;
+    assert!(servers <= colours.len(), "{servers} servers, {} colours", colours.len());
+    for (i, a) in colours.iter().enumerate() {
+        assert!(colours[i + 1..].iter().all(|b| b != a), "colour {i} repeats");
+    }
+}
+
+#[test]
 fn rounds_give_the_median_and_the_spread_of_the_ratios() {
     let mut m = Matrix::parse(matrix::DEFAULT).expect("default");
     m.only(&["wsloop-inline".into(), "tokio-tungstenite".into()]).expect("known");
