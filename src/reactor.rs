@@ -23,8 +23,11 @@
 //! deadline queued at once) → mark asleep →
 //! drain commands (after the mark, which closes the race with senders) → write every
 //! connection that has frames queued, one `writev` each → send the turn's event batches
-//! to workers → poll, for at most the time until the next timer tick or the shutdown
-//! deadline (at once when reads or accepts were left for this turn). A poll that slept
+//! to workers, marked awake (a worker sharing the core answers at once and needs not wake
+//! the reactor), then mark asleep and look for commands once more (what came meanwhile
+//! woke nobody: it starts another drain and write) → poll, for at most the time until the
+//! next timer tick or the shutdown deadline (at once when reads or accepts were left for
+//! this turn, or commands for it). A poll that slept
 //! [`IDLE_SLEEP`] and found nothing makes the reactor free what the last burst grew.
 //! With a busy-poll window ([`Config::busy_poll`](crate::Config::busy_poll)), a reactor
 //! that had events polls with a zero timeout instead, until the window passes; an empty
@@ -388,11 +391,11 @@ impl Reactor {
             self.drain_commands();
             self.flush_dirty();
             // Last, so events the writes produced (Drain, Disconnect) leave before sleeping.
-            let handed = self.dispatch_batches();
+            let commands_waiting = self.hand_over(may_yield);
             if self.shutdown_done() {
                 break;
             }
-            if handed && std::mem::take(&mut may_yield) && self.replies_after_yield() {
+            if commands_waiting && std::mem::take(&mut may_yield) {
                 continue;
             }
             may_yield = true;
@@ -400,7 +403,8 @@ impl Reactor {
                 let (sockets, paused) = (self.conns.len(), self.paused.len());
                 self.shared.counters.turn_ended(self.index, started.elapsed(), sockets, paused);
             }
-            let sleep = self.poll_timeout();
+            // Commands that came while marked awake woke nobody: look at once.
+            let sleep = if commands_waiting { Some(Duration::ZERO) } else { self.poll_timeout() };
             let timeout = self.busy_poll.timeout(Instant::now, sleep);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -452,14 +456,18 @@ impl Reactor {
         self.drain_backlog();
     }
 
-    /// After handing events to workers: lets a worker that shares this core answer before
-    /// the reactor sleeps (its reply then needs no wake-up, and the reactor no poll).
-    /// True when replies came.
-    fn replies_after_yield(&self) -> bool {
-        let awake = &self.remote().awake;
-        awake.store(true, Ordering::SeqCst);
-        std::thread::yield_now();
-        awake.store(false, Ordering::SeqCst);
+    /// Sends the turn's batches to the workers while marked awake, then marks the reactor
+    /// asleep. A worker sharing this core runs the moment its bell rings (a woken thread
+    /// preempts its waker), so its reply needs no wake-up; when batches left and
+    /// `may_yield`, the core is yielded once so such a worker can answer before the
+    /// reactor sleeps. True when commands wait: nobody woke the reactor for them.
+    fn hand_over(&mut self, may_yield: bool) -> bool {
+        self.remote().awake.store(true, Ordering::SeqCst);
+        let handed = self.dispatch_batches();
+        if handed && may_yield && self.commands.is_empty() {
+            std::thread::yield_now();
+        }
+        self.remote().awake.store(false, Ordering::SeqCst);
         !self.commands.is_empty()
     }
 

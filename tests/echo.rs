@@ -41,6 +41,23 @@ fn messages_come_back_in_order() {
     }
 }
 
+/// One message in flight at a time through one worker: the worker answers while the
+/// reactor is still handing its batch over, marked awake, so nobody wakes the reactor for
+/// that answer. The reactor must see it before it sleeps; with no timer set (no pings) a
+/// missed answer waits for the next message, which never comes, and the read times out.
+#[test]
+fn answers_given_during_the_hand_over_are_not_left_waiting() {
+    let _w = Watchdog::new("echo_hand_over", Duration::from_secs(60));
+    let server = echo_server(config().reactors(1).workers(1).ping_interval(None));
+    let mut client = connect(server.local_addr());
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    }
+    for i in 0..3000 {
+        assert_echo(&mut client, &i.to_string());
+    }
+}
+
 #[test]
 fn fragmented_message_with_interleaved_pings() {
     let _w = Watchdog::new("fragments", Duration::from_secs(20));
