@@ -206,12 +206,15 @@ pub(crate) fn write_queue(
     flushed
 }
 
-/// One `writev` of the queue's frames, oldest first.
+/// One `writev` of the queue's frames, oldest first; a plain `write` for a lone frame
+/// (the kernel then has no vector to import).
 fn write_slices(stream: &TcpStream, session: &Session) -> io::Result<usize> {
     const MAX_SLICES: usize = 64;
     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-    let n = session.slices(&mut slices);
-    write_retrying(stream, |mut s| s.write_vectored(&slices[..n]))
+    match session.slices(&mut slices) {
+        1 => write_retrying(stream, |mut s| s.write(&slices[0])),
+        n => write_retrying(stream, |mut s| s.write_vectored(&slices[..n])),
+    }
 }
 
 /// Runs `write` until it is not interrupted by a signal.
