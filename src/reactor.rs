@@ -22,13 +22,13 @@
 //! event → read the budget-limited connections again → fire timers (writing what a
 //! deadline queued at once) → mark asleep →
 //! drain commands (after the mark, which closes the race with senders) → write every
-//! connection that has frames queued, one `writev` each → send the turn's event batches
-//! to workers, marked awake (a worker sharing the core answers at once and needs not wake
+//! connection that has frames queued, one write each → send the turn's event batches to
+//! workers, marked awake (a worker sharing the core answers at once and needs not wake
 //! the reactor), then mark asleep and look for commands once more (what came meanwhile
 //! woke nobody: it starts another drain and write) → poll, for at most the time until the
 //! next timer tick or the shutdown deadline (at once when reads or accepts were left for
-//! this turn, or commands for it). A poll that slept
-//! [`IDLE_SLEEP`] and found nothing makes the reactor free what the last burst grew.
+//! this turn, or commands for it). A poll that slept [`IDLE_SLEEP`] and found nothing
+//! makes the reactor free what the last burst grew.
 //! With a busy-poll window ([`Config::busy_poll`](crate::Config::busy_poll)), a reactor
 //! that had events polls with a zero timeout instead, until the window passes; an empty
 //! poll there is no turn, just a yield of the core (reactor/busy_poll.rs).
